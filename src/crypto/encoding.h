@@ -1,0 +1,24 @@
+// Base64 (RFC 4648 standard alphabet, '=' padding required) and lowercase hex,
+// as KES uses them on the wire and in stored keys.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kes::crypto {
+
+std::string Base64Encode(std::span<const uint8_t> bytes);
+std::string Base64Encode(std::string_view bytes);
+// Strict standard base64 with padding. '\r' and '\n' anywhere are ignored,
+// as Go's decoder does. nullopt on any other deviation.
+std::optional<std::vector<uint8_t>> Base64Decode(std::string_view text);
+
+std::string HexEncode(std::span<const uint8_t> bytes);
+// Lower- or upper-case hex digits, even length; nullopt otherwise.
+std::optional<std::vector<uint8_t>> HexDecode(std::string_view text);
+
+}  // namespace kes::crypto

@@ -1,0 +1,63 @@
+// KeyStore: the narrow interface every backend implements (spec
+// keystores.md §1). Values are opaque text blobs (the encoded KeyVersion);
+// a backend knows nothing about HTTP or key formats.
+//
+// Error contract (Status codes):
+//   kAlreadyExists -> Status::KeyExists()      (Create of an existing name)
+//   kNotFound      -> Status::KeyNotFound()    (Get/Delete of a missing name)
+//   kUnreachable   -> the backend cannot be reached (network, offline)
+//   anything else  -> a backend failure; the message is for the error log only.
+//
+// Implementations must be safe to call from many threads at once. Calls may
+// block (disk, network): the server never calls them on an I/O thread.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace kes::keystore {
+
+struct KeyStoreState {
+  std::chrono::nanoseconds latency{0};  // round trip of the health probe
+};
+
+struct ListPage {
+  std::vector<std::string> names;  // sorted byte-wise
+  std::string continue_at;         // empty at the end
+};
+
+class KeyStore {
+ public:
+  virtual ~KeyStore() = default;
+
+  // Text after "KMS" in the start-up banner, e.g. "In Memory",
+  // "Filesystem: /var/kes", "AWS SecretsManager: https://...".
+  virtual std::string DisplayName() const = 0;
+
+  // Reachability probe. Must return kUnreachable when the backend cannot be
+  // contacted at all.
+  virtual Result<KeyStoreState> Status() = 0;
+
+  // Stores `value` under `name` only if absent. Returns OK only once the
+  // backend has durably accepted the write.
+  virtual kes::Status Create(std::string_view name, std::string_view value) = 0;
+
+  virtual Result<std::string> Get(std::string_view name) = 0;
+
+  virtual kes::Status Delete(std::string_view name) = 0;
+
+  // Names starting with `prefix` (empty = all), sorted. `limit` <= 0 means
+  // "everything": the server always asks for everything and returns one
+  // complete page to clients (api.md §4 recommendation).
+  virtual Result<ListPage> List(std::string_view prefix, int limit) = 0;
+
+  // Stops background work (token renewal, pings). Idempotent.
+  virtual void Close() {}
+};
+
+}  // namespace kes::keystore
