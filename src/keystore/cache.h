@@ -1,0 +1,68 @@
+// KeyCache: the in-memory cache in front of every keystore (spec
+// keystores.md §3). Parsed keys are served from memory; a miss fetches the
+// stored value once per name however many callers wait (single flight);
+// while the backend is offline, cached keys keep serving.
+//
+// Thread-safety: every method may be called from any thread. TryGet never
+// blocks on the backend and is safe on an I/O thread; all other methods may
+// call the backend and must run on a worker thread.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+#include "crypto/key_version.h"
+#include "keystore/keystore.h"
+
+namespace kes::keystore {
+
+struct CacheOptions {
+  // Period of the global flush; <= 0 disables it.
+  std::chrono::nanoseconds expiry_any = std::chrono::minutes(5);
+  // Entries unused for this long are dropped (checked every unused/2); <= 0 disables.
+  std::chrono::nanoseconds expiry_unused = std::chrono::seconds(30);
+  // While offline, cached entries survive until this period ticks; <= 0: no
+  // offline caching (entries are flushed by the normal timers).
+  std::chrono::nanoseconds expiry_offline = std::chrono::nanoseconds(0);
+  // Health probe period (upstream: fixed 10 s).
+  std::chrono::nanoseconds probe_interval = std::chrono::seconds(10);
+};
+
+using KeyRef = std::shared_ptr<const crypto::KeyVersion>;
+
+class KeyCache {
+ public:
+  KeyCache(std::unique_ptr<KeyStore> store, CacheOptions options);
+  ~KeyCache();  // stops the timers, closes the backend
+  KeyCache(const KeyCache&) = delete;
+  KeyCache& operator=(const KeyCache&) = delete;
+
+  // A cached key, or nullptr. Never touches the backend; marks the entry used.
+  KeyRef TryGet(std::string_view name);
+  // A cached key or, on a miss, fetched from the backend and parsed.
+  // KeyNotFound passes through; a corrupt stored value or backend error is
+  // an error (the API answers 502 "failed to read key").
+  Result<KeyRef> Get(std::string_view name);
+  // Encodes and stores a new key (create-if-absent). Does not cache it.
+  Status Create(std::string_view name, const crypto::KeyVersion& key);
+  // Deletes in the backend; on success evicts the entry.
+  Status Delete(std::string_view name);
+  Result<ListPage> List(std::string_view prefix);
+  // kUnreachable immediately while offline, else the backend's Status.
+  Result<KeyStoreState> Status();
+  bool offline() const;
+  std::string DisplayName() const;
+
+  // Number of backend Get calls so far (exported as a metric; a warm cache
+  // makes none).
+  uint64_t backend_gets() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kes::keystore
