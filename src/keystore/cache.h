@@ -47,9 +47,9 @@ class KeyCache {
   // an error (the API answers 502 "failed to read key").
   Result<KeyRef> Get(std::string_view name);
   // Encodes and stores a new key (create-if-absent). Does not cache it.
-  Status Create(std::string_view name, const crypto::KeyVersion& key);
+  kes::Status Create(std::string_view name, const crypto::KeyVersion& key);
   // Deletes in the backend; on success evicts the entry.
-  Status Delete(std::string_view name);
+  kes::Status Delete(std::string_view name);
   Result<ListPage> List(std::string_view prefix);
   // kUnreachable immediately while offline, else the backend's Status.
   Result<KeyStoreState> Status();
