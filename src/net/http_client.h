@@ -1,0 +1,77 @@
+// HttpClient: blocking outbound HTTP(S) on libcurl, safe to call from many
+// threads at once.
+//
+// Connections are reused: each client keeps a pool of curl easy handles (each
+// with its own keep-alive connection cache) plus a shared DNS and TLS-session
+// cache, so a steady stream of calls to one endpoint does not pay a TCP and
+// TLS handshake per call.
+//
+// Transport policy (why): production traffic to AWS must be TLS 1.2+ with
+// certificate and host-name verification, always. Plain http:// is refused
+// unless the host is loopback (local test endpoints) or, when
+// `allow_metadata_http` is set, one of the fixed link-local credential
+// endpoints of ECS/EKS/EC2 (which only speak plain HTTP).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "net/url.h"
+
+namespace kes::net {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+struct HttpRequest {
+  std::string method = "GET";
+  Url url;
+  Headers headers;  // sent as given, in order; "Host" overrides curl's own
+  std::string body;
+  // Overrides the client's request timeout for this call when > 0.
+  std::chrono::milliseconds timeout{0};
+};
+
+struct HttpResponse {
+  int status = 0;
+  Headers headers;  // names lower-cased, in arrival order
+  std::string body;
+
+  // First value of the header `name` (lower case), or empty.
+  std::string Header(std::string_view name) const;
+};
+
+struct HttpClientOptions {
+  std::chrono::milliseconds connect_timeout{3000};
+  std::chrono::milliseconds request_timeout{10000};
+  std::string ca_file;  // extra CA bundle (PEM); empty: system trust store
+  bool allow_metadata_http = false;
+  size_t max_response_bytes = 4 << 20;
+};
+
+// A transport failure (DNS, connect, TLS, timeout, reset) is returned as
+// Code::kUnreachable; any HTTP answer, whatever its status, is a response.
+class HttpClient {
+ public:
+  explicit HttpClient(HttpClientOptions options = {});
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  Result<HttpResponse> Do(const HttpRequest& request);
+
+  // Checks the transport policy for `url` without sending anything.
+  Status CheckUrl(const Url& url) const;
+
+  const HttpClientOptions& options() const { return options_; }
+
+ private:
+  class Pool;
+  HttpClientOptions options_;
+  std::unique_ptr<Pool> pool_;
+};
+
+}  // namespace kes::net
