@@ -38,6 +38,7 @@ class APIKey {
   Result<CertificatePtr> GenerateCertificate() const;
 
  private:
+  static Result<APIKey> FromSeed(crypto::SecretBytes seed);
   APIKey(crypto::SecretBytes seed, PrivateKeyPtr key) : seed_(std::move(seed)), key_(std::move(key)) {}
   crypto::SecretBytes seed_;
   PrivateKeyPtr key_;

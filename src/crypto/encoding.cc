@@ -1,0 +1,118 @@
+#include "crypto/encoding.h"
+
+#include <array>
+
+namespace kes::crypto {
+namespace {
+
+constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+constexpr std::array<int8_t, 256> MakeDecodeTable() {
+  std::array<int8_t, 256> t{};
+  for (auto& v : t) v = -1;
+  for (int i = 0; i < 64; ++i) t[static_cast<uint8_t>(kAlphabet[i])] = static_cast<int8_t>(i);
+  return t;
+}
+constexpr auto kDecode = MakeDecodeTable();
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+std::string Base64Encode(std::span<const uint8_t> bytes) {
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 3 <= bytes.size(); i += 3) {
+    const uint32_t v = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
+    out += kAlphabet[v >> 18];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  const size_t rest = bytes.size() - i;
+  if (rest == 1) {
+    const uint32_t v = bytes[i] << 16;
+    out += kAlphabet[v >> 18];
+    out += kAlphabet[(v >> 12) & 63];
+    out += "==";
+  } else if (rest == 2) {
+    const uint32_t v = (bytes[i] << 16) | (bytes[i + 1] << 8);
+    out += kAlphabet[v >> 18];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+std::string Base64Encode(std::string_view bytes) {
+  return Base64Encode(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+}
+
+// Mirrors Go's base64.StdEncoding.DecodeString: CR/LF are skipped anywhere,
+// the input must be whole 4-character quanta with '=' padding only at the
+// end, and non-zero bits in the last partial quantum are tolerated.
+std::optional<std::vector<uint8_t>> Base64Decode(std::string_view text) {
+  std::vector<uint8_t> out;
+  out.reserve(text.size() / 4 * 3);
+  uint8_t quantum[4];
+  size_t n = 0;       // characters collected in the current quantum
+  size_t pad = 0;     // '=' seen in the current quantum
+  bool done = false;  // a padded quantum ended the data
+  for (char c : text) {
+    if (c == '\r' || c == '\n') continue;
+    if (done) return std::nullopt;
+    if (c == '=') {
+      if (n < 2) return std::nullopt;
+      ++pad;
+      quantum[n++] = 0;
+    } else {
+      if (pad > 0) return std::nullopt;
+      const int8_t v = kDecode[static_cast<uint8_t>(c)];
+      if (v < 0) return std::nullopt;
+      quantum[n++] = static_cast<uint8_t>(v);
+    }
+    if (n == 4) {
+      const uint32_t v = (quantum[0] << 18) | (quantum[1] << 12) | (quantum[2] << 6) | quantum[3];
+      out.push_back(static_cast<uint8_t>(v >> 16));
+      if (pad < 2) out.push_back(static_cast<uint8_t>(v >> 8));
+      if (pad < 1) out.push_back(static_cast<uint8_t>(v));
+      if (pad > 0) done = true;
+      n = 0;
+    }
+  }
+  if (n != 0) return std::nullopt;
+  return out;
+}
+
+std::string HexEncode(std::span<const uint8_t> bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (uint8_t b : bytes) {
+    out += kHex[b >> 4];
+    out += kHex[b & 15];
+  }
+  return out;
+}
+
+std::optional<std::vector<uint8_t>> HexDecode(std::string_view text) {
+  if (text.size() % 2 != 0) return std::nullopt;
+  std::vector<uint8_t> out;
+  out.reserve(text.size() / 2);
+  for (size_t i = 0; i < text.size(); i += 2) {
+    const int hi = HexValue(text[i]), lo = HexValue(text[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out.push_back(static_cast<uint8_t>(hi << 4 | lo));
+  }
+  return out;
+}
+
+}  // namespace kes::crypto

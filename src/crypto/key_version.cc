@@ -1,0 +1,188 @@
+#include "crypto/key_version.h"
+
+#include <nlohmann/json.hpp>
+
+#include "crypto/encoding.h"
+#include "kes.pb.h"
+
+namespace kes::crypto {
+namespace {
+
+constexpr uint32_t kHashSHA256 = 1;
+
+bool EqualFold(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+std::span<const uint8_t> Bytes(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+// Legacy JSON key (crypto.md §4.3), decoded with Go encoding/json semantics.
+Result<KeyVersion> ParseLegacyJson(const nlohmann::json& doc) {
+  if (doc.is_null()) {
+    // Go: unmarshalling null into a struct is a no-op, leaving an empty key.
+    return Status::Invalid("crypto: invalid key length '0' for 'AES256'");
+  }
+  if (!doc.is_object()) {
+    return Status::Invalid("json: cannot unmarshal " + std::string(doc.type_name()) +
+                           " into Go value of type crypto.KeyVersion");
+  }
+  std::optional<std::vector<uint8_t>> bytes;
+  std::string algorithm, created_by;
+  std::optional<Timestamp> created_at;
+  for (const auto& [name, value] : doc.items()) {
+    const bool is_bytes = EqualFold(name, "bytes"), is_alg = EqualFold(name, "algorithm"),
+               is_at = EqualFold(name, "created_at"), is_by = EqualFold(name, "created_by");
+    if (!is_bytes && !is_alg && !is_at && !is_by) continue;
+    if (value.is_null()) continue;
+    if (!value.is_string()) {
+      return Status::Invalid("json: cannot unmarshal " + std::string(value.type_name()) +
+                             " into Go struct field of type string");
+    }
+    const auto& s = value.get_ref<const std::string&>();
+    if (is_bytes) {
+      bytes = Base64Decode(s);
+      if (!bytes) return Status::Invalid("crypto: invalid base64 key bytes");
+    } else if (is_alg) {
+      algorithm = s;
+    } else if (is_by) {
+      created_by = s;
+    } else {
+      created_at = Timestamp::ParseRfc3339(s);
+      if (!created_at) {
+        return Status::Invalid("parsing time \"" + s + "\" as RFC 3339: invalid timestamp");
+      }
+    }
+  }
+
+  KeyType type = KeyType::kAES256;
+  if (!algorithm.empty()) {
+    auto t = ParseKeyType(algorithm);
+    if (!t) return Status::Invalid("crypto: secret key type '" + algorithm + "' is not supported");
+    type = *t;
+  }
+  const size_t len = bytes ? bytes->size() : 0;
+  if (len != kKeySize) {
+    if (bytes) Zeroize(bytes->data(), bytes->size());
+    return Status::Invalid("crypto: invalid key length '" + std::to_string(len) + "' for '" +
+                           std::string(KeyTypeName(type)) + "'");
+  }
+  auto key = SecretKey::Make(type, *bytes);
+  Zeroize(bytes->data(), bytes->size());
+  if (!key.ok()) return key.status();
+  key->set_untyped(algorithm.empty());
+  return KeyVersion{std::move(*key), std::nullopt, created_at.value_or(Timestamp::GoZero()),
+                    std::move(created_by)};
+}
+
+Result<KeyVersion> ParseProtobuf(std::string_view stored) {
+  auto raw = Base64Decode(stored);
+  if (!raw) return Status::Invalid("crypto: invalid base64 encoding of stored key");
+  miniohq::kms::KeyVersion pb;
+  const bool parsed = pb.ParseFromArray(raw->data(), static_cast<int>(raw->size()));
+  Zeroize(raw->data(), raw->size());
+  struct Wipe {  // the message holds key bytes in std::strings
+    miniohq::kms::KeyVersion& pb;
+    ~Wipe() {
+      if (pb.has_key()) Zeroize(pb.mutable_key()->mutable_key()->data(), pb.key().key().size());
+      if (pb.has_hmackey())
+        Zeroize(pb.mutable_hmackey()->mutable_key()->data(), pb.hmackey().key().size());
+    }
+  } wipe{pb};
+  if (!parsed) return Status::Invalid("proto: cannot parse invalid wire-format data");
+  if (!pb.has_key()) return Status::Invalid("crypto: stored key has no secret key");
+  if (!pb.has_hmackey()) return Status::Invalid("crypto: stored key has no HMAC key");
+
+  const auto& sk = pb.key();
+  if (sk.key().size() != kKeySize) {
+    return Status::Invalid("crypto: invalid secret key length '" + std::to_string(sk.key().size()) +
+                           "'");
+  }
+  if (sk.type() != static_cast<uint32_t>(KeyType::kAES256) &&
+      sk.type() != static_cast<uint32_t>(KeyType::kChaCha20)) {
+    return Status::Invalid("crypto: invalid secret key type '" + std::to_string(sk.type()) + "'");
+  }
+  const auto& hk = pb.hmackey();
+  if (hk.key().size() != 32) {
+    return Status::Invalid("crypto: invalid HMAC key length '" + std::to_string(hk.key().size()) +
+                           "'");
+  }
+  if (hk.hash() != kHashSHA256) {
+    return Status::Invalid("crypto: invalid HMAC key hash '" + std::to_string(hk.hash()) + "'");
+  }
+  if (pb.createdat().nanos() < 0 || pb.createdat().nanos() > 999'999'999) {
+    return Status::Invalid("crypto: invalid key creation time");
+  }
+  KES_ASSIGN_OR_RETURN(SecretKey key,
+                       SecretKey::Make(static_cast<KeyType>(sk.type()), Bytes(sk.key())));
+  KES_ASSIGN_OR_RETURN(HMACKey hmac, HMACKey::Make(Bytes(hk.key())));
+  Timestamp created;
+  created.seconds = pb.createdat().seconds();
+  created.nanos = pb.createdat().nanos();
+  return KeyVersion{std::move(key), std::move(hmac), created, pb.createdby()};
+}
+
+}  // namespace
+
+KeyVersion KeyVersion::Clone() const {
+  return KeyVersion{key.Clone(), hmac ? std::optional<HMACKey>(hmac->Clone()) : std::nullopt,
+                    created_at, created_by};
+}
+
+Result<KeyVersion> NewKeyVersion(KeyType type, std::string_view creator) {
+  KES_ASSIGN_OR_RETURN(SecretKey key, SecretKey::Generate(type));
+  KES_ASSIGN_OR_RETURN(HMACKey hmac, HMACKey::Generate());
+  return KeyVersion{std::move(key), std::move(hmac), Timestamp::Now(), std::string(creator)};
+}
+
+Result<KeyVersion> ParseKeyVersion(std::string_view stored) {
+  // §4.2: valid JSON (surrounding whitespace allowed) is the legacy form.
+  auto doc = nlohmann::json::parse(stored, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_discarded()) return ParseLegacyJson(doc);
+  return ParseProtobuf(stored);
+}
+
+Result<std::string> EncodeKeyVersion(const KeyVersion& version) {
+  if (!version.hmac) return Status::Invalid("crypto: key version has no HMAC key");
+  const auto type = static_cast<uint32_t>(version.key.type());
+  if (type != 1 && type != 2) return Status::Invalid("crypto: invalid secret key type");
+  if (version.key.bytes().size() != kKeySize || version.hmac->bytes().size() != 32) {
+    return Status::Invalid("crypto: key version is not initialized");
+  }
+
+  miniohq::kms::KeyVersion pb;
+  auto* sk = pb.mutable_key();
+  sk->set_key(version.key.bytes().data(), version.key.bytes().size());
+  sk->set_type(type);
+  auto* hk = pb.mutable_hmackey();
+  hk->set_key(version.hmac->bytes().data(), version.hmac->bytes().size());
+  hk->set_hash(kHashSHA256);
+  auto* ts = pb.mutable_createdat();
+  ts->set_seconds(version.created_at.seconds);
+  ts->set_nanos(version.created_at.nanos);
+  pb.set_createdby(version.created_by);
+
+  // libprotobuf writes known fields in field-number order and omits proto3
+  // zero scalars, which is exactly Go's proto.Marshal output for this schema.
+  std::string raw;
+  const bool ok = pb.SerializeToString(&raw);
+  Zeroize(sk->mutable_key()->data(), sk->key().size());
+  Zeroize(hk->mutable_key()->data(), hk->key().size());
+  if (!ok) {
+    Zeroize(raw.data(), raw.size());
+    return Status::Internal("crypto: failed to encode key version");
+  }
+  std::string out = Base64Encode(raw);
+  Zeroize(raw.data(), raw.size());
+  return out;
+}
+
+}  // namespace kes::crypto

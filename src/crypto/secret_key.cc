@@ -1,0 +1,399 @@
+#include "crypto/secret_key.h"
+
+#include <cstring>
+#include <memory>
+#include <string>
+
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
+
+#include <msgpuck.h>
+#include <openssl/evp.h>
+
+#include <nlohmann/json.hpp>
+
+#include "crypto/encoding.h"
+#include "crypto/hmac_key.h"
+#include "crypto/random.h"
+
+namespace kes::crypto {
+namespace {
+
+// ---- CPU feature detection (crypto.md §2.2) --------------------------------
+
+bool HasAesGcmHardware() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("aes") && __builtin_cpu_supports("pclmul");
+#elif defined(__aarch64__) && defined(__linux__)
+  // HWCAP_AES = 1 << 3, HWCAP_PMULL = 1 << 4.
+  const unsigned long hwcap = getauxval(AT_HWCAP);
+  return (hwcap & (1UL << 3)) && (hwcap & (1UL << 4));
+#elif defined(__powerpc64__) && defined(__LITTLE_ENDIAN__)
+  return true;
+#else
+  return false;
+#endif
+}
+
+// ---- OpenSSL cipher objects, fetched once ----------------------------------
+
+const EVP_CIPHER* AesGcm() {
+  static EVP_CIPHER* c = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  return c;
+}
+
+const EVP_CIPHER* ChaChaPoly() {
+  static EVP_CIPHER* c = EVP_CIPHER_fetch(nullptr, "ChaCha20-Poly1305", nullptr);
+  return c;
+}
+
+struct CipherCtxDeleter {
+  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
+};
+
+// One context per thread, reused across calls: the server's hot path then
+// allocates nothing in OpenSSL per request.
+EVP_CIPHER_CTX* ThreadCipherCtx() {
+  thread_local std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter> ctx(EVP_CIPHER_CTX_new());
+  return ctx.get();
+}
+
+// ---- HChaCha20 ------------------------------------------------------------
+
+inline uint32_t Rotl(uint32_t v, int n) { return (v << n) | (v >> (32 - n)); }
+
+inline void QuarterRound(uint32_t& a, uint32_t& b, uint32_t& c, uint32_t& d) {
+  a += b;
+  d ^= a;
+  d = Rotl(d, 16);
+  c += d;
+  b ^= c;
+  b = Rotl(b, 12);
+  a += b;
+  d ^= a;
+  d = Rotl(d, 8);
+  c += d;
+  b ^= c;
+  b = Rotl(b, 7);
+}
+
+inline uint32_t LoadLe32(const uint8_t* p) {
+  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+}
+
+inline void StoreLe32(uint8_t* p, uint32_t v) {
+  p[0] = uint8_t(v);
+  p[1] = uint8_t(v >> 8);
+  p[2] = uint8_t(v >> 16);
+  p[3] = uint8_t(v >> 24);
+}
+
+// ---- Subkey derivation and AEAD ---------------------------------------------
+
+void DeriveSubkey(KeyType type, std::span<const uint8_t> key, std::span<const uint8_t, kIVSize> iv,
+                  SecretBytes& subkey) {
+  std::array<uint8_t, 32> k;
+  if (type == KeyType::kAES256) {
+    k = HmacSha256(key, iv);
+  } else {
+    k = HChaCha20(std::span<const uint8_t, 32>(key.data(), 32), iv);
+  }
+  std::memcpy(subkey.data(), k.data(), k.size());
+  Zeroize(k.data(), k.size());
+}
+
+const EVP_CIPHER* CipherFor(KeyType type) {
+  return type == KeyType::kAES256 ? AesGcm() : ChaChaPoly();
+}
+
+// Seals plaintext into out[0, len(plaintext) + 16).
+bool Seal(KeyType type, std::span<const uint8_t> subkey, std::span<const uint8_t> nonce,
+          std::span<const uint8_t> plaintext, std::span<const uint8_t> aad, uint8_t* out) {
+  const EVP_CIPHER* cipher = CipherFor(type);
+  EVP_CIPHER_CTX* ctx = ThreadCipherCtx();
+  if (cipher == nullptr || ctx == nullptr) return false;
+  int len = 0;
+  bool ok = EVP_EncryptInit_ex2(ctx, cipher, subkey.data(), nonce.data(), nullptr) == 1;
+  if (ok && !aad.empty()) {
+    ok = EVP_EncryptUpdate(ctx, nullptr, &len, aad.data(), static_cast<int>(aad.size())) == 1;
+  }
+  size_t written = 0;
+  if (ok && !plaintext.empty()) {
+    ok = EVP_EncryptUpdate(ctx, out, &len, plaintext.data(), static_cast<int>(plaintext.size())) ==
+         1;
+    written = static_cast<size_t>(len);
+  }
+  if (ok) ok = EVP_EncryptFinal_ex(ctx, out + written, &len) == 1;
+  if (ok) {
+    ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, static_cast<int>(kTagSize),
+                             out + plaintext.size()) == 1;
+  }
+  EVP_CIPHER_CTX_reset(ctx);
+  return ok;
+}
+
+// Opens sealed = ciphertext || tag into out[0, len(sealed) - 16).
+bool Open(KeyType type, std::span<const uint8_t> subkey, std::span<const uint8_t> nonce,
+          std::span<const uint8_t> sealed, std::span<const uint8_t> aad, uint8_t* out) {
+  if (sealed.size() < kTagSize) return false;
+  const size_t ct_len = sealed.size() - kTagSize;
+  const EVP_CIPHER* cipher = CipherFor(type);
+  EVP_CIPHER_CTX* ctx = ThreadCipherCtx();
+  if (cipher == nullptr || ctx == nullptr) return false;
+  int len = 0;
+  bool ok = EVP_DecryptInit_ex2(ctx, cipher, subkey.data(), nonce.data(), nullptr) == 1;
+  if (ok && !aad.empty()) {
+    ok = EVP_DecryptUpdate(ctx, nullptr, &len, aad.data(), static_cast<int>(aad.size())) == 1;
+  }
+  size_t written = 0;
+  if (ok && ct_len > 0) {
+    ok = EVP_DecryptUpdate(ctx, out, &len, sealed.data(), static_cast<int>(ct_len)) == 1;
+    written = static_cast<size_t>(len);
+  }
+  if (ok) {
+    uint8_t tag[kTagSize];
+    std::memcpy(tag, sealed.data() + ct_len, kTagSize);
+    ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, static_cast<int>(kTagSize), tag) == 1;
+  }
+  if (ok) ok = EVP_DecryptFinal_ex(ctx, out + written, &len) == 1;
+  EVP_CIPHER_CTX_reset(ctx);
+  return ok;
+}
+
+// ---- Legacy ciphertext containers (crypto.md §6.2, §6.3) -------------------
+
+struct LegacyCiphertext {
+  KeyType algorithm;
+  std::array<uint8_t, kIVSize> iv;
+  std::array<uint8_t, kNonceSize> nonce;
+  std::vector<uint8_t> sealed;
+};
+
+std::optional<LegacyCiphertext> ParseMsgpack(std::span<const uint8_t> b) {
+  const char* p = reinterpret_cast<const char*>(b.data());
+  const char* const end = p + b.size();
+  // mp_check validates the whole element against the buffer bounds before any
+  // mp_decode_* reads it (the decoders themselves do not check bounds).
+  const char* check = p;
+  if (mp_check(&check, end) != 0 || check != end) return std::nullopt;
+  if (mp_typeof(*p) != MP_ARRAY || mp_decode_array(&p) != 5) return std::nullopt;
+
+  auto read_str = [&](std::string_view* out) {
+    if (mp_typeof(*p) != MP_STR) return false;
+    uint32_t len = 0;
+    const char* s = mp_decode_str(&p, &len);
+    *out = std::string_view(s, len);
+    return true;
+  };
+  auto read_bin = [&](std::span<const uint8_t>* out) {
+    if (mp_typeof(*p) != MP_BIN) return false;
+    uint32_t len = 0;
+    const char* s = mp_decode_bin(&p, &len);
+    *out = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s), len);
+    return true;
+  };
+
+  std::string_view alg, id;
+  std::span<const uint8_t> iv, nonce, bytes;
+  if (!read_str(&alg) || !read_str(&id) || !read_bin(&iv) || !read_bin(&nonce) ||
+      !read_bin(&bytes)) {
+    return std::nullopt;
+  }
+  LegacyCiphertext c;
+  if (alg == "AES256-GCM_SHA256" || alg == "AES256") {
+    c.algorithm = KeyType::kAES256;
+  } else if (alg == "XCHACHA20-POLY1305" || alg == "ChaCha20") {
+    c.algorithm = KeyType::kChaCha20;
+  } else {
+    return std::nullopt;
+  }
+  if (iv.size() != kIVSize || nonce.size() != kNonceSize) return std::nullopt;
+  std::memcpy(c.iv.data(), iv.data(), kIVSize);
+  std::memcpy(c.nonce.data(), nonce.data(), kNonceSize);
+  c.sealed.assign(bytes.begin(), bytes.end());
+  return c;
+}
+
+// ASCII case-insensitive equality, as Go's encoding/json matches field names.
+bool EqualFold(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+std::optional<LegacyCiphertext> ParseJson(std::span<const uint8_t> b) {
+  const auto doc = nlohmann::json::parse(b.begin(), b.end(), nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object()) return std::nullopt;
+
+  // Go semantics: each member is applied in order (last one wins), null
+  // leaves the field unset, any other non-string value is an error.
+  std::string aead;
+  std::optional<std::vector<uint8_t>> iv, nonce, bytes;
+  for (const auto& [name, value] : doc.items()) {
+    const bool is_aead = EqualFold(name, "aead"), is_id = EqualFold(name, "id"),
+               is_iv = EqualFold(name, "iv"), is_nonce = EqualFold(name, "nonce"),
+               is_bytes = EqualFold(name, "bytes");
+    if (!is_aead && !is_id && !is_iv && !is_nonce && !is_bytes) continue;
+    if (value.is_null()) continue;
+    if (!value.is_string()) return std::nullopt;
+    const auto& s = value.get_ref<const std::string&>();
+    if (is_aead) {
+      aead = s;
+    } else if (!is_id) {
+      auto decoded = Base64Decode(s);
+      if (!decoded) return std::nullopt;
+      (is_iv ? iv : is_nonce ? nonce : bytes) = std::move(decoded);
+    }
+  }
+  LegacyCiphertext c;
+  if (aead == "AES-256-GCM-HMAC-SHA-256") {
+    c.algorithm = KeyType::kAES256;
+  } else if (aead == "ChaCha20Poly1305") {
+    c.algorithm = KeyType::kChaCha20;
+  } else {
+    return std::nullopt;
+  }
+  if (!iv || iv->size() != kIVSize || !nonce || nonce->size() != kNonceSize) return std::nullopt;
+  std::memcpy(c.iv.data(), iv->data(), kIVSize);
+  std::memcpy(c.nonce.data(), nonce->data(), kNonceSize);
+  c.sealed = bytes ? std::move(*bytes) : std::vector<uint8_t>{};
+  return c;
+}
+
+}  // namespace
+
+std::string_view KeyTypeName(KeyType type) {
+  return type == KeyType::kAES256 ? "AES256" : "ChaCha20";
+}
+
+std::optional<KeyType> ParseKeyType(std::string_view name) {
+  if (name == "AES256" || name == "AES256-GCM_SHA256") return KeyType::kAES256;
+  if (name == "ChaCha20" || name == "XCHACHA20-POLY1305") return KeyType::kChaCha20;
+  return std::nullopt;
+}
+
+KeyType DefaultKeyType() {
+  static const KeyType type = HasAesGcmHardware() ? KeyType::kAES256 : KeyType::kChaCha20;
+  return type;
+}
+
+Result<SecretKey> SecretKey::Make(KeyType type, std::span<const uint8_t> bytes) {
+  if (type != KeyType::kAES256 && type != KeyType::kChaCha20) {
+    return Status::Invalid("crypto: invalid secret key type '" +
+                           std::to_string(static_cast<uint32_t>(type)) + "'");
+  }
+  if (bytes.size() != kKeySize) {
+    return Status::Invalid("crypto: invalid secret key length '" + std::to_string(bytes.size()) +
+                           "'");
+  }
+  return SecretKey(type, SecretBytes(bytes));
+}
+
+Result<SecretKey> SecretKey::Generate(KeyType type) {
+  SecretBytes key(kKeySize);
+  KES_TRY(RandomBytes(key.span()));
+  return Make(type, key.span());
+}
+
+SecretKey SecretKey::Clone() const {
+  SecretKey k(type_, key_.Clone());
+  k.untyped_ = untyped_;
+  return k;
+}
+
+Result<std::vector<uint8_t>> SecretKey::Encrypt(std::span<const uint8_t> plaintext,
+                                                std::span<const uint8_t> context) const {
+  std::array<uint8_t, kIVSize + kNonceSize> random;
+  KES_TRY(RandomBytes(random));
+  return EncryptWith(std::span<const uint8_t, kIVSize>(random.data(), kIVSize),
+                     std::span<const uint8_t, kNonceSize>(random.data() + kIVSize, kNonceSize),
+                     plaintext, context);
+}
+
+Result<std::vector<uint8_t>> SecretKey::EncryptWith(std::span<const uint8_t, kIVSize> iv,
+                                                    std::span<const uint8_t, kNonceSize> nonce,
+                                                    std::span<const uint8_t> plaintext,
+                                                    std::span<const uint8_t> context) const {
+  if (plaintext.size() > (size_t{1} << 31) - kCiphertextOverhead) {
+    return Status::Invalid("crypto: plaintext is too large");
+  }
+  SecretBytes subkey(kKeySize);
+  DeriveSubkey(type_, key_.span(), iv, subkey);
+  std::vector<uint8_t> out(plaintext.size() + kCiphertextOverhead);
+  if (!Seal(type_, subkey.span(), nonce, plaintext, context, out.data())) {
+    return Status::Internal("crypto: failed to encrypt plaintext");
+  }
+  uint8_t* tail = out.data() + plaintext.size() + kTagSize;
+  std::memcpy(tail, iv.data(), kIVSize);
+  std::memcpy(tail + kIVSize, nonce.data(), kNonceSize);
+  return out;
+}
+
+Result<SecretBytes> SecretKey::Decrypt(std::span<const uint8_t> ciphertext,
+                                       std::span<const uint8_t> context) const {
+  KeyType algorithm = type_;
+  std::optional<LegacyCiphertext> legacy;
+  if (!ciphertext.empty() && ciphertext[0] == 0x95) {
+    legacy = ParseMsgpack(ciphertext);
+  } else if (!ciphertext.empty() && ciphertext[0] == '{') {
+    legacy = ParseJson(ciphertext);
+  }
+
+  std::span<const uint8_t> sealed, iv, nonce;
+  if (legacy) {
+    // §6.5: only keys stored without an algorithm follow the recorded one.
+    if (untyped_) algorithm = legacy->algorithm;
+    sealed = legacy->sealed;
+    iv = legacy->iv;
+    nonce = legacy->nonce;
+  } else {
+    if (ciphertext.size() <= kIVSize + kNonceSize) return Status::NotAuthentic();
+    const size_t n = ciphertext.size() - kIVSize - kNonceSize;
+    sealed = ciphertext.first(n);
+    iv = ciphertext.subspan(n, kIVSize);
+    nonce = ciphertext.subspan(n + kIVSize, kNonceSize);
+  }
+  if (sealed.size() < kTagSize || sealed.size() > (size_t{1} << 31)) {
+    return Status::NotAuthentic();
+  }
+
+  SecretBytes subkey(kKeySize);
+  DeriveSubkey(algorithm, key_.span(), std::span<const uint8_t, kIVSize>(iv.data(), kIVSize),
+               subkey);
+  SecretBytes plaintext(sealed.size() - kTagSize);
+  if (!Open(algorithm, subkey.span(), nonce, sealed, context, plaintext.data())) {
+    return Status::NotAuthentic();
+  }
+  return plaintext;
+}
+
+std::array<uint8_t, 32> HChaCha20(std::span<const uint8_t, 32> key,
+                                  std::span<const uint8_t, 16> input) {
+  uint32_t s[16] = {0x61707865, 0x3320646e, 0x79622d32, 0x6b206574};
+  for (int i = 0; i < 8; ++i) s[4 + i] = LoadLe32(key.data() + 4 * i);
+  for (int i = 0; i < 4; ++i) s[12 + i] = LoadLe32(input.data() + 4 * i);
+  for (int round = 0; round < 10; ++round) {
+    QuarterRound(s[0], s[4], s[8], s[12]);
+    QuarterRound(s[1], s[5], s[9], s[13]);
+    QuarterRound(s[2], s[6], s[10], s[14]);
+    QuarterRound(s[3], s[7], s[11], s[15]);
+    QuarterRound(s[0], s[5], s[10], s[15]);
+    QuarterRound(s[1], s[6], s[11], s[12]);
+    QuarterRound(s[2], s[7], s[8], s[13]);
+    QuarterRound(s[3], s[4], s[9], s[14]);
+  }
+  std::array<uint8_t, 32> out;
+  for (int i = 0; i < 4; ++i) StoreLe32(out.data() + 4 * i, s[i]);
+  for (int i = 0; i < 4; ++i) StoreLe32(out.data() + 16 + 4 * i, s[12 + i]);
+  Zeroize(s, sizeof s);
+  return out;
+}
+
+}  // namespace kes::crypto
