@@ -1,0 +1,84 @@
+"""Runtime fault injection (admin API: POST /__faults).
+
+A rule applies to the next `count` matching requests. Kinds:
+  throttle  400 ThrottlingException "Rate exceeded" (code/status overridable)
+  error     500 InternalServiceError (SM) / KMSInternalException (KMS) / custom
+  unavailable 503 ServiceUnavailable
+  latency   sleep delay_ms, then answer normally
+  drop      close the connection without answering
+Optional filters: service ("secretsmanager", "kms", "sts", "imds", "ecs") and
+operation (e.g. "GetSecretValue"). "body": false sends the status with an
+empty body (what a proxy or load balancer would do).
+"""
+import threading
+
+KINDS = ("throttle", "error", "unavailable", "latency", "drop")
+SERVICES = ("secretsmanager", "kms", "sts", "imds", "ecs")
+
+
+class FaultError(ValueError):
+    pass
+
+
+class Rule:
+    def __init__(self, doc):
+        if not isinstance(doc, dict):
+            raise FaultError("a fault rule must be a JSON object")
+        self.kind = doc.get("kind")
+        if self.kind not in KINDS:
+            raise FaultError(f"kind must be one of {', '.join(KINDS)}")
+        self.count = doc.get("count", 1)
+        if not isinstance(self.count, int) or self.count < 1:
+            raise FaultError("count must be a positive integer")
+        self.service = doc.get("service")
+        if self.service is not None and self.service not in SERVICES:
+            raise FaultError(f"service must be one of {', '.join(SERVICES)}")
+        self.operation = doc.get("operation")
+        self.status = doc.get("status")
+        self.code = doc.get("code")
+        self.message = doc.get("message")
+        self.body = doc.get("body", True)
+        self.delay_ms = doc.get("delay_ms", 0)
+        if not isinstance(self.delay_ms, (int, float)) or self.delay_ms < 0:
+            raise FaultError("delay_ms must be a non-negative number")
+        if self.kind == "latency" and self.delay_ms == 0:
+            raise FaultError("latency needs delay_ms")
+
+    def matches(self, service, operation):
+        if self.service is not None and self.service != service:
+            return False
+        return self.operation is None or self.operation == operation
+
+    def to_json(self):
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+
+class FaultBoard:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._rules = []
+
+    def add(self, doc):
+        rule = Rule(doc)
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    def clear(self):
+        with self._lock:
+            self._rules.clear()
+
+    def list(self):
+        with self._lock:
+            return [r.to_json() for r in self._rules]
+
+    def take(self, service, operation):
+        """The first rule matching this request, with one use consumed."""
+        with self._lock:
+            for rule in self._rules:
+                if rule.matches(service, operation):
+                    rule.count -= 1
+                    if rule.count == 0:
+                        self._rules.remove(rule)
+                    return rule
+        return None
