@@ -47,6 +47,9 @@ class CredentialProvider {
   virtual ~CredentialProvider() = default;
   virtual Result<CredentialsPtr> Retrieve() = 0;
   virtual std::string Name() const = 0;
+  // The last credentials were rejected (expired token): the next Retrieve()
+  // must fetch fresh ones. No-op for sources without a cache.
+  virtual void Invalidate() {}
 };
 
 }  // namespace kes::aws

@@ -1,0 +1,125 @@
+#include "aws/json_client.h"
+
+#include <ctime>
+#include <thread>
+
+namespace kes::aws {
+
+std::optional<Clock::time_point> ParseHttpDate(std::string_view text) {
+  std::tm tm{};
+  std::string s(text);
+  const char* end = strptime(s.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (end == nullptr || *end != '\0') return std::nullopt;
+  return Clock::from_time_t(timegm(&tm));
+}
+
+JsonClient::JsonClient(JsonClientOptions options, std::shared_ptr<net::HttpClient> http,
+                       std::shared_ptr<CredentialProvider> credentials)
+    : options_(std::move(options)),
+      http_(std::move(http)),
+      credentials_(std::move(credentials)),
+      signer_(SigningParams{options_.region, options_.service}),
+      retry_(options_.retry),
+      sleeper_([](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }) {}
+
+void JsonClient::LearnClockOffset(const net::HttpResponse& response) {
+  if (!response.Header("age").empty()) return;  // from a cache: not the server's clock now
+  auto server = ParseHttpDate(response.Header("date"));
+  if (!server) return;
+  auto offset = std::chrono::duration_cast<std::chrono::milliseconds>(*server - Clock::now());
+  // The Date header has one-second resolution: ignore offsets that small.
+  if (std::chrono::abs(offset) < std::chrono::seconds(2)) offset = std::chrono::milliseconds(0);
+  clock_offset_ms_.store(offset.count());
+}
+
+CallResult JsonClient::Call(std::string_view operation, const nlohmann::json& input) {
+  const std::string body = input.is_null() ? "{}" : input.dump();
+  const std::string target = options_.target_prefix + "." + std::string(operation);
+  CallResult result;
+  bool refreshed_credentials = false;
+  bool corrected_clock = false;
+
+  for (int attempt = 1;; ++attempt) {
+    result.attempts = attempt;
+    auto creds = credentials_->Retrieve();
+    if (!creds.ok()) {
+      AwsError e;
+      e.code = "NoCredentials";
+      e.message = creds.status().message();
+      result.error = e;
+      return result;
+    }
+    RequestToSign req;
+    req.method = "POST";
+    req.path = options_.endpoint.path;
+    req.headers = {{"Host", options_.endpoint.HostHeader()},
+                   {"Content-Type", "application/x-amz-json-1.1"},
+                   {"X-Amz-Target", target}};
+    req.body = body;
+    const int64_t offset_used = clock_offset_ms_.load();
+    SignedRequest signed_req =
+        signer_.Sign(req, **creds, Clock::now() + std::chrono::milliseconds(offset_used));
+
+    net::HttpRequest http_req;
+    http_req.method = "POST";
+    http_req.url = options_.endpoint;
+    http_req.headers = std::move(signed_req.headers);
+    http_req.headers.emplace_back("User-Agent", "kes-cpp");
+    http_req.body = body;
+
+    AwsError error;
+    auto resp = http_->Do(http_req);
+    if (!resp.ok()) {
+      if (resp.status().code() != Code::kUnreachable) {  // policy violation etc.: not retryable
+        error.code = "ClientError";
+        error.message = resp.status().message();
+        result.error = error;
+        return result;
+      }
+      error.transport = true;
+      error.code = "NetworkError";
+      error.message = resp.status().message();
+      error.timeout = error.message.find("imeout") != std::string::npos ||
+                      error.message.find("timed out") != std::string::npos;
+    } else {
+      LearnClockOffset(*resp);
+      if (resp->status >= 200 && resp->status < 300) {
+        auto parsed = nlohmann::json::parse(resp->body, nullptr, false);
+        if (resp->body.empty()) parsed = nlohmann::json::object();
+        if (!parsed.is_object()) {
+          error.http_status = resp->status;
+          error.code = "SerializationError";
+          error.message = "response is not a JSON object";
+          result.error = error;
+          return result;
+        }
+        retry_.OnSuccess(attempt);
+        result.body = std::move(parsed);
+        result.error.reset();
+        return result;
+      }
+      error = ParseErrorResponse(*resp);
+    }
+    result.error = error;
+
+    // One immediate re-sign when the server says our clock is off and the
+    // Date header gave us a different offset.
+    if (!corrected_clock && IsClockSkewError(error) &&
+        std::abs(clock_offset_ms_.load() - offset_used) > 60'000) {
+      corrected_clock = true;
+      continue;
+    }
+    // One credential refresh when temporary credentials were rejected.
+    if (!refreshed_credentials && IsExpiredCredentialsError(error) &&
+        !(*creds)->session_token.empty()) {
+      refreshed_credentials = true;
+      credentials_->Invalidate();
+      continue;
+    }
+    auto delay = retry_.OnFailure(attempt, error);
+    if (!delay) return result;
+    sleeper_(*delay);
+  }
+}
+
+}  // namespace kes::aws

@@ -1,0 +1,277 @@
+#include "keystore/aws/secrets_manager.h"
+
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+
+#include "aws/credential_providers.h"
+#include "aws/json_client.h"
+#include "net/http_client.h"
+
+namespace kes::keystore::aws {
+namespace {
+
+using kes::aws::AwsError;
+using kes::aws::CallResult;
+
+std::string NewUuid4() {
+  uint8_t b[16];
+  if (RAND_bytes(b, sizeof b) != 1) return {};
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  char out[37];
+  std::snprintf(out, sizeof out,
+                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+                b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+                b[15]);
+  return out;
+}
+
+std::optional<std::string> Base64Decode(std::string_view in) {
+  auto val = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  if (in.size() % 4 != 0) return std::nullopt;
+  std::string out;
+  for (size_t i = 0; i < in.size(); i += 4) {
+    int v[4];
+    int pad = 0;
+    for (int k = 0; k < 4; ++k) {
+      char c = in[i + k];
+      if (c == '=' && i + 4 == in.size() && k >= 2) {
+        v[k] = 0;
+        ++pad;
+      } else if (pad > 0 || (v[k] = val(c)) < 0) {
+        return std::nullopt;
+      }
+    }
+    uint32_t n = (v[0] << 18) | (v[1] << 12) | (v[2] << 6) | v[3];
+    out.push_back(static_cast<char>(n >> 16));
+    if (pad < 2) out.push_back(static_cast<char>((n >> 8) & 0xff));
+    if (pad < 1) out.push_back(static_cast<char>(n & 0xff));
+  }
+  return out;
+}
+
+bool IsKmsProblem(const AwsError& e) {
+  return e.code == "EncryptionFailure" || e.code == "DecryptionFailure" ||
+         e.code.starts_with("KMS") || e.code == "DisabledException" ||
+         e.code == "KeyUnavailableException" ||
+         (e.code == "AccessDeniedException" && e.message.find("KMS") != std::string::npos);
+}
+
+bool IsScheduledForDeletion(const AwsError& e) {
+  return e.code == "InvalidRequestException" &&
+         (e.message.find("marked for deletion") != std::string::npos ||
+          e.message.find("scheduled for deletion") != std::string::npos);
+}
+
+// One clear sentence per cause; the AWS code and message follow for the log.
+kes::Status Explain(std::string_view verb, std::string_view name, const AwsError& e) {
+  std::string cause;
+  if (e.code == "NoCredentials") {
+    cause = "no AWS credentials";
+  } else if (e.transport) {
+    cause = "AWS endpoint unreachable";
+  } else if (IsScheduledForDeletion(e)) {
+    cause =
+        "the secret is scheduled for deletion in AWS Secrets Manager (restore it or wait until it "
+        "is purged)";
+  } else if (IsKmsProblem(e)) {
+    cause = "the AWS KMS key cannot be used (disabled, pending deletion, missing or access denied)";
+  } else if (e.code == "AccessDeniedException") {
+    cause = "access denied by AWS IAM";
+  } else if (e.code == "UnrecognizedClientException" || e.code == "InvalidSignatureException" ||
+             e.code == "IncompleteSignatureException" || e.code == "ExpiredTokenException" ||
+             e.code == "MissingAuthenticationTokenException") {
+    cause = "AWS rejected the credentials";
+  } else if (kes::aws::IsThrottlingError(e)) {
+    cause = "AWS throttled the request (retries exhausted)";
+  } else if (kes::aws::IsTransientError(e)) {
+    cause = "AWS service error (retries exhausted)";
+  }
+  std::string msg = "aws: failed to " + std::string(verb) + " '" + std::string(name) + "': ";
+  if (!cause.empty()) msg += cause + ": ";
+  msg += e.ToString();
+  if (e.transport) return kes::Status::Unreachable(std::move(msg));
+  return kes::Status::Unavailable(std::move(msg));
+}
+
+bool IsServerFilterSafe(std::string_view prefix) {
+  if (prefix.empty() || prefix.size() > 512) return false;
+  return std::all_of(prefix.begin(), prefix.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '/' || c == '_' || c == '+' || c == '=' || c == '.' ||
+           c == '@' || c == '-';
+  });
+}
+
+class SecretsManagerKeyStore : public KeyStore {
+ public:
+  SecretsManagerKeyStore(std::string display, net::Url endpoint, std::string kms_key,
+                         std::shared_ptr<net::HttpClient> http,
+                         std::unique_ptr<kes::aws::JsonClient> client)
+      : display_(std::move(display)),
+        endpoint_(std::move(endpoint)),
+        kms_key_(std::move(kms_key)),
+        http_(std::move(http)),
+        client_(std::move(client)) {}
+
+  std::string DisplayName() const override { return "AWS SecretsManager: " + display_; }
+
+  Result<KeyStoreState> Status() override {
+    // Like upstream: an unsigned GET of the endpoint; any HTTP answer means
+    // reachable. Bounded by the client's 10 s request timeout.
+    net::HttpRequest req;
+    req.url = endpoint_;
+    auto start = std::chrono::steady_clock::now();
+    auto resp = http_->Do(req);
+    if (!resp.ok()) {
+      if (resp.status().code() == Code::kUnreachable)
+        return kes::Status::Unreachable(resp.status().message());
+      return resp.status();
+    }
+    return KeyStoreState{std::chrono::steady_clock::now() - start};
+  }
+
+  kes::Status Create(std::string_view name, std::string_view value) override {
+    nlohmann::json in = {{"Name", name}, {"SecretString", value}};
+    // One token per logical create, reused by every retry: a retry after a
+    // lost success is then a no-op instead of ResourceExistsException.
+    std::string token = NewUuid4();
+    if (token.empty()) return kes::Status::Internal("aws: CSPRNG failure");
+    in["ClientRequestToken"] = token;
+    if (!kms_key_.empty()) in["KmsKeyId"] = kms_key_;
+    CallResult r = client_->Call("CreateSecret", in);
+    if (r.ok()) return kes::Status::Ok();
+    if (r.error->code == "ResourceExistsException") return kes::Status::KeyExists();
+    return Explain("create", name, *r.error);
+  }
+
+  Result<std::string> Get(std::string_view name) override {
+    CallResult r = client_->Call("GetSecretValue", {{"SecretId", name}});
+    if (!r.ok()) {
+      if (r.error->code == "ResourceNotFoundException") return kes::Status::KeyNotFound();
+      return Explain("read", name, *r.error);
+    }
+    if (auto it = r.body.find("SecretString"); it != r.body.end() && it->is_string()) {
+      return it->get<std::string>();
+    }
+    if (auto it = r.body.find("SecretBinary"); it != r.body.end() && it->is_string()) {
+      auto bytes = Base64Decode(it->get<std::string>());
+      if (!bytes)
+        return kes::Status::Unavailable("aws: failed to read '" + std::string(name) +
+                                        "': invalid SecretBinary");
+      return *bytes;
+    }
+    return kes::Status::Unavailable("aws: failed to read '" + std::string(name) +
+                                    "': secret has no value");
+  }
+
+  kes::Status Delete(std::string_view name) override {
+    CallResult r =
+        client_->Call("DeleteSecret", {{"SecretId", name}, {"ForceDeleteWithoutRecovery", true}});
+    if (r.ok()) return kes::Status::Ok();
+    if (r.error->code == "ResourceNotFoundException") return kes::Status::KeyNotFound();
+    return Explain("delete", name, *r.error);
+  }
+
+  Result<ListPage> List(std::string_view prefix, int limit) override {
+    nlohmann::json in = {{"MaxResults", 100}};
+    if (IsServerFilterSafe(prefix)) {
+      in["Filters"] = nlohmann::json::array({{{"Key", "name"}, {"Values", {prefix}}}});
+    }
+    std::vector<std::string> names;
+    std::set<std::string> seen_tokens;
+    for (;;) {
+      CallResult r = client_->Call("ListSecrets", in);
+      if (!r.ok()) return Explain("list", prefix, *r.error);
+      if (auto list = r.body.find("SecretList"); list != r.body.end() && list->is_array()) {
+        for (const auto& s : *list) {
+          auto n = s.find("Name");
+          if (n == s.end() || !n->is_string()) continue;
+          std::string name = n->get<std::string>();
+          if (name.starts_with(prefix)) names.push_back(std::move(name));
+        }
+      }
+      auto next = r.body.find("NextToken");
+      if (next == r.body.end() || !next->is_string() || next->get<std::string>().empty()) break;
+      // Empty pages with a token are legal; a repeated token is not.
+      if (!seen_tokens.insert(next->get<std::string>()).second) {
+        return kes::Status::Unavailable("aws: failed to list: ListSecrets repeated a NextToken");
+      }
+      in["NextToken"] = *next;
+    }
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    ListPage page;
+    if (limit > 0 && names.size() > static_cast<size_t>(limit)) {
+      page.continue_at = names[limit];
+      names.resize(limit);
+    }
+    page.names = std::move(names);
+    return page;
+  }
+
+ private:
+  std::string display_;
+  net::Url endpoint_;
+  std::string kms_key_;
+  std::shared_ptr<net::HttpClient> http_;
+  std::unique_ptr<kes::aws::JsonClient> client_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<KeyStore>> NewSecretsManager(const SecretsManagerOptions& options) {
+  if (options.region.empty()) {
+    return kes::Status::Invalid("aws: invalid AWS secretsmanager keystore: no region specified");
+  }
+  std::string endpoint_text = options.endpoint;
+  if (endpoint_text.empty()) endpoint_text = "secretsmanager." + options.region + ".amazonaws.com";
+  auto endpoint = net::Url::Parse(endpoint_text, "https");
+  if (!endpoint.ok()) return endpoint.status().WithContext("aws: invalid endpoint");
+
+  auto env = kes::aws::SystemEnv();
+  net::HttpClientOptions http_options;
+  http_options.ca_file = options.ca_file.empty() ? env("AWS_CA_BUNDLE") : options.ca_file;
+  auto http = std::make_shared<net::HttpClient>(http_options);
+  KES_TRY(http->CheckUrl(*endpoint).WithContext("aws: invalid endpoint"));
+
+  std::shared_ptr<kes::aws::CredentialProvider> credentials;
+  if (options.access_key.empty() && options.secret_key.empty() && options.session_token.empty()) {
+    credentials = kes::aws::NewDefaultChain(env, options.region, http_options.ca_file);
+  } else {
+    credentials = kes::aws::NewStaticProvider(
+        kes::aws::Credentials(options.access_key, options.secret_key, options.session_token));
+  }
+
+  kes::aws::JsonClientOptions client_options;
+  client_options.endpoint = *endpoint;
+  client_options.region = options.region;
+  client_options.service = "secretsmanager";
+  client_options.target_prefix = "secretsmanager";
+  if (std::string n = env("AWS_MAX_ATTEMPTS"); !n.empty()) {
+    int attempts = std::atoi(n.c_str());
+    if (attempts >= 1 && attempts <= 10) client_options.retry.max_attempts = attempts;
+  }
+  auto client = std::make_unique<kes::aws::JsonClient>(client_options, http, credentials);
+
+  auto store = std::make_unique<SecretsManagerKeyStore>(
+      options.endpoint.empty() ? endpoint_text : options.endpoint, *endpoint, options.kms_key, http,
+      std::move(client));
+  if (auto s = store->Status(); !s.ok()) {
+    spdlog::warn("aws: Secrets Manager endpoint {} not reachable at start-up: {}",
+                 endpoint->Origin(), s.status().message());
+  }
+  return std::unique_ptr<KeyStore>(std::move(store));
+}
+
+}  // namespace kes::keystore::aws
