@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Benchmark harness (issue #6): builds Release, then runs kes-cpp and the
+# nginx ceiling side by side on loopback and prints a table; results go to
+# bench/results/<date>.json. Figures are reported, never asserted.
+#
+#   bash bench/run.sh            # full run, about 5 minutes
+#   bash bench/run.sh --quick    # about 1 minute
+#
+# Environment: KES_BENCH_BUILD_DIR (default: build-bench in the repository).
+# Other flags go to bench/harness.py (--rounds N, --keys N, --out FILE, --keep-tmp).
+set -euo pipefail
+src="$(cd "$(dirname "$0")/.." && pwd)"
+build="${KES_BENCH_BUILD_DIR:-$src/build-bench}"
+
+for tool in nginx ab taskset openssl curl python3; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (bash scripts/setup.sh)" >&2; exit 2; }
+done
+
+cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKES_BUILD_TESTS=OFF \
+      -DKES_BUILD_BENCH=ON >/dev/null
+cmake --build "$build" --target kes-loadgen kes_micro_bench
+# The server may fail to build while it is being written; the harness then
+# measures the ceiling only and says so.
+cmake --build "$build" --target kes || echo "bench: kes did not build; ceiling rows only" >&2
+
+exec python3 "$src/bench/harness.py" --build-dir "$build" --source-dir "$src" "$@"
