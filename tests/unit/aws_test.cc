@@ -6,10 +6,20 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
+#include "aws/credential_cache.h"
+#include "aws/credential_providers.h"
+#include "aws/error.h"
+#include "aws/ini_file.h"
+#include "aws/json_client.h"
+#include "aws/retry.h"
 #include "aws/sigv4.h"
+#include "keystore/aws/error_mapping.h"
 
 namespace kes::aws {
 namespace {
@@ -268,6 +278,366 @@ TEST(SigV4, NeverSignsHopByHopHeadersAndReplacesStaleAuthorization) {
   // The secret never shows up anywhere in what is sent.
   for (const auto& [k, v] : s.headers)
     EXPECT_EQ(v.find(kExampleKeys.secret_access_key), std::string::npos);
+}
+
+// ------------------------------------------------------------ credentials
+
+EnvLookup FakeEnv(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](std::string_view name) {
+    auto it = vars.find(std::string(name));
+    return it == vars.end() ? std::string() : it->second;
+  };
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/kes-aws-test-XXXXXX";
+    path_ = mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  std::string Write(const std::string& name, const std::string& content) {
+    std::string p = (path_ / name).string();
+    std::ofstream(p, std::ios::binary) << content;
+    return p;
+  }
+  std::string Path(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+TEST(Credentials, IniParsing) {
+  IniFile ini = ParseIni(
+      "# comment\n; other\n[default]\naws_access_key_id = AKID\r\n"
+      "aws_secret_access_key=se/cr+et==\n\n[profile ci]\nregion = eu-west-1\ns3 =\n"
+      "  max_concurrent_requests = 20\nweb_identity_token_file = /t\n[ spaced ]\nk = v # not a "
+      "comment\n");
+  ASSERT_NE(FindProfile(ini, "default", false), nullptr);
+  EXPECT_EQ(FindProfile(ini, "default", false)->at("aws_access_key_id"), "AKID");
+  EXPECT_EQ(FindProfile(ini, "default", false)->at("aws_secret_access_key"), "se/cr+et==");
+  const IniSection* ci = FindProfile(ini, "ci", true);
+  ASSERT_NE(ci, nullptr);
+  EXPECT_EQ(ci->at("region"), "eu-west-1");
+  EXPECT_EQ(ci->at("web_identity_token_file"), "/t");  // sub-section lines skipped
+  EXPECT_EQ(ci->count("max_concurrent_requests"), 0u);
+  EXPECT_EQ(FindProfile(ini, "ci", false), nullptr);  // credentials files use bare names
+  EXPECT_EQ(FindProfile(ini, "spaced", false)->at("k"), "v # not a comment");
+}
+
+TEST(Credentials, EnvironmentProvider) {
+  auto p = NewEnvProvider(FakeEnv({{"AWS_ACCESS_KEY_ID", "AKID"},
+                                   {"AWS_SECRET_ACCESS_KEY", "SECRET"},
+                                   {"AWS_SESSION_TOKEN", "TOKEN"}}));
+  auto c = p->Retrieve();
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ((*c)->access_key_id, "AKID");
+  EXPECT_EQ((*c)->secret_access_key, "SECRET");
+  EXPECT_EQ((*c)->session_token, "TOKEN");
+  EXPECT_FALSE((*c)->expiration.has_value());
+  // Legacy names, and half-set variables mean "not configured".
+  EXPECT_TRUE(
+      NewEnvProvider(FakeEnv({{"AWS_ACCESS_KEY", "A"}, {"AWS_SECRET_KEY", "S"}}))->Retrieve().ok());
+  EXPECT_EQ(NewEnvProvider(FakeEnv({{"AWS_ACCESS_KEY_ID", "A"}}))->Retrieve().status().code(),
+            Code::kNotFound);
+}
+
+TEST(Credentials, SharedFilesWithProfiles) {
+  TempDir dir;
+  std::string creds =
+      dir.Write("credentials",
+                "[default]\naws_access_key_id=D\naws_secret_access_key=DS\n"
+                "[ci]\naws_access_key_id = C\naws_secret_access_key = CS\naws_session_token = CT\n"
+                "[half]\naws_access_key_id = H\n");
+  std::string config =
+      dir.Write("config", "[profile cfg]\naws_access_key_id = F\naws_secret_access_key = FS\n");
+  auto get = [&](std::map<std::string, std::string> extra) {
+    extra["AWS_SHARED_CREDENTIALS_FILE"] = creds;
+    extra["AWS_CONFIG_FILE"] = config;
+    return NewSharedFileProvider(FakeEnv(extra))->Retrieve();
+  };
+  auto d = get({});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ((*d)->access_key_id, "D");
+  auto ci = get({{"AWS_PROFILE", "ci"}});
+  ASSERT_TRUE(ci.ok());
+  EXPECT_EQ((*ci)->session_token, "CT");
+  auto cfg = get({{"AWS_PROFILE", "cfg"}});  // from the config file's "[profile cfg]"
+  ASSERT_TRUE(cfg.ok());
+  EXPECT_EQ((*cfg)->access_key_id, "F");
+  // A configured but broken profile stops the chain; a missing named profile too.
+  EXPECT_EQ(get({{"AWS_PROFILE", "half"}}).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(get({{"AWS_PROFILE", "nope"}}).status().code(), Code::kInvalidArgument);
+  // No files at all: not configured, the chain moves on.
+  auto none = NewSharedFileProvider(FakeEnv({{"AWS_SHARED_CREDENTIALS_FILE", dir.Path("missing")},
+                                             {"AWS_CONFIG_FILE", dir.Path("missing2")}}))
+                  ->Retrieve();
+  EXPECT_EQ(none.status().code(), Code::kNotFound);
+  // The error message never carries the secret.
+  EXPECT_EQ(get({{"AWS_PROFILE", "half"}}).status().message().find("DS"), std::string::npos);
+}
+
+TEST(Credentials, ChainOrderAndBrokenSources) {
+  TempDir dir;
+  std::string creds =
+      dir.Write("credentials", "[default]\naws_access_key_id=FILE\naws_secret_access_key=FS\n");
+  std::map<std::string, std::string> vars = {{"AWS_SHARED_CREDENTIALS_FILE", creds},
+                                             {"AWS_CONFIG_FILE", dir.Path("none")},
+                                             {"AWS_EC2_METADATA_DISABLED", "true"}};
+  auto chain_for = [&](const std::map<std::string, std::string>& v) {
+    auto env = FakeEnv(v);
+    auto http = std::make_shared<net::HttpClient>();
+    return NewChainProvider({NewEnvProvider(env), NewSharedFileProvider(env),
+                             NewWebIdentityProvider(env, "us-east-1", http),
+                             NewContainerProvider(env, http), NewImdsProvider(env, http)});
+  };
+  // File only.
+  auto r = chain_for(vars)->Retrieve();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)->access_key_id, "FILE");
+  // Environment wins over the file.
+  auto with_env = vars;
+  with_env["AWS_ACCESS_KEY_ID"] = "ENV";
+  with_env["AWS_SECRET_ACCESS_KEY"] = "ES";
+  EXPECT_EQ((*chain_for(with_env)->Retrieve())->access_key_id, "ENV");
+  // Web identity configured without a role: an error, not a fall-through.
+  auto no_file = vars;
+  no_file["AWS_SHARED_CREDENTIALS_FILE"] = dir.Path("none");
+  no_file["AWS_WEB_IDENTITY_TOKEN_FILE"] = dir.Write("token", "jwt");
+  auto broken = chain_for(no_file)->Retrieve();
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.status().message().find("role ARN is not set"), std::string::npos);
+  // A container URI to a non-loopback plain-http host is refused.
+  auto ecs = vars;
+  ecs["AWS_SHARED_CREDENTIALS_FILE"] = dir.Path("none");
+  ecs["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = "http://evil.example.com/creds";
+  auto refused = chain_for(ecs)->Retrieve();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("refusing plain http"), std::string::npos);
+  // Nothing anywhere.
+  auto nothing = chain_for({{"AWS_SHARED_CREDENTIALS_FILE", dir.Path("none")},
+                            {"AWS_CONFIG_FILE", dir.Path("none")},
+                            {"AWS_EC2_METADATA_DISABLED", "true"}})
+                     ->Retrieve();
+  ASSERT_FALSE(nothing.ok());
+  EXPECT_NE(nothing.status().message().find("no valid providers in chain"), std::string::npos);
+}
+
+TEST(Credentials, ParseIso8601) {
+  auto t = ParseIso8601("2015-08-30T12:36:00Z");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(*t, VectorTime());
+  EXPECT_EQ(*ParseIso8601("2015-08-30T14:36:00.123+02:00"), VectorTime());
+  EXPECT_FALSE(ParseIso8601("2015-08-30 12:36:00"));
+  EXPECT_FALSE(ParseIso8601("2015-08-30T12:36:00Zjunk"));
+}
+
+// An inner provider that hands out numbered temporary credentials.
+class CountingProvider : public CredentialProvider {
+ public:
+  explicit CountingProvider(std::function<Clock::time_point()> now, Clock::duration lifetime)
+      : now_(std::move(now)), lifetime_(lifetime) {}
+  Result<CredentialsPtr> Retrieve() override {
+    std::lock_guard lock(mu_);
+    if (fail_) return Status::Unavailable("source down");
+    ++calls_;
+    auto c = std::make_shared<Credentials>("ASIA" + std::to_string(calls_), "s", "t");
+    c->expiration = now_() + lifetime_;
+    return CredentialsPtr(c);
+  }
+  std::string Name() const override { return "counting"; }
+  int calls() {
+    std::lock_guard lock(mu_);
+    return calls_;
+  }
+  void set_fail(bool f) {
+    std::lock_guard lock(mu_);
+    fail_ = f;
+  }
+
+ private:
+  std::mutex mu_;
+  std::function<Clock::time_point()> now_;
+  Clock::duration lifetime_;
+  int calls_ = 0;
+  bool fail_ = false;
+};
+
+TEST(Credentials, CachingProviderRefreshesBeforeExpiry) {
+  std::mutex mu;
+  Clock::time_point fake = VectorTime();
+  auto now = [&] {
+    std::lock_guard lock(mu);
+    return fake;
+  };
+  auto advance = [&](Clock::duration d) {
+    std::lock_guard lock(mu);
+    fake += d;
+  };
+  auto inner = std::make_shared<CountingProvider>(now, std::chrono::hours(1));
+  CachingProvider cache(inner, now);
+  auto first = cache.Retrieve();
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ((*first)->access_key_id, "ASIA1");
+  // Well before the advisory point: cached, no fetch.
+  advance(std::chrono::minutes(30));
+  EXPECT_EQ((*cache.Retrieve())->access_key_id, "ASIA1");
+  EXPECT_EQ(inner->calls(), 1);
+  // Inside the advisory window (15 min before expiry): the caller is not
+  // stalled; a background refresh follows.
+  advance(std::chrono::minutes(20));  // 10 min left
+  EXPECT_EQ((*cache.Retrieve())->access_key_id, "ASIA1");
+  for (int i = 0; i < 2000 && inner->calls() < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(inner->calls(), 2);
+  EXPECT_EQ((*cache.Retrieve())->access_key_id, "ASIA2");
+  // Source down and the set inside the mandatory window but not expired:
+  // keep serving it. Once expired: the error surfaces.
+  inner->set_fail(true);
+  advance(std::chrono::minutes(57));  // 3 min left on ASIA2
+  auto still = cache.Retrieve();
+  ASSERT_TRUE(still.ok());
+  EXPECT_EQ((*still)->access_key_id, "ASIA2");
+  advance(std::chrono::minutes(5));
+  EXPECT_FALSE(cache.Retrieve().ok());
+  // Invalidate forces a fresh fetch.
+  inner->set_fail(false);
+  EXPECT_EQ((*cache.Retrieve())->access_key_id, "ASIA3");
+  cache.Invalidate();
+  EXPECT_EQ((*cache.Retrieve())->access_key_id, "ASIA4");
+}
+
+// ------------------------------------------------------------ retries and errors
+
+TEST(Retry, StandardModeBackoffWithInjectedJitter) {
+  double r = 1.0;
+  RetryPolicy policy({}, [&] { return r; });
+  AwsError throttle{400, "ThrottlingException", "Rate exceeded"};
+  AwsError fault{500, "InternalServiceError", ""};
+  AwsError not_found{400, "ResourceNotFoundException", ""};
+  // Full jitter: uniform(0,1) * min(base * 2^(i-1), 20 s).
+  EXPECT_EQ(policy.OnFailure(1, throttle), std::chrono::milliseconds(500));
+  EXPECT_EQ(policy.OnFailure(2, throttle), std::chrono::milliseconds(1000));
+  EXPECT_EQ(policy.OnFailure(3, throttle), std::nullopt);  // 3 attempts max
+  r = 0.5;
+  EXPECT_EQ(policy.OnFailure(1, fault), std::chrono::milliseconds(50));
+  EXPECT_EQ(policy.OnFailure(1, not_found), std::nullopt);
+  AwsError unrecognized{400, "UnrecognizedClientException", ""};
+  EXPECT_EQ(policy.OnFailure(1, unrecognized), std::nullopt);
+  AwsError dropped;
+  dropped.transport = true;
+  dropped.code = "NetworkError";
+  EXPECT_TRUE(policy.OnFailure(1, dropped).has_value());
+  AwsError bare503{503, "Http503", ""};
+  EXPECT_TRUE(policy.OnFailure(1, bare503).has_value());
+  // Cap at 20 s.
+  RetryOptions many;
+  many.max_attempts = 30;
+  RetryPolicy capped(many, [] { return 1.0; });
+  EXPECT_EQ(capped.OnFailure(20, throttle), std::chrono::milliseconds(20000));
+}
+
+TEST(Retry, TokenBucketStopsRetryStorms) {
+  RetryOptions o;
+  o.bucket_capacity = 12;
+  RetryPolicy policy(o, [] { return 0.0; });
+  AwsError fault{500, "InternalServiceError", ""};
+  AwsError timeout;
+  timeout.transport = timeout.timeout = true;
+  EXPECT_TRUE(policy.OnFailure(1, fault));   // 12 -> 7
+  EXPECT_TRUE(policy.OnFailure(1, fault));   // 7 -> 2
+  EXPECT_FALSE(policy.OnFailure(1, fault));  // cannot pay 5
+  EXPECT_EQ(policy.available_tokens(), 2);
+  policy.OnSuccess(2);  // refunds the last retry's cost
+  EXPECT_EQ(policy.available_tokens(), 7);
+  policy.OnSuccess(1);
+  EXPECT_EQ(policy.available_tokens(), 8);
+  EXPECT_FALSE(policy.OnFailure(1, timeout).has_value());  // a timeout costs 10
+}
+
+net::HttpResponse Response(int status, std::string body, net::Headers headers = {}) {
+  net::HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  r.headers = std::move(headers);
+  return r;
+}
+
+TEST(Errors, ParseAndClassify) {
+  auto e = ParseErrorResponse(Response(
+      400,
+      R"({"__type":"ResourceNotFoundException","Message":"Secrets Manager can't find the specified secret."})",
+      {{"x-amzn-requestid", "rid"}}));
+  EXPECT_EQ(e.code, "ResourceNotFoundException");
+  EXPECT_EQ(e.message, "Secrets Manager can't find the specified secret.");
+  EXPECT_EQ(e.request_id, "rid");
+  // Header wins, namespaces and ":..." suffixes cut, lower-case message.
+  e = ParseErrorResponse(
+      Response(400, R"({"__type":"x#Other","message":"m"})",
+               {{"x-amzn-errortype", "ThrottlingException:http://internal.amazon.com/"}}));
+  EXPECT_EQ(e.code, "ThrottlingException");
+  EXPECT_EQ(e.message, "m");
+  EXPECT_EQ(
+      ParseErrorResponse(Response(400, R"({"__type":"com.amazonaws.kms#NotFoundException"})")).code,
+      "NotFoundException");
+  // Not JSON (a proxy answered): fall back to the status.
+  e = ParseErrorResponse(Response(503, "<html>busy</html>"));
+  EXPECT_EQ(e.code, "Http503");
+  EXPECT_TRUE(IsTransientError(e));
+  EXPECT_EQ(CleanErrorCode("aws.protocoltests.restjson#FooError:http://x"), "FooError");
+  EXPECT_TRUE(IsThrottlingError({400, "LimitExceededException", ""}));
+  EXPECT_TRUE(IsClockSkewError({400, "InvalidSignatureException",
+                                "Signature expired: 20251105T220858Z is now earlier than ..."}));
+  EXPECT_FALSE(IsClockSkewError(
+      {400, "InvalidSignatureException", "The request signature we calculated does not match"}));
+  EXPECT_TRUE(ParseHttpDate("Sun, 30 Aug 2015 12:36:00 GMT") == VectorTime());
+}
+
+TEST(Errors, SecretsManagerMapping) {
+  using keystore::aws::MapAwsError;
+  using keystore::aws::Operation;
+  EXPECT_EQ(MapAwsError(Operation::kCreate, "k", {400, "ResourceExistsException", "exists"}),
+            Status::KeyExists());
+  EXPECT_EQ(MapAwsError(Operation::kRead, "k", {400, "ResourceNotFoundException", ""}),
+            Status::KeyNotFound());
+  EXPECT_EQ(MapAwsError(Operation::kDelete, "k", {400, "ResourceNotFoundException", ""}),
+            Status::KeyNotFound());
+  // Scheduled for deletion is neither found nor "not found".
+  Status s = MapAwsError(
+      Operation::kRead, "k",
+      {400, "InvalidRequestException",
+       "You can't perform this operation on the secret because it was marked for deletion."});
+  EXPECT_EQ(s.code(), Code::kUnavailable);
+  EXPECT_NE(s.message().find("scheduled for deletion"), std::string::npos);
+  s = MapAwsError(Operation::kCreate, "k",
+                  {400, "InvalidRequestException",
+                   "You can't create this secret because a secret with this name is already "
+                   "scheduled for deletion."});
+  EXPECT_NE(s.message().find("scheduled for deletion"), std::string::npos);
+  // KMS problems are named as such.
+  for (const char* code : {"EncryptionFailure", "DecryptionFailure", "KMSInvalidStateException",
+                           "DisabledException"}) {
+    s = MapAwsError(Operation::kCreate, "k", {400, code, "x"});
+    EXPECT_NE(s.message().find("KMS key"), std::string::npos) << code;
+    EXPECT_NE(s.message().find(code), std::string::npos);
+  }
+  s = MapAwsError(Operation::kRead, "k",
+                  {400, "AccessDeniedException", "Access to KMS is not allowed"});
+  EXPECT_NE(s.message().find("KMS key"), std::string::npos);
+  s = MapAwsError(Operation::kRead, "k", {400, "AccessDeniedException", "User is not authorized"});
+  EXPECT_NE(s.message().find("access denied"), std::string::npos);
+  s = MapAwsError(Operation::kRead, "k",
+                  {400, "UnrecognizedClientException",
+                   "The security token included in the request is invalid."});
+  EXPECT_NE(s.message().find("rejected the credentials"), std::string::npos);
+  AwsError down;
+  down.transport = true;
+  down.code = "NetworkError";
+  EXPECT_EQ(MapAwsError(Operation::kRead, "k", down).code(), Code::kUnreachable);
+  // ResourceNotFoundException on create (a missing KMS key in some paths) is
+  // not "key does not exist".
+  EXPECT_EQ(MapAwsError(Operation::kCreate, "k", {400, "ResourceNotFoundException", ""}).code(),
+            Code::kUnavailable);
 }
 
 }  // namespace

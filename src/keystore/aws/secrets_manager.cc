@@ -9,6 +9,7 @@
 
 #include "aws/credential_providers.h"
 #include "aws/json_client.h"
+#include "keystore/aws/error_mapping.h"
 #include "net/http_client.h"
 
 namespace kes::keystore::aws {
@@ -61,50 +62,6 @@ std::optional<std::string> Base64Decode(std::string_view in) {
   return out;
 }
 
-bool IsKmsProblem(const AwsError& e) {
-  return e.code == "EncryptionFailure" || e.code == "DecryptionFailure" ||
-         e.code.starts_with("KMS") || e.code == "DisabledException" ||
-         e.code == "KeyUnavailableException" ||
-         (e.code == "AccessDeniedException" && e.message.find("KMS") != std::string::npos);
-}
-
-bool IsScheduledForDeletion(const AwsError& e) {
-  return e.code == "InvalidRequestException" &&
-         (e.message.find("marked for deletion") != std::string::npos ||
-          e.message.find("scheduled for deletion") != std::string::npos);
-}
-
-// One clear sentence per cause; the AWS code and message follow for the log.
-kes::Status Explain(std::string_view verb, std::string_view name, const AwsError& e) {
-  std::string cause;
-  if (e.code == "NoCredentials") {
-    cause = "no AWS credentials";
-  } else if (e.transport) {
-    cause = "AWS endpoint unreachable";
-  } else if (IsScheduledForDeletion(e)) {
-    cause =
-        "the secret is scheduled for deletion in AWS Secrets Manager (restore it or wait until it "
-        "is purged)";
-  } else if (IsKmsProblem(e)) {
-    cause = "the AWS KMS key cannot be used (disabled, pending deletion, missing or access denied)";
-  } else if (e.code == "AccessDeniedException") {
-    cause = "access denied by AWS IAM";
-  } else if (e.code == "UnrecognizedClientException" || e.code == "InvalidSignatureException" ||
-             e.code == "IncompleteSignatureException" || e.code == "ExpiredTokenException" ||
-             e.code == "MissingAuthenticationTokenException") {
-    cause = "AWS rejected the credentials";
-  } else if (kes::aws::IsThrottlingError(e)) {
-    cause = "AWS throttled the request (retries exhausted)";
-  } else if (kes::aws::IsTransientError(e)) {
-    cause = "AWS service error (retries exhausted)";
-  }
-  std::string msg = "aws: failed to " + std::string(verb) + " '" + std::string(name) + "': ";
-  if (!cause.empty()) msg += cause + ": ";
-  msg += e.ToString();
-  if (e.transport) return kes::Status::Unreachable(std::move(msg));
-  return kes::Status::Unavailable(std::move(msg));
-}
-
 bool IsServerFilterSafe(std::string_view prefix) {
   if (prefix.empty() || prefix.size() > 512) return false;
   return std::all_of(prefix.begin(), prefix.end(), [](unsigned char c) {
@@ -151,15 +108,13 @@ class SecretsManagerKeyStore : public KeyStore {
     if (!kms_key_.empty()) in["KmsKeyId"] = kms_key_;
     CallResult r = client_->Call("CreateSecret", in);
     if (r.ok()) return kes::Status::Ok();
-    if (r.error->code == "ResourceExistsException") return kes::Status::KeyExists();
-    return Explain("create", name, *r.error);
+    return MapAwsError(Operation::kCreate, name, *r.error);
   }
 
   Result<std::string> Get(std::string_view name) override {
     CallResult r = client_->Call("GetSecretValue", {{"SecretId", name}});
     if (!r.ok()) {
-      if (r.error->code == "ResourceNotFoundException") return kes::Status::KeyNotFound();
-      return Explain("read", name, *r.error);
+      return MapAwsError(Operation::kRead, name, *r.error);
     }
     if (auto it = r.body.find("SecretString"); it != r.body.end() && it->is_string()) {
       return it->get<std::string>();
@@ -179,8 +134,7 @@ class SecretsManagerKeyStore : public KeyStore {
     CallResult r =
         client_->Call("DeleteSecret", {{"SecretId", name}, {"ForceDeleteWithoutRecovery", true}});
     if (r.ok()) return kes::Status::Ok();
-    if (r.error->code == "ResourceNotFoundException") return kes::Status::KeyNotFound();
-    return Explain("delete", name, *r.error);
+    return MapAwsError(Operation::kDelete, name, *r.error);
   }
 
   Result<ListPage> List(std::string_view prefix, int limit) override {
@@ -192,7 +146,7 @@ class SecretsManagerKeyStore : public KeyStore {
     std::set<std::string> seen_tokens;
     for (;;) {
       CallResult r = client_->Call("ListSecrets", in);
-      if (!r.ok()) return Explain("list", prefix, *r.error);
+      if (!r.ok()) return MapAwsError(Operation::kList, prefix, *r.error);
       if (auto list = r.body.find("SecretList"); list != r.body.end() && list->is_array()) {
         for (const auto& s : *list) {
           auto n = s.find("Name");

@@ -1,0 +1,210 @@
+// Unit tests of the net module: URL parsing, the plain-HTTP policy, and the
+// curl client against a tiny in-process loopback listener (connection reuse,
+// headers as sent, transport errors as kUnreachable).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "net/http_client.h"
+#include "net/url.h"
+
+namespace kes::net {
+namespace {
+
+TEST(Url, Parse) {
+  auto u = Url::Parse("secretsmanager.us-east-1.amazonaws.com", "https");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->scheme, "https");
+  EXPECT_EQ(u->host, "secretsmanager.us-east-1.amazonaws.com");
+  EXPECT_EQ(u->port, 443);
+  EXPECT_EQ(u->path, "/");
+  EXPECT_EQ(u->HostHeader(), "secretsmanager.us-east-1.amazonaws.com");
+
+  u = Url::Parse("http://127.0.0.1:4566");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->HostHeader(), "127.0.0.1:4566");
+  EXPECT_EQ(u->ToString(), "http://127.0.0.1:4566/");
+
+  u = Url::Parse("HTTP://[::1]:8080/v2/credentials/x?a=b");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->scheme, "http");
+  EXPECT_EQ(u->host, "::1");
+  EXPECT_EQ(u->HostHeader(), "[::1]:8080");
+  EXPECT_EQ(u->path, "/v2/credentials/x");
+  EXPECT_EQ(u->query, "a=b");
+
+  u = Url::Parse("https://kms.eu-west-1.amazonaws.com:443");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->HostHeader(), "kms.eu-west-1.amazonaws.com");  // default port not shown
+
+  EXPECT_FALSE(Url::Parse("ftp://x").ok());
+  EXPECT_FALSE(Url::Parse("no-scheme-no-default").ok());
+  EXPECT_FALSE(Url::Parse("http://host:99999").ok());
+  EXPECT_FALSE(Url::Parse("http://user@host/").ok());
+  EXPECT_FALSE(Url::Parse("http://").ok());
+}
+
+TEST(Url, Loopback) {
+  EXPECT_TRUE(IsLoopbackHost("127.0.0.1"));
+  EXPECT_TRUE(IsLoopbackHost("127.8.9.10"));
+  EXPECT_TRUE(IsLoopbackHost("::1"));
+  EXPECT_TRUE(IsLoopbackHost("localhost"));
+  EXPECT_FALSE(IsLoopbackHost("128.0.0.1"));
+  EXPECT_FALSE(IsLoopbackHost("169.254.169.254"));
+  EXPECT_FALSE(IsLoopbackHost("localhost.example.com"));
+}
+
+TEST(HttpClient, PlainHttpOnlyToLoopbackOrMetadata) {
+  HttpClient strict;
+  EXPECT_TRUE(strict.CheckUrl(*Url::Parse("http://127.0.0.1:1")).ok());
+  EXPECT_TRUE(strict.CheckUrl(*Url::Parse("https://example.com")).ok());
+  EXPECT_FALSE(strict.CheckUrl(*Url::Parse("http://example.com")).ok());
+  EXPECT_FALSE(strict.CheckUrl(*Url::Parse("http://169.254.169.254")).ok());
+  HttpClientOptions o;
+  o.allow_metadata_http = true;
+  HttpClient metadata(o);
+  EXPECT_TRUE(metadata.CheckUrl(*Url::Parse("http://169.254.169.254")).ok());
+  EXPECT_TRUE(metadata.CheckUrl(*Url::Parse("http://169.254.170.2/v2/credentials")).ok());
+  EXPECT_FALSE(metadata.CheckUrl(*Url::Parse("http://10.0.0.1")).ok());
+  // Refused before anything is sent.
+  HttpRequest req;
+  req.url = *Url::Parse("http://example.com/");
+  EXPECT_EQ(strict.Do(req).status().code(), Code::kInvalidArgument);
+}
+
+// A minimal HTTP/1.1 listener on 127.0.0.1:<ephemeral>: answers every request
+// with 200 and a body echoing the request head; keeps connections open.
+class EchoServer {
+ public:
+  EchoServer() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    listen(fd_, 8);
+    socklen_t len = sizeof addr;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~EchoServer() {
+    stop_ = true;
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    thread_.join();
+  }
+  int port() const { return port_; }
+  int connections() const { return connections_; }
+
+ private:
+  void Run() {
+    while (!stop_) {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      ++connections_;
+      std::thread([c] { Serve(c); }).detach();
+    }
+  }
+  static void Serve(int c) {
+    std::string buf;
+    char tmp[4096];
+    for (;;) {
+      size_t end;
+      while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
+        ssize_t n = read(c, tmp, sizeof tmp);
+        if (n <= 0) {
+          close(c);
+          return;
+        }
+        buf.append(tmp, n);
+      }
+      std::string head = buf.substr(0, end);
+      size_t body_len = 0;
+      if (auto p = head.find("Content-Length: "); p != std::string::npos)
+        body_len = std::stoul(head.substr(p + 16));
+      while (buf.size() < end + 4 + body_len) {
+        ssize_t n = read(c, tmp, sizeof tmp);
+        if (n <= 0) {
+          close(c);
+          return;
+        }
+        buf.append(tmp, n);
+      }
+      std::string body = head + "\n--\n" + buf.substr(end + 4, body_len);
+      buf.erase(0, end + 4 + body_len);
+      std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                         "\r\nX-Test: yes\r\n\r\n" + body;
+      if (write(c, resp.data(), resp.size()) < 0) break;
+    }
+    close(c);
+  }
+
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0};
+  std::thread thread_;
+};
+
+TEST(HttpClient, SendsHeadersAsGivenAndReusesConnections) {
+  EchoServer server;
+  HttpClient client;
+  HttpRequest req;
+  req.method = "POST";
+  req.url = *Url::Parse("http://127.0.0.1:" + std::to_string(server.port()) + "/");
+  req.headers = {{"Host", "signed-host:1234"},
+                 {"X-Amz-Target", "secretsmanager.ListSecrets"},
+                 {"Content-Type", "application/x-amz-json-1.1"}};
+  req.body = "{}";
+  for (int i = 0; i < 3; ++i) {
+    auto resp = client.Do(req);
+    ASSERT_TRUE(resp.ok()) << resp.status().message();
+    EXPECT_EQ(resp->status, 200);
+    EXPECT_EQ(resp->Header("x-test"), "yes");
+    EXPECT_NE(resp->body.find("POST / HTTP/1.1"), std::string::npos);
+    EXPECT_NE(resp->body.find("Host: signed-host:1234"), std::string::npos);
+    EXPECT_NE(resp->body.find("X-Amz-Target: secretsmanager.ListSecrets"), std::string::npos);
+    EXPECT_EQ(resp->body.find("Expect:"), std::string::npos);
+    EXPECT_EQ(resp->body.substr(resp->body.size() - 2), "{}");
+  }
+  EXPECT_EQ(server.connections(), 1);  // keep-alive: one TCP connection for all three
+}
+
+TEST(HttpClient, TransportFailureIsUnreachable) {
+  // Bind then close a socket to find a port nobody listens on.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int port = ntohs(addr.sin_port);
+  close(fd);
+  HttpClient client;
+  HttpRequest req;
+  req.url = *Url::Parse("http://127.0.0.1:" + std::to_string(port) + "/");
+  auto resp = client.Do(req);
+  ASSERT_FALSE(resp.ok());
+  EXPECT_EQ(resp.status().code(), Code::kUnreachable);
+}
+
+TEST(HttpClient, RejectsHeaderInjection) {
+  HttpClient client;
+  HttpRequest req;
+  req.url = *Url::Parse("http://127.0.0.1:1/");
+  req.headers = {{"Authorization", "x\r\nEvil: 1"}};
+  EXPECT_EQ(client.Do(req).status().code(), Code::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace kes::net
