@@ -440,7 +440,10 @@ class SecretsManager:
         return True
 
     def _sign_token(self, offset, query_hash):
-        payload = json.dumps({"o": offset, "q": query_hash}).encode()
+        # The nonce keeps tokens distinct even when a page repeats a position
+        # (SDK paginators stop on a token they have already seen).
+        payload = json.dumps({"o": offset, "q": query_hash,
+                              "n": pyrandom.token_hex(4)}).encode()
         mac = hmac.new(self.token_key, payload, hashlib.sha256).digest()[:16]
         return base64.urlsafe_b64encode(payload + mac).decode("ascii")
 

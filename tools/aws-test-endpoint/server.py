@@ -95,8 +95,8 @@ def _error_reply(err):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server_version = "aws-test-endpoint"
-    sys_version = ""
+    def version_string(self):
+        return "aws-test-endpoint"
 
     # BaseHTTPRequestHandler writes Date itself; make it follow the
     # (possibly shifted) endpoint clock so clients can measure skew.

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import re
 import time
+from urllib.parse import unquote
 
 import botocore.auth
 from botocore.awsrequest import AWSRequest, HTTPHeaders
@@ -166,7 +167,13 @@ def verify(method, target, headers, body, now, lookup, region, service,
                        "was computed.")
 
     host = (by_name.get("host") or ["localhost"])[0].strip()
-    request = AWSRequest(method=method, url=f"http://{host}{target}", data=body)
+    path, _, query = target.partition("?")
+    request = AWSRequest(method=method, url=f"http://{host}{path}", data=body)
+    if query:
+        # The query arrives percent-encoded (or raw); SigV4 signs each name and
+        # value encoded exactly once, which botocore does from decoded params.
+        request.params = [(unquote(k), unquote(v)) for k, _, v in
+                          (pair.partition("=") for pair in query.split("&"))]
     for name, value in headers:
         if name.lower() != "authorization":
             request.headers[name] = value
