@@ -59,24 +59,30 @@ std::string Base64Encode(std::string_view bytes) {
 // Mirrors Go's base64.StdEncoding.DecodeString: CR/LF are skipped anywhere,
 // the input must be whole 4-character quanta with '=' padding only at the
 // end, and non-zero bits in the last partial quantum are tolerated.
-std::optional<std::vector<uint8_t>> Base64Decode(std::string_view text) {
+Result<std::vector<uint8_t>> Base64DecodeWithError(std::string_view text) {
+  auto corrupt = [](size_t at) {
+    return Status::Invalid("illegal base64 data at input byte " + std::to_string(at));
+  };
   std::vector<uint8_t> out;
   out.reserve(text.size() / 4 * 3);
   uint8_t quantum[4];
   size_t n = 0;       // characters collected in the current quantum
   size_t pad = 0;     // '=' seen in the current quantum
+  size_t start = 0;   // offset of the current quantum's first character
   bool done = false;  // a padded quantum ended the data
-  for (char c : text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
     if (c == '\r' || c == '\n') continue;
-    if (done) return std::nullopt;
+    if (done) return corrupt(i);
+    if (n == 0) start = i;
     if (c == '=') {
-      if (n < 2) return std::nullopt;
+      if (n < 2) return corrupt(i);
       ++pad;
       quantum[n++] = 0;
     } else {
-      if (pad > 0) return std::nullopt;
+      if (pad > 0) return corrupt(i);
       const int8_t v = kDecode[static_cast<uint8_t>(c)];
-      if (v < 0) return std::nullopt;
+      if (v < 0) return corrupt(i);
       quantum[n++] = static_cast<uint8_t>(v);
     }
     if (n == 4) {
@@ -88,8 +94,14 @@ std::optional<std::vector<uint8_t>> Base64Decode(std::string_view text) {
       n = 0;
     }
   }
-  if (n != 0) return std::nullopt;
+  if (n != 0) return corrupt(pad > 0 ? text.size() : start);
   return out;
+}
+
+std::optional<std::vector<uint8_t>> Base64Decode(std::string_view text) {
+  auto r = Base64DecodeWithError(text);
+  if (!r.ok()) return std::nullopt;
+  return std::move(r).value();
 }
 
 std::string HexEncode(std::span<const uint8_t> bytes) {

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/status.h"
+
 namespace kes::crypto {
 
 std::string Base64Encode(std::span<const uint8_t> bytes);
@@ -16,6 +18,9 @@ std::string Base64Encode(std::string_view bytes);
 // Strict standard base64 with padding. '\r' and '\n' anywhere are ignored,
 // as Go's decoder does. nullopt on any other deviation.
 std::optional<std::vector<uint8_t>> Base64Decode(std::string_view text);
+// The same decoder; a failure carries Go's message "illegal base64 data at
+// input byte <n>" (n = offset into `text`, as Go's CorruptInputError).
+Result<std::vector<uint8_t>> Base64DecodeWithError(std::string_view text);
 
 std::string HexEncode(std::span<const uint8_t> bytes);
 // Lower- or upper-case hex digits, even length; nullopt otherwise.

@@ -26,7 +26,7 @@ std::span<const uint8_t> Bytes(const std::string& s) {
 }
 
 // Legacy JSON key (crypto.md §4.3), decoded with Go encoding/json semantics.
-Result<KeyVersion> ParseLegacyJson(const nlohmann::json& doc) {
+Result<KeyVersion> ParseLegacyJson(const nlohmann::ordered_json& doc) {
   if (doc.is_null()) {
     // Go: unmarshalling null into a struct is a no-op, leaving an empty key.
     return Status::Invalid("crypto: invalid key length '0' for 'AES256'");
@@ -84,8 +84,8 @@ Result<KeyVersion> ParseLegacyJson(const nlohmann::json& doc) {
 }
 
 Result<KeyVersion> ParseProtobuf(std::string_view stored) {
-  auto raw = Base64Decode(stored);
-  if (!raw) return Status::Invalid("crypto: invalid base64 encoding of stored key");
+  auto raw = Base64DecodeWithError(stored);
+  if (!raw.ok()) return raw.status();
   miniohq::kms::KeyVersion pb;
   const bool parsed = pb.ParseFromArray(raw->data(), static_cast<int>(raw->size()));
   Zeroize(raw->data(), raw->size());
@@ -145,7 +145,7 @@ Result<KeyVersion> NewKeyVersion(KeyType type, std::string_view creator) {
 
 Result<KeyVersion> ParseKeyVersion(std::string_view stored) {
   // §4.2: valid JSON (surrounding whitespace allowed) is the legacy form.
-  auto doc = nlohmann::json::parse(stored, nullptr, /*allow_exceptions=*/false);
+  auto doc = nlohmann::ordered_json::parse(stored, nullptr, /*allow_exceptions=*/false);
   if (!doc.is_discarded()) return ParseLegacyJson(doc);
   return ParseProtobuf(stored);
 }

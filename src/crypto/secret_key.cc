@@ -229,7 +229,8 @@ bool EqualFold(std::string_view a, std::string_view b) {
 }
 
 std::optional<LegacyCiphertext> ParseJson(std::span<const uint8_t> b) {
-  const auto doc = nlohmann::json::parse(b.begin(), b.end(), nullptr, /*allow_exceptions=*/false);
+  const auto doc =
+      nlohmann::ordered_json::parse(b.begin(), b.end(), nullptr, /*allow_exceptions=*/false);
   if (!doc.is_object()) return std::nullopt;
 
   // Go semantics: each member is applied in order (last one wins), null

@@ -31,8 +31,8 @@ Result<APIKey> APIKey::Generate() {
 
 Result<APIKey> APIKey::Parse(std::string_view text) {
   if (text.substr(0, kPrefix.size()) == kPrefix) text.remove_prefix(kPrefix.size());
-  auto raw = crypto::Base64Decode(text);
-  if (!raw) return Status::Invalid("illegal base64 data in API key");
+  auto raw = crypto::Base64DecodeWithError(text);
+  if (!raw.ok()) return raw.status();
   crypto::SecretBytes bytes(*raw);
   crypto::Zeroize(raw->data(), raw->size());
   if (bytes.size() != 1 + kSeedSize) return Status::Invalid("invalid API key: invalid length");

@@ -3,20 +3,24 @@
 // its identity is the SHA-256 of the Ed25519 SPKI.
 #pragma once
 
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
 #include <memory>
 #include <string>
 #include <string_view>
-
-#include <openssl/evp.h>
-#include <openssl/x509.h>
 
 #include "common/status.h"
 #include "crypto/secret_bytes.h"
 
 namespace kes::identity {
 
-struct EvpPkeyDeleter { void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); } };
-struct X509Deleter { void operator()(X509* c) const { X509_free(c); } };
+struct EvpPkeyDeleter {
+  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+struct X509Deleter {
+  void operator()(X509* c) const { X509_free(c); }
+};
 using PrivateKeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyDeleter>;
 using CertificatePtr = std::unique_ptr<X509, X509Deleter>;
 
@@ -39,7 +43,8 @@ class APIKey {
 
  private:
   static Result<APIKey> FromSeed(crypto::SecretBytes seed);
-  APIKey(crypto::SecretBytes seed, PrivateKeyPtr key) : seed_(std::move(seed)), key_(std::move(key)) {}
+  APIKey(crypto::SecretBytes seed, PrivateKeyPtr key)
+      : seed_(std::move(seed)), key_(std::move(key)) {}
   crypto::SecretBytes seed_;
   PrivateKeyPtr key_;
 };

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -297,6 +298,45 @@ Status WriteIdentityFiles(const std::string& key_path, std::string_view key_pem,
     return s.WithContext("failed to create certificate");
   }
   return Status::Ok();
+}
+
+Result<IdentityFileContents> ReadIdentityFile(const std::string& path) {
+  KES_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  struct Wipe {
+    std::string& s;
+    ~Wipe() { crypto::Zeroize(s.data(), s.size()); }
+  } wipe{text};
+  const std::string no_pem = "'" + path + "' contains no valid PEM certificate or private key";
+  std::string_view rest = text;
+  while (true) {
+    while (!rest.empty() && std::isspace(static_cast<unsigned char>(rest.front()))) {
+      rest.remove_prefix(1);
+    }
+    if (rest.empty()) break;
+    auto block = DecodePemBlock(&rest);
+    if (!block) break;
+    if (block->type == "CERTIFICATE") {
+      KES_ASSIGN_OR_RETURN(std::string id, IdentityOfDer(block->bytes));
+      return IdentityFileContents{std::move(id), std::nullopt};
+    }
+    if (block->type.find("PRIVATE KEY") == std::string::npos) continue;
+    const unsigned char* p = block->bytes.data();
+    PKCS8_PRIV_KEY_INFO* p8 =
+        d2i_PKCS8_PRIV_KEY_INFO(nullptr, &p, static_cast<long>(block->bytes.size()));
+    crypto::Zeroize(block->bytes.data(), block->bytes.size());
+    PrivateKeyPtr key(p8 != nullptr ? EVP_PKCS82PKEY(p8) : nullptr);
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    if (!key) return Status::Invalid("x509: failed to parse private key");
+    if (EVP_PKEY_get_id(key.get()) != EVP_PKEY_ED25519) {
+      return Status::Invalid("'" + path +
+                             "' contains unsupported private key. Only ed25519 private keys are "
+                             "supported");
+    }
+    KES_ASSIGN_OR_RETURN(APIKey api_key, APIKey::FromPrivateKey(key.get()));
+    std::string id = api_key.Identity();
+    return IdentityFileContents{std::move(id), std::move(api_key)};
+  }
+  return Status::Invalid(no_pem);
 }
 
 Result<ServerCertificate> GenerateDevServerCertificate(

@@ -78,6 +78,22 @@ Status WriteIdentityFiles(const std::string& key_path, std::string_view key_pem,
 Status WriteFileAtomic(const std::string& path, std::string_view data, unsigned mode,
                        bool overwrite);
 
+// ---- kes identity <FILE> ------------------------------------------------------
+
+// What a PEM file says about an identity (cli.md §3.4): blocks are walked in
+// order; the first CERTIFICATE gives the identity; a block whose type
+// contains "PRIVATE KEY" must be PKCS#8 Ed25519 and gives the API key (and
+// its identity); other block types are skipped.
+struct IdentityFileContents {
+  std::string identity;
+  std::optional<APIKey> api_key;  // set when a private key block came first
+};
+
+// Errors: the file read error as-is ("open x: no such file or directory");
+// "'<file>' contains unsupported private key. Only ed25519 private keys are
+// supported"; "'<file>' contains no valid PEM certificate or private key".
+Result<IdentityFileContents> ReadIdentityFile(const std::string& path);
+
 // ---- kes server --dev -------------------------------------------------------
 
 struct ServerCertificate {

@@ -2,12 +2,12 @@
 // DER SubjectPublicKeyInfo, and name validation rules (api.md §3.2).
 #pragma once
 
+#include <openssl/x509.h>
+
 #include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
-
-#include <openssl/x509.h>
 
 #include "common/status.h"
 

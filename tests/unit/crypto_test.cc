@@ -671,6 +671,16 @@ TEST(KeyVersionCodec, LegacyJsonRules) {
   EXPECT_FALSE(ParseKeyVersion(R"("text")").ok());
   EXPECT_FALSE(ParseKeyVersion(R"({"bytes":")" + b + R"(","created_at":"yesterday"})").ok());
   {
+    // Go applies members in document order: the last spelling wins.
+    auto kv =
+        ParseKeyVersion(R"({"Algorithm":"ChaCha20","algorithm":"AES256","bytes":")" + b + R"("})");
+    ASSERT_TRUE(kv.ok());
+    EXPECT_EQ(kv->key.type(), KeyType::kAES256);
+    kv = ParseKeyVersion(R"({"algorithm":"AES256","ALGORITHM":"ChaCha20","bytes":")" + b + R"("})");
+    ASSERT_TRUE(kv.ok());
+    EXPECT_EQ(kv->key.type(), KeyType::kChaCha20);
+  }
+  {
     // Case-insensitive names, surrounding whitespace, unknown fields, offset kept.
     auto kv = ParseKeyVersion(
         "  \n{\"Version\":\"v1\",\"BYTES\":\"" + b +
@@ -736,6 +746,15 @@ TEST(Base64, StandardWithPaddingLikeGo) {
                           "Zm9-Yg==", "Zm9_", "Z", "Zm9vYg==\x01", "====", "Zg=a"}) {
     EXPECT_FALSE(Base64Decode(bad).has_value()) << bad;
   }
+}
+
+TEST(Base64, ErrorsNameTheOffsetLikeGo) {
+  auto msg = [](std::string_view t) { return Base64DecodeWithError(t).status().message(); };
+  EXPECT_EQ(msg("Zm9v!mFy"), "illegal base64 data at input byte 4");
+  EXPECT_EQ(msg("Zm9vYg"), "illegal base64 data at input byte 4");
+  EXPECT_EQ(msg("Z==="), "illegal base64 data at input byte 1");
+  EXPECT_EQ(msg("Zg==Zg=="), "illegal base64 data at input byte 4");
+  EXPECT_TRUE(Base64DecodeWithError("Zg==\r\n").ok());
 }
 
 TEST(Hex, LowercaseOutAnyCaseIn) {

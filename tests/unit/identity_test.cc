@@ -142,7 +142,9 @@ TEST(ApiKeyTest, ParseErrorsAndPrefix) {
   EXPECT_EQ(bad_type.status().message(), "invalid API key: unsupported type");
   EXPECT_FALSE(APIKey::Parse("").ok());
   EXPECT_FALSE(APIKey::Parse("kes:v1:").ok());
-  EXPECT_FALSE(APIKey::Parse("kes:v1:!!").ok());
+  auto bad_b64 = APIKey::Parse("kes:v1:AD9E7FSYW!MD+VjhI6q545cYT9YOyFxZb7UnjEepYDRc");
+  ASSERT_FALSE(bad_b64.ok());
+  EXPECT_EQ(bad_b64.status().message(), "illegal base64 data at input byte 9");
 }
 
 TEST(ApiKeyTest, GeneratedKeysAndTheirCertificate) {
@@ -634,6 +636,52 @@ TEST(CertificateTest, EncryptedKeyFileIsLegacyPemAndNeedsThePassword) {
                  "' -passin pass:s3cret -pubout -outform DER 2>/dev/null | sha256sum");
     EXPECT_EQ(out.substr(0, 64), api->Identity());
   }
+}
+
+TEST(CertificateTest, ReadIdentityFileWalksBlocks) {
+  TempDir dir;
+  const Json* v0 = nullptr;
+  for (const auto& v : VectorGroup("certificate_identity")) {
+    if (v.at("input").contains("private_key_pem")) v0 = &v;
+  }
+  ASSERT_NE(v0, nullptr);
+  const std::string cert = v0->at("input").at("certificate_pem").get<std::string>();
+  const std::string key = v0->at("input").at("private_key_pem").get<std::string>();
+  const std::string want = v0->at("expected").at("identity").get<std::string>();
+
+  dir.Write("cert.pem", "\n" + cert + "\n");
+  auto from_cert = ReadIdentityFile(dir.Path("cert.pem"));
+  ASSERT_TRUE(from_cert.ok()) << from_cert.status().message();
+  EXPECT_EQ(from_cert->identity, want);
+  EXPECT_FALSE(from_cert->api_key.has_value());
+
+  dir.Write("key.pem", key + "\n" + cert);
+  auto from_key = ReadIdentityFile(dir.Path("key.pem"));
+  ASSERT_TRUE(from_key.ok()) << from_key.status().message();
+  ASSERT_TRUE(from_key->api_key.has_value());
+  EXPECT_EQ(from_key->api_key->String(),
+            v0->at("derived").at("api_key_of_private_key").get<std::string>());
+  EXPECT_EQ(from_key->identity, want);
+
+  auto ec = GenerateEcdsaP256Key();
+  ASSERT_TRUE(ec.ok());
+  auto ec_pem = PrivateKeyToPem(ec->get());
+  ASSERT_TRUE(ec_pem.ok());
+  dir.Write("ec.pem", *ec_pem);
+  auto unsupported = ReadIdentityFile(dir.Path("ec.pem"));
+  ASSERT_FALSE(unsupported.ok());
+  EXPECT_EQ(unsupported.status().message(),
+            "'" + dir.Path("ec.pem") +
+                "' contains unsupported private key. Only ed25519 private keys are supported");
+
+  dir.Write("junk.txt", "no pem here");
+  auto junk = ReadIdentityFile(dir.Path("junk.txt"));
+  ASSERT_FALSE(junk.ok());
+  EXPECT_EQ(junk.status().message(),
+            "'" + dir.Path("junk.txt") + "' contains no valid PEM certificate or private key");
+  auto missing = ReadIdentityFile(dir.Path("nope"));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().message(), "open " + dir.Path("nope") + ": no such file or directory");
 }
 
 TEST(CertificateTest, DevServerCertificate) {
