@@ -46,41 +46,15 @@ import botocore.utils  # noqa: E402
 from botocore.awsrequest import AWSRequest  # noqa: E402
 
 sys.path.insert(0, str(ENDPOINT_DIR))
+import envelope  # noqa: E402
 import sigv4_verify  # noqa: E402
+from launcher import AwsTestEndpoint  # noqa: E402
 from errors import AwsError  # noqa: E402
 
 
 # ---- the endpoint process ---------------------------------------------------------
-class Endpoint:
-    def __init__(self, tmp_path, *args):
-        port_file = tmp_path / f"ports-{uuid.uuid4().hex[:8]}.json"
-        self.proc = subprocess.Popen(
-            [DEBIAN_PYTHON, str(SERVER), "--port", "0", "--port-file", str(port_file), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        first = self.proc.stdout.readline().strip()
-        if not first.isdigit():
-            self.proc.kill()
-            raise RuntimeError(f"endpoint did not start: {first!r} {self.proc.stderr.read()}")
-        self.ports = json.loads(port_file.read_text())
-        self.port = self.ports["port"]
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def admin(self, method, path, doc=None):
-        data = None if doc is None else json.dumps(doc).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read())
-
-    def requests_log(self):
-        return self.admin("GET", "/__admin/requests")["requests"]
+def Endpoint(tmp_path, *args):
+    return AwsTestEndpoint(tmp_path, *args)
 
 
 @pytest.fixture(scope="module")
@@ -183,21 +157,16 @@ def test_awscli_is_debians_v2():
     assert out.stdout.startswith("aws-cli/2."), out.stdout
 
 
-def test_conformance_cli_script_passes(ep, aws_env, tmp_path):
-    env = dict(os.environ, ENDPOINT=ep.url, AWS_BIN=DEBIAN_AWS, HOME=str(tmp_path))
-    out = subprocess.run(["bash", str(SPEC_DIR / "conformance" / "conformance_cli.sh")],
-                         env=env, capture_output=True, text=True, timeout=600)
-    summary = re.search(r"(\d+) passed, (\d+) failed", out.stdout)
-    assert out.returncode == 0 and summary, out.stdout + out.stderr
-    assert int(summary.group(1)) >= 27 and summary.group(2) == "0", out.stdout
-
-
-def test_conformance_raw_script_passes(ep):
-    out = subprocess.run([DEBIAN_PYTHON, str(SPEC_DIR / "conformance" / "conformance_raw.py"),
-                          ep.url], capture_output=True, text=True, timeout=300)
-    summary = re.search(r"(\d+) passed, (\d+) failed", out.stdout)
-    assert out.returncode == 0 and summary, out.stdout + out.stderr
-    assert int(summary.group(1)) >= 13 and summary.group(2) == "0", out.stdout
+def test_conformance_suites_pass_through_the_ci_runner(aws_env, tmp_path):
+    """run-conformance.sh starts its own endpoint and runs the spec's
+    conformance_cli.sh (awscli v2) and conformance_raw.py (botocore)."""
+    env = dict(os.environ, HOME=str(tmp_path))
+    out = subprocess.run(["bash", str(ENDPOINT_DIR / "run-conformance.sh"), str(SPEC_DIR)],
+                         env=env, capture_output=True, text=True, timeout=800)
+    summaries = re.findall(r"^(\d+) passed, (\d+) failed$", out.stdout, re.M)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert [int(p) >= want and f == "0" for (p, f), want in zip(summaries, (27, 13))] == \
+        [True, True], out.stdout
 
 
 # ---- SigV4 verification against recorded vectors and captures -----------------------
@@ -908,3 +877,78 @@ def test_extra_credentials_and_default_off(fresh, tmp_path):
     with pytest.raises(botocore.exceptions.ClientError) as err:
         client(e, "secretsmanager").list_secrets()
     assert error_code(err) == "UnrecognizedClientException"
+
+
+def test_keep_alive_and_status_probe(ep):
+    conn = http.client.HTTPConnection("127.0.0.1", ep.port, timeout=30)
+    try:
+        for _ in range(3):  # one TCP connection, several calls
+            h, b = signed_request(ep.url, "secretsmanager.ListSecrets", {"MaxResults": 1})
+            conn.request("POST", "/", body=b, headers=h)
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200 and resp.getheader("Connection") != "close"
+        conn.request("GET", "/")  # KES's unsigned health probe: any answer will do
+        resp = conn.getresponse()
+        assert resp.status == 404 and json.loads(resp.read())["__type"] == \
+            "UnknownOperationException"
+    finally:
+        conn.close()
+
+
+def test_sts_errors_are_query_protocol_xml(ep):
+    def post(form):
+        conn = http.client.HTTPConnection("127.0.0.1", ep.ports["sts_port"], timeout=30)
+        try:
+            conn.request("POST", "/", body=form, headers={
+                "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+            resp = conn.getresponse()
+            return resp.status, resp.getheader("Content-Type"), resp.read().decode()
+        finally:
+            conn.close()
+    status, ctype, body = post("Action=AssumeRoleWithWebIdentity&Version=2011-06-15"
+                               "&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fkes"
+                               "&RoleSessionName=kes")
+    assert status == 400 and ctype == "text/xml"
+    assert re.search(r"<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+                     r"\s*<Error>\s*<Type>Sender</Type>\s*<Code>ValidationError</Code>", body)
+    assert "webIdentityToken" in body and "<RequestId>" in body
+    status, _, body = post("Action=GetCallerIdentity&Version=2011-06-15")
+    assert status == 400 and "<Code>InvalidAction</Code>" in body
+    ep.admin("POST", "/__faults", {"kind": "unavailable", "service": "sts"})
+    status, ctype, body = post("Action=AssumeRoleWithWebIdentity&Version=2011-06-15")
+    assert status == 503 and "<Type>Receiver</Type>" in body
+
+
+def test_ecs_requires_its_authorization_token(ep):
+    conn = http.client.HTTPConnection("127.0.0.1", ep.ports["ecs_port"], timeout=30)
+    try:
+        conn.request("GET", "/v2/credentials/task-1")
+        resp = conn.getresponse()
+        assert resp.status == 401 and json.loads(resp.read())["code"] == "AccessDenied"
+        conn.request("GET", "/v2/credentials/task-1",
+                     headers={"Authorization": "ecs-secret-token"})
+        resp = conn.getresponse()
+        doc = json.loads(resp.read())
+        assert resp.status == 200
+        assert set(doc) >= {"AccessKeyId", "SecretAccessKey", "Token", "Expiration"}
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("use_aes_gcm", [True, False])
+def test_envelope_detects_tampering(monkeypatch, use_aes_gcm):
+    if not use_aes_gcm:
+        monkeypatch.setattr(envelope, "AESGCM", None)  # the standard-library fallback
+    elif envelope.AESGCM is None:
+        pytest.skip("python3-cryptography is not installed")
+    key = os.urandom(32)
+    sealed = envelope.seal(key, b"secret value", b"aad")
+    assert envelope.open_sealed(key, sealed, b"aad") == b"secret value"
+    assert envelope.seal(key, b"secret value", b"aad") != sealed  # fresh nonce
+    for k, blob, aad in ((os.urandom(32), sealed, b"aad"), (key, sealed, b"aaD"),
+                         (key, sealed[:-1] + bytes([sealed[-1] ^ 1]), b"aad"),
+                         (key, sealed[:12] + bytes([sealed[12] ^ 1]) + sealed[13:], b"aad"),
+                         (key, sealed[:20], b"aad")):
+        with pytest.raises(envelope.OpenError):
+            envelope.open_sealed(k, blob, aad)

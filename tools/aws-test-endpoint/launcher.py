@@ -1,0 +1,64 @@
+"""Starts and drives the test endpoint from Python tests.
+
+    sys.path.insert(0, "<source>/tools/aws-test-endpoint")
+    from launcher import AwsTestEndpoint
+    with AwsTestEndpoint(workdir, "--imds-port", "0") as ep:
+        ep.url, ep.port, ep.ports["imds_port"]
+        ep.admin("POST", "/__faults", {"kind": "throttle", "count": 2})
+
+The endpoint always runs under Debian's /usr/bin/python3 (botocore lives
+there), whatever interpreter runs the test.
+"""
+import json
+import os
+import subprocess
+import urllib.request
+import uuid
+from pathlib import Path
+
+SERVER = Path(__file__).resolve().parent / "server.py"
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+
+class AwsTestEndpoint:
+    def __init__(self, workdir, *args):
+        workdir = Path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        port_file = workdir / f"aws-endpoint-ports-{uuid.uuid4().hex[:8]}.json"
+        python = DEBIAN_PYTHON if os.path.exists(DEBIAN_PYTHON) else "python3"
+        self.proc = subprocess.Popen(
+            [python, str(SERVER), "--port", "0", "--port-file", str(port_file), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = self.proc.stdout.readline().strip()
+        if not first.isdigit():
+            self.proc.kill()
+            raise RuntimeError(f"aws test endpoint did not start: {first!r} "
+                               f"{self.proc.stderr.read()}")
+        self.ports = json.loads(port_file.read_text())
+        self.port = self.ports["port"]
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def admin(self, method, path, doc=None):
+        """Calls the admin API; returns the decoded JSON answer."""
+        data = None if doc is None else json.dumps(doc).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())
+
+    def requests_log(self):
+        return self.admin("GET", "/__admin/requests")["requests"]
