@@ -627,6 +627,17 @@ def test_kms_data_keys_and_limits(ep):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         kms.encrypt(KeyId="alias/pending-deletion-key", Plaintext=b"x")
     assert error_code(e) == "KMSInvalidStateException"
+    h, b = signed_request(ep.url, "TrentService.Encrypt",  # DryRun is newer than botocore 1.29
+                          {"KeyId": "alias/test-key", "Plaintext": "eA==", "DryRun": True})
+    status, _, data = raw_post(ep.port, h, b)
+    assert status == 400 and json.loads(data)["__type"] == "DryRunOperationException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kms.encrypt(KeyId="alias/test-key", Plaintext=b"x",
+                    EncryptionAlgorithm="RSAES_OAEP_SHA_256")
+    assert error_code(e) == "InvalidKeyUsageException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kms.generate_data_key(KeyId="alias/disabled-key", KeySpec="AES_256")
+    assert error_code(e) == "DisabledException"
 
 
 def test_secrets_are_sealed_under_their_kms_key(ep):

@@ -7,7 +7,6 @@ import json
 import re
 import secrets
 import threading
-import uuid
 from urllib.parse import parse_qsl
 
 from credentials_store import iso8601

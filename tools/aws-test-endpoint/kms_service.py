@@ -204,6 +204,17 @@ class Kms:
         return ctx
 
     @staticmethod
+    def _check_algorithm_and_dry_run(body, key):
+        algorithm = body.get("EncryptionAlgorithm", "SYMMETRIC_DEFAULT")
+        if algorithm != "SYMMETRIC_DEFAULT":
+            raise kms_error("InvalidKeyUsageException",
+                            f"{key.arn} key usage is ENCRYPT_DECRYPT and key spec is "
+                            f"SYMMETRIC_DEFAULT, which does not support {algorithm}.")
+        if body.get("DryRun") is True:
+            raise kms_error("DryRunOperationException",
+                            "The request would have succeeded, but the DryRun option is set.")
+
+    @staticmethod
     def _required(body, member, api_name):
         if body.get(member) is None:
             raise validation(None, api_name, "Member must not be null")
@@ -218,7 +229,10 @@ class Kms:
                              "Member must have length less than or equal to 4096"
                              if plaintext else
                              "Member must have length greater than or equal to 1")
-        blob = self.encrypt_with(key, plaintext, self._context(body))
+        context = self._context(body)
+        self.require_usable(key)
+        self._check_algorithm_and_dry_run(body, key)
+        blob = self.encrypt_with(key, plaintext, context)
         return {"CiphertextBlob": b64(blob), "KeyId": key.arn,
                 "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}
 
@@ -229,6 +243,7 @@ class Kms:
             raise validation(None, "ciphertextBlob",
                              "Member must have length less than or equal to 6144")
         key, plaintext = self.decrypt_blob(blob, self._context(body), body.get("KeyId"))
+        self._check_algorithm_and_dry_run(body, key)
         return {"KeyId": key.arn, "Plaintext": b64(plaintext),
                 "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}
 
@@ -255,8 +270,11 @@ class Kms:
     def op_GenerateDataKey(self, body):
         key = self.resolve(self._required(body, "KeyId", "keyId"))
         length = self._data_key_length(body)
+        context = self._context(body)
+        self.require_usable(key)
+        self._check_algorithm_and_dry_run(body, key)
         plaintext = os.urandom(length)
-        blob = self.encrypt_with(key, plaintext, self._context(body))
+        blob = self.encrypt_with(key, plaintext, context)
         return {"CiphertextBlob": b64(blob), "Plaintext": b64(plaintext), "KeyId": key.arn}
 
     def op_GenerateDataKeyWithoutPlaintext(self, body):
@@ -326,8 +344,9 @@ class Kms:
         with self.lock:
             key = self.resolve(self._required(body, "KeyId", "keyId"))
             if key.state not in allowed_from:
-                raise kms_error("KMSInvalidStateException",
-                                f"{key.arn} is {'pending deletion' if key.state == 'PendingDeletion' else key.state.lower()}.")
+                state = {"PendingDeletion": "pending deletion",
+                         "PendingImport": "pending import"}.get(key.state, key.state.lower())
+                raise kms_error("KMSInvalidStateException", f"{key.arn} is {state}.")
             key.state = new_state
             if new_state != "PendingDeletion":
                 key.deletion_date = key.pending_window = None

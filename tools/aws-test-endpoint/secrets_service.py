@@ -12,6 +12,7 @@ import secrets as pyrandom
 import string
 import threading
 
+import envelope
 import kms_service
 from errors import AwsError, framework, sm as sm_error, validation
 
@@ -133,7 +134,7 @@ class SecretsManager:
             blob = self.kms.encrypt_with(key, data_key, self._context(secret, version_id))
         except AwsError:
             raise sm_error("EncryptionFailure", ENCRYPTION_FAILURE)
-        sealed = kms_service.envelope.seal(data_key, value, version_id.encode())
+        sealed = envelope.seal(data_key, value, version_id.encode())
         digest = hashlib.sha256(kind.encode() + b"\0" + value).hexdigest()
         return Version(version_id, self.clock(), kind, sealed, blob, digest)
 
@@ -143,9 +144,9 @@ class SecretsManager:
         try:
             _, data_key = self.kms.decrypt_blob(
                 version.data_key_blob, self._context(secret, version.version_id))
-            return kms_service.envelope.open_sealed(data_key, version.sealed,
+            return envelope.open_sealed(data_key, version.sealed,
                                                     version.version_id.encode())
-        except (AwsError, kms_service.envelope.OpenError):
+        except (AwsError, envelope.OpenError):
             raise sm_error("DecryptionFailure", DECRYPTION_FAILURE)
 
     # ---- request member checks ---------------------------------------------
@@ -265,8 +266,8 @@ class SecretsManager:
         if existing is not None:
             if existing.digest != hashlib.sha256(kind.encode() + b"\0" + value).hexdigest():
                 raise sm_error("ResourceExistsException",
-                               f"You can't modify an existing version, you can only create "
-                               f"a new version.")
+                               "You can't modify an existing version, you can only create a "
+                               "new version.")
             return {"ARN": secret.arn, "Name": secret.name, "VersionId": token,
                     "VersionStages": list(existing.stages)}
         version = self._seal_value(secret, token, kind, value, caller)

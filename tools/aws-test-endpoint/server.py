@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import sigv4_verify
 from credential_services import CredentialServices
 from credentials_store import (DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, CredentialStore)
-from errors import AwsError, framework
+from errors import AwsError, framework, query_error_xml
 from faults import FaultBoard, FaultError
 from kms_service import Kms
 from reply import Reply
@@ -226,7 +226,6 @@ class Handler(BaseHTTPRequestHandler):
         if not rule.body:
             return Reply(status, b"", JSON_11 if service in TARGET_PREFIXES.values() else None)
         if service == "sts":
-            from errors import query_error_xml
             return Reply(status, query_error_xml(code, rule.message or "injected fault",
                                                  str(uuid.uuid4()),
                                                  "Receiver" if status >= 500 else "Sender"),
