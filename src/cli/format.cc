@@ -1,0 +1,193 @@
+#include "cli/format.h"
+
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <string>
+
+namespace kes::cli {
+
+using std::chrono::nanoseconds;
+
+std::string GoDuration(nanoseconds d) {
+  int64_t ns = d.count();
+  if (ns == 0) return "0s";
+  bool neg = ns < 0;
+  uint64_t u = neg ? static_cast<uint64_t>(-ns) : static_cast<uint64_t>(ns);
+  auto frac = [](uint64_t v, uint64_t unit) {
+    std::string s = std::to_string(v / unit);
+    uint64_t rem = v % unit;
+    if (rem != 0) {
+      std::string f = std::to_string(rem);
+      f = std::string(std::to_string(unit).size() - 1 - f.size(), '0') + f;
+      while (!f.empty() && f.back() == '0') f.pop_back();
+      s += "." + f;
+    }
+    return s;
+  };
+  std::string out;
+  if (u < 1000) {
+    out = std::to_string(u) + "ns";
+  } else if (u < 1000000) {
+    out = frac(u, 1000) + "µs";
+  } else if (u < 1000000000) {
+    out = frac(u, 1000000) + "ms";
+  } else {
+    uint64_t secs = u / 1000000000, rem_ns = u % 1000000000;
+    uint64_t h = secs / 3600, m = (secs % 3600) / 60, s = secs % 60;
+    std::string sec = frac(s * 1000000000 + rem_ns, 1000000000) + "s";
+    if (h > 0) {
+      out = std::to_string(h) + "h" + std::to_string(m) + "m" + sec;
+    } else if (m > 0) {
+      out = std::to_string(m) + "m" + sec;
+    } else {
+      out = sec;
+    }
+  }
+  return neg ? "-" + out : out;
+}
+
+nanoseconds RoundDuration(nanoseconds d, nanoseconds m) {
+  if (m.count() <= 0) return d;
+  int64_t v = d.count(), q = m.count();
+  int64_t r = v % q;
+  if (v < 0) {
+    r = -r;
+    if (r + r < q) return nanoseconds(v + r);
+    return nanoseconds(v - q + r);
+  }
+  if (r + r < q) return nanoseconds(v - r);
+  return nanoseconds(v + q - r);
+}
+
+std::optional<nanoseconds> ParseGoDuration(std::string_view text) {
+  std::string_view s = text;
+  bool neg = false;
+  if (!s.empty() && (s[0] == '-' || s[0] == '+')) {
+    neg = s[0] == '-';
+    s.remove_prefix(1);
+  }
+  if (s == "0") return nanoseconds(0);
+  if (s.empty()) return std::nullopt;
+  double total = 0;
+  while (!s.empty()) {
+    size_t i = 0;
+    while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
+    if (i == 0) return std::nullopt;
+    double v = std::stod(std::string(s.substr(0, i)));
+    s.remove_prefix(i);
+    size_t j = 0;
+    while (j < s.size() && !std::isdigit(static_cast<unsigned char>(s[j])) && s[j] != '.') ++j;
+    std::string_view unit = s.substr(0, j);
+    s.remove_prefix(j);
+    double mult;
+    if (unit == "ns")
+      mult = 1;
+    else if (unit == "us" || unit == "µs" || unit == "μs")
+      mult = 1e3;
+    else if (unit == "ms")
+      mult = 1e6;
+    else if (unit == "s")
+      mult = 1e9;
+    else if (unit == "m")
+      mult = 60e9;
+    else if (unit == "h")
+      mult = 3600e9;
+    else
+      return std::nullopt;
+    total += v * mult;
+  }
+  return nanoseconds(static_cast<int64_t>(neg ? -total : total));
+}
+
+std::string FormatSize(uint64_t bytes) {
+  if (bytes == 0) return "0B";
+  static const char* kUnits[] = {"B", "KB", "MB", "GB", "TB", "PB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1000 && u < 5) {
+    v /= 1000;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%s", v, kUnits[u]);
+  return buf;
+}
+
+std::string FormatUptime(double seconds) {
+  double hours = seconds / 3600;
+  char buf[64];
+  if (hours > 24) {
+    std::snprintf(buf, sizeof buf, "%.0f days %.0f hours", std::round(hours / 24),
+                  std::round(std::fmod(hours, 24)));
+  } else if (hours > 1) {
+    std::snprintf(buf, sizeof buf, "%.0f hours", std::round(hours));
+  } else if (seconds > 60) {
+    std::snprintf(buf, sizeof buf, "%.0f minutes", std::round(seconds / 60));
+  } else {
+    std::snprintf(buf, sizeof buf, "%.0f seconds", std::round(seconds));
+  }
+  return buf;
+}
+
+namespace {
+
+// Parses "YYYY-MM-DDTHH:MM:SS[.frac](Z|±hh:mm)" into broken-down wall time
+// and the zone offset in seconds.
+bool ParseRfc3339(std::string_view s, std::tm* tm, long* offset) {
+  int y, mo, d, h, mi, sec;
+  if (s.size() < 20 || std::sscanf(std::string(s.substr(0, 19)).c_str(), "%4d-%2d-%2dT%2d:%2d:%2d",
+                                   &y, &mo, &d, &h, &mi, &sec) != 6) {
+    return false;
+  }
+  *tm = {};
+  tm->tm_year = y - 1900;
+  tm->tm_mon = mo - 1;
+  tm->tm_mday = d;
+  tm->tm_hour = h;
+  tm->tm_min = mi;
+  tm->tm_sec = sec;
+  std::string_view rest = s.substr(19);
+  if (!rest.empty() && rest[0] == '.') {
+    size_t i = 1;
+    while (i < rest.size() && std::isdigit(static_cast<unsigned char>(rest[i]))) ++i;
+    rest.remove_prefix(i);
+  }
+  *offset = 0;
+  if (rest == "Z") return true;
+  int oh, om;
+  if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') &&
+      std::sscanf(std::string(rest.substr(1)).c_str(), "%2d:%2d", &oh, &om) == 2) {
+    *offset = (rest[0] == '-' ? -1 : 1) * (oh * 3600L + om * 60L);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string FormatDate(std::string_view rfc3339, bool local) {
+  std::tm tm{};
+  long offset = 0;
+  if (!ParseRfc3339(rfc3339, &tm, &offset)) return {};
+  if (local) {
+    time_t t = timegm(&tm) - offset;
+    localtime_r(&t, &tm);
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return buf;
+}
+
+bool IsZeroTime(std::string_view rfc3339) {
+  return rfc3339.empty() || rfc3339.starts_with("0001-01-01T00:00:00");
+}
+
+std::string Pad(std::string_view s, size_t width) {
+  std::string out(s);
+  if (out.size() < width) out.append(width - out.size(), ' ');
+  return out;
+}
+
+}  // namespace kes::cli

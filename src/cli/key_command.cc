@@ -1,0 +1,306 @@
+// `kes key create|import|info|ls|rm|encrypt|decrypt|dek` (spec cli.md §3.5).
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/connect.h"
+#include "cli/format.h"
+#include "cli/term.h"
+#include "crypto/encoding.h"
+#include "crypto/secret_bytes.h"
+
+namespace kes::cli {
+namespace {
+
+using nlohmann::json;
+
+const char* kKeyUsage =
+    "Usage:\n"
+    "    kes key <command>\n"
+    "\n"
+    "Commands:\n"
+    "    create                   Create a new crypto key.\n"
+    "    import                   Import a crypto key.\n"
+    "    info                     Get information about a crypto key.\n"
+    "    ls                       List crypto keys.\n"
+    "    rm                       Delete a crypto key.\n"
+    "\n"
+    "    encrypt                  Encrypt a message.\n"
+    "    decrypt                  Decrypt an encrypted message.\n"
+    "    dek                      Generate a new data encryption key.\n"
+    "\n"
+    "Options:\n"
+    "    -h, --help               Print command line options.\n"
+    "\n"
+    "Example:\n"
+    "    $ kes key create my-key\n";
+
+std::string SubUsage(const std::string& synopsis, const std::string& extra_options,
+                     const std::string& example) {
+  return "Usage:\n    " + synopsis + "\n\nOptions:\n" +
+         "    -k, --insecure           Skip TLS certificate validation.\n" + extra_options +
+         "    -h, --help               Print command line options.\n\nExample:\n    " + example +
+         "\n";
+}
+
+// A client request failed: key sub-commands exit 1 silently on interrupt.
+int FailKeyRequest(const Status& s, const std::string& prefix) {
+  if (Interrupted().load()) return 1;
+  return FailRequest(s, prefix);
+}
+
+struct Common {
+  bool* insecure;
+  std::string* enclave;
+};
+
+Common AddCommon(FlagSet& f) { return {f.Bool("insecure", 'k'), f.String("enclave", 'e')}; }
+
+std::optional<std::vector<uint8_t>> DecodeArg(const std::string& text) {
+  return crypto::Base64Decode(text);
+}
+
+std::string B64Error(const std::string& text) {
+  // Go's base64 error names the first offending byte.
+  static const std::string kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t i = 0;
+  for (; i < text.size(); ++i) {
+    if (kAlphabet.find(text[i]) == std::string::npos && text[i] != '\r' && text[i] != '\n') break;
+  }
+  if (i < text.size() && text[i] == '=') {
+    // Padding in the wrong place or too much of it.
+    return "illegal base64 data at input byte " + std::to_string(i);
+  }
+  if (i == text.size()) i = text.size() - (text.size() % 4 == 0 ? 0 : text.size() % 4);
+  return "illegal base64 data at input byte " + std::to_string(i);
+}
+
+int Create(const Args& args) {
+  const std::string cmd = "kes key create";
+  FlagSet f(
+      SubUsage("kes key create [options] <name>...", "", "$ kes key create my-key-1 my-key-2"));
+  Common c = AddCommon(f);
+  if (auto rc = ParseFlags(f, args, cmd)) return *rc;
+  if (f.args().empty()) return FailSee("no key name specified", cmd);
+  auto client = Connect({*c.insecure, {}, {}});
+  if (!client.ok()) return Fail(client.status().message());
+  for (const auto& name : f.args()) {
+    Status s = (*client)->CreateKey(name);
+    if (!s.ok()) return FailKeyRequest(s, "failed to create key " + GoQuote(name) + ": ");
+  }
+  return 0;
+}
+
+int Import(const Args& args) {
+  const std::string cmd = "kes key import";
+  FlagSet f(SubUsage("kes key import [options] <name> <key>", "",
+                     "$ kes key import my-key-1 \"$(head -c 32 /dev/urandom | base64)\""));
+  Common c = AddCommon(f);
+  if (auto rc = ParseFlags(f, args, cmd)) return *rc;
+  const auto& a = f.args();
+  if (a.empty()) return FailSee("no key name specified", cmd);
+  if (a.size() == 1) return FailSee("no crypto key specified", cmd);
+  if (a.size() > 2) return FailSee("too many arguments", cmd);
+  auto key = DecodeArg(a[1]);
+  if (!key) return FailSee("invalid key: " + B64Error(a[1]), cmd);
+  crypto::SecretBytes secret(*key);
+  crypto::Zeroize(key->data(), key->size());
+  auto client = Connect({*c.insecure, {}, {}});
+  if (!client.ok()) return Fail(client.status().message());
+  Status s = (*client)->ImportKey(a[0], secret.span(), "AES256");
+  if (!s.ok()) return FailKeyRequest(s, "failed to import " + GoQuote(a[0]) + ": ");
+  return 0;
+}
+
+int Info(const Args& args) {
+  const std::string cmd = "kes key info";
+  FlagSet f(SubUsage("kes key info [options] <name>",
+                     "        --json               Print key information in JSON format.\n"
+                     "        --color <when>       Specify when to use colored output.\n",
+                     "$ kes key info my-key"));
+  Common c = AddCommon(f);
+  bool* as_json = f.Bool("json");
+  std::string* color = f.String("color", 0, "auto");
+  if (auto rc = ParseFlags(f, args, cmd)) return *rc;
+  if (Status s = SetColorMode(*color); !s.ok()) return FailSee(s.message(), cmd);
+  if (f.args().empty()) return FailSee("no key name specified", cmd);
+  if (f.args().size() > 1) return FailSee("too many arguments", cmd);
+  auto client = Connect({*c.insecure, {}, {}});
+  if (!client.ok()) return Fail(client.status().message());
+  auto info = (*client)->DescribeKey(f.args()[0]);
+  if (!info.ok()) return FailKeyRequest(info.status(), "failed to describe keys: ");
+  if (*as_json) {
+    json j = json::object();
+    j["name"] = info->name;
+    if (info->algorithm == "ChaCha20") j["algorithm"] = info->algorithm;  // AES256 omitted (sic)
+    j["created_at"] = info->created_at;
+    if (!info->created_by.empty()) j["created_by"] = info->created_by;
+    Out(j.dump() + "\n");
+    return 0;
+  }
+  std::string out = "Name        " + info->name + "\n";
+  if (!info->algorithm.empty()) out += "Algorithm   " + info->algorithm + "\n";
+  out += "Date        " + FormatDate(info->created_at, false) + "\n";
+  out += "Owner       " + info->created_by;  // no newline after the last line (upstream)
+  Out(out);
+  return 0;
+}
+
+void PrintNames(const std::vector<std::string>& names, const std::string& header, bool as_json,
+                bool table_after_json) {
+  if (as_json) {
+    Out((names.empty() ? json(nullptr) : json(names)).dump() + "\n");
+    if (!table_after_json) return;
+  }
+  if (names.empty()) return;
+  std::string out = Underline(header) + "\n";
+  for (const auto& n : names) out += n + "\n";
+  Out(out);
+}
+
+int List(const Args& args) {
+  const std::string cmd = "kes key ls";
+  FlagSet f(SubUsage("kes key ls [options] [<pattern>]",
+                     "        --json               Print keys in JSON format.\n"
+                     "        --color <when>       Specify when to use colored output.\n",
+                     "$ kes key ls 'my-key*'"));
+  Common c = AddCommon(f);
+  bool* as_json = f.Bool("json");
+  std::string* color = f.String("color", 0, "auto");
+  if (auto rc = ParseFlags(f, args, cmd)) return *rc;
+  if (Status s = SetColorMode(*color); !s.ok()) return FailSee(s.message(), cmd);
+  if (f.args().size() > 1) return FailSee("too many arguments", cmd);
+  std::string pattern = f.args().empty() ? "*" : f.args()[0];
+  auto client = Connect({*c.insecure, {}, {}});
+  if (!client.ok()) return Fail(client.status().message());
+  std::string prefix = pattern == "*" ? "" : pattern;
+  auto names = (*client)->ListKeys(prefix);
+  if (!names.ok()) return FailKeyRequest(names.status(), "failed to list keys: ");
+  PrintNames(*names, "Key", *as_json, true);
+  return 0;
+}
+
+int Remove(const Args& args) {
+  const std::string cmd = "kes key rm";
+  FlagSet f(SubUsage("kes key rm [options] <name>...", "", "$ kes key rm my-key"));
+  Common c = AddCommon(f);
+  if (auto rc = ParseFlags(f, args, cmd)) return *rc;
+  if (f.args().empty()) return FailSee("no key name specified", cmd);
+  auto client = Connect({*c.insecure, {}, {}});
+  if (!client.ok()) return Fail(client.status().message());
+  for (const auto& name : f.args()) {
+    Status s = (*client)->DeleteKey(name);
+    if (!s.ok()) return FailKeyRequest(s, "failed to remove key " + GoQuote(name) + ": ");
+  }
+  return 0;
+}
+
+int Encrypt(const Args& args) {
+  const std::string cmd = "kes key encrypt";
+  FlagSet f(SubUsage("kes key encrypt [options] <name> <message>", "",
+                     "$ kes key encrypt my-key \"Hello World\""));
+  Common c = AddCommon(f);
+  if (auto rc = ParseFlags(f, args, cmd)) return *rc;
+  const auto& a = f.args();
+  if (a.empty()) return FailSee("no key name specified", cmd);
+  if (a.size() == 1) return FailSee("no message specified", cmd);
+  if (a.size() > 2) return FailSee("too many arguments", cmd);
+  auto client = Connect({*c.insecure, {}, {}});
+  if (!client.ok()) return Fail(client.status().message());
+  std::span<const uint8_t> msg(reinterpret_cast<const uint8_t*>(a[1].data()), a[1].size());
+  auto ct = (*client)->Encrypt(a[0], msg, {});
+  if (!ct.ok()) return FailKeyRequest(ct.status(), "failed to encrypt message: ");
+  std::string b64 = crypto::Base64Encode(*ct);
+  if (IsTerminal()) {
+    Out("\nciphertext: " + b64 + "\n");
+  } else {
+    Out("{\"ciphertext\":\"" + b64 + "\"}");
+  }
+  return 0;
+}
+
+int Decrypt(const Args& args) {
+  const std::string cmd = "kes key decrypt";
+  FlagSet f(SubUsage("kes key decrypt [options] <name> <ciphertext> [<context>]", "",
+                     "$ kes key decrypt my-key \"$CIPHERTEXT\""));
+  Common c = AddCommon(f);
+  if (auto rc = ParseFlags(f, args, cmd)) return *rc;
+  const auto& a = f.args();
+  if (a.empty()) return FailSee("no key name specified", cmd);
+  if (a.size() == 1) return FailSee("no ciphertext specified", cmd);
+  if (a.size() > 3) return FailSee("too many arguments", cmd);
+  auto ciphertext = DecodeArg(a[1]);
+  if (!ciphertext) return FailSee("invalid ciphertext: " + B64Error(a[1]), cmd);
+  std::vector<uint8_t> context;
+  if (a.size() == 3) {
+    auto ctx = DecodeArg(a[2]);
+    if (!ctx) return FailSee("invalid context: " + B64Error(a[2]), cmd);
+    context = std::move(*ctx);
+  }
+  auto client = Connect({*c.insecure, {}, {}});
+  if (!client.ok()) return Fail(client.status().message());
+  auto pt = (*client)->Decrypt(a[0], *ciphertext, context);
+  if (!pt.ok()) return FailKeyRequest(pt.status(), "failed to decrypt ciphertext: ");
+  std::string b64 = crypto::Base64Encode(pt->span());
+  if (IsTerminal()) {
+    Out("\nplaintext: " + b64 + "\n");
+  } else {
+    Out("{\"plaintext\":\"" + b64 + "\"}");
+  }
+  crypto::Zeroize(b64.data(), b64.size());
+  return 0;
+}
+
+int Dek(const Args& args) {
+  const std::string cmd = "kes key dek";
+  FlagSet f(SubUsage("kes key dek [options] <name> [<context>]", "", "$ kes key dek my-key"));
+  Common c = AddCommon(f);
+  if (auto rc = ParseFlags(f, args, cmd)) return *rc;
+  const auto& a = f.args();
+  if (a.empty()) return FailSee("no key name specified", cmd);
+  if (a.size() > 2) return FailSee("too many arguments", cmd);
+  std::vector<uint8_t> context;
+  if (a.size() == 2) {
+    auto ctx = DecodeArg(a[1]);
+    if (!ctx) return FailSee("invalid context: " + B64Error(a[1]), cmd);
+    context = std::move(*ctx);
+  }
+  auto client = Connect({*c.insecure, {}, {}});
+  if (!client.ok()) return Fail(client.status().message());
+  auto dek = (*client)->GenerateKey(a[0], context);
+  if (!dek.ok()) return FailKeyRequest(dek.status(), "failed to derive key: ");
+  std::string pt = crypto::Base64Encode(dek->plaintext.span());
+  std::string ct = crypto::Base64Encode(dek->ciphertext);
+  if (IsTerminal()) {
+    Out("\nplaintext:  " + pt + "\nciphertext: " + ct + "\n");
+  } else {
+    Out("{\"plaintext\":\"" + pt + "\",\"ciphertext\":\"" + ct + "\"}");
+  }
+  crypto::Zeroize(pt.data(), pt.size());
+  return 0;
+}
+
+}  // namespace
+
+int KeyCommand(const Args& args) {
+  if (args.empty() || args[0] == "-h" || args[0] == "--help") {
+    Err(kKeyUsage);
+    return 2;
+  }
+  Args rest(args.begin() + 1, args.end());
+  const std::string& sub = args[0];
+  if (sub == "create") return Create(rest);
+  if (sub == "import") return Import(rest);
+  if (sub == "info") return Info(rest);
+  if (sub == "ls") return List(rest);
+  if (sub == "rm") return Remove(rest);
+  if (sub == "encrypt") return Encrypt(rest);
+  if (sub == "decrypt") return Decrypt(rest);
+  if (sub == "dek") return Dek(rest);
+  if (sub.starts_with("-")) {
+    return FailSee("unknown flag: " + sub, "kes key");
+  }
+  return FailSee(GoQuote(sub) + " is not a key command", "kes key");
+}
+
+}  // namespace kes::cli

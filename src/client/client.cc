@@ -1,0 +1,665 @@
+// Transport: libcurl (OpenSSL backend). libcurl gives keep-alive, timeouts,
+// proxies from the environment and redirect handling; the in-memory client
+// certificate is installed through CURLOPT_SSL_CTX_FUNCTION.
+#include "client/client.h"
+
+#include <curl/curl.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "crypto/encoding.h"
+
+namespace kes::client {
+
+using nlohmann::json;
+
+std::vector<std::string> NormalizeEndpoints(std::string_view list) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    size_t comma = list.find(',', start);
+    std::string_view e = list.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    while (!e.empty() && std::isspace(static_cast<unsigned char>(e.front()))) e.remove_prefix(1);
+    while (!e.empty() && std::isspace(static_cast<unsigned char>(e.back()))) e.remove_suffix(1);
+    if (e.starts_with("http://")) e.remove_prefix(7);
+    std::string endpoint(e);
+    if (!endpoint.starts_with("https://")) endpoint = "https://" + endpoint;
+    while (endpoint.size() > 8 && endpoint.back() == '/') endpoint.pop_back();
+    out.push_back(std::move(endpoint));
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+namespace {
+
+std::once_flag curl_init_once;
+
+// Go's url.PathEscape for one path segment.
+std::string PathEscape(std::string_view s) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '$' || c == '&' ||
+        c == '+' || c == ',' || c == ';' || c == '=' || c == ':' || c == '@') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+// `api` + "/" + escaped arg, without a trailing slash for an empty arg
+// (Go path.Join), as the SDK builds paths.
+std::string Path(std::string_view api, std::string_view arg) {
+  if (arg.empty()) return std::string(api);
+  return std::string(api) + "/" + PathEscape(arg);
+}
+
+bool IsLocal(const std::string& endpoint) {
+  std::string_view h(endpoint);
+  if (h.starts_with("https://")) h.remove_prefix(8);
+  return h.starts_with("127.0.0.1") || h.starts_with("[::1]") || h.starts_with("localhost");
+}
+
+struct Response {
+  long status = 0;
+  std::string content_type;
+  std::string body;
+};
+
+std::string LowerFirst(std::string s) {
+  if (!s.empty()) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
+  return s;
+}
+
+std::string Base64(std::span<const uint8_t> b) { return crypto::Base64Encode(b); }
+
+Result<std::vector<uint8_t>> FromBase64(const json& j, const char* field) {
+  auto it = j.find(field);
+  if (it == j.end() || !it->is_string()) return std::vector<uint8_t>{};
+  auto bytes = crypto::Base64Decode(it->get<std::string>());
+  if (!bytes)
+    return Status::Internal(std::string("kes: invalid base64 in response field ") + field);
+  return std::move(*bytes);
+}
+
+std::string Str(const json& j, const char* field) {
+  auto it = j.find(field);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+int64_t Int(const json& j, const char* field) {
+  auto it = j.find(field);
+  if (it == j.end() || !it->is_number()) return 0;
+  return it->get<int64_t>();
+}
+
+std::vector<std::string> SortedKeys(const json& j, const char* field) {
+  std::vector<std::string> out;
+  auto it = j.find(field);
+  if (it != j.end() && it->is_object()) {
+    for (auto& [k, v] : it->items()) out.push_back(k);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Result<json> ParseJson(const std::string& body) {
+  auto j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Status::Internal("kes: invalid JSON response from server");
+  return j;
+}
+
+}  // namespace
+
+class Client::Impl {
+ public:
+  explicit Impl(Config config) : config_(std::move(config)) {
+    std::call_once(curl_init_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+    curl_ = curl_easy_init();
+    std::random_device rd;
+    rng_.seed(rd());
+    parked_until_.resize(config_.endpoints.size());
+  }
+  ~Impl() {
+    if (curl_ != nullptr) curl_easy_cleanup(curl_);
+  }
+
+  const std::vector<std::string>& endpoints() const { return config_.endpoints; }
+
+  // One API call: endpoint selection, fail-over and retries.
+  Result<Response> Do(const char* method, const std::string& path, const std::string& body,
+                      const LineCallback* stream = nullptr) {
+    if (curl_ == nullptr) return Status::Internal("kes: failed to initialize HTTP client");
+    if (config_.endpoints.empty()) return Status::Invalid("kes: no server endpoint specified");
+    Result<Response> last = Status::Internal("kes: no endpoint tried");
+    for (size_t endpoint : EndpointOrder()) {
+      last = DoWithRetry(method, config_.endpoints[endpoint] + path, body, stream);
+      if (Canceled()) return Status::Internal("context canceled");
+      bool failover = !last.ok() || (last->status >= 500 && last->status != 501);
+      if (!failover) return last;
+      // A certificate problem is the same on every endpoint: report it now.
+      if (!last.ok() && IsCertificateVerifyError(last.status())) return last;
+      parked_until_[endpoint] = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    }
+    return last;  // the last attempt's answer or error
+  }
+
+ private:
+  bool Canceled() const { return config_.cancel != nullptr && config_.cancel->load(); }
+
+  // Local endpoints first, then a random order; parked endpoints last.
+  std::vector<size_t> EndpointOrder() {
+    std::vector<size_t> order(config_.endpoints.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::shuffle(order.begin(), order.end(), rng_);
+    auto now = std::chrono::steady_clock::now();
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      bool pa = parked_until_[a] > now, pb = parked_until_[b] > now;
+      if (pa != pb) return !pa;
+      return IsLocal(config_.endpoints[a]) && !IsLocal(config_.endpoints[b]);
+    });
+    return order;
+  }
+
+  Result<Response> DoWithRetry(const char* method, const std::string& url, const std::string& body,
+                               const LineCallback* stream) {
+    std::uniform_int_distribution<int> delay_ms(200, 999);
+    Result<Response> r = Status::Internal("unreachable");
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      if (attempt > 0) {
+        // Sleep in small steps so an interrupt is honoured quickly.
+        auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms(rng_));
+        while (std::chrono::steady_clock::now() < until && !Canceled()) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+      }
+      if (Canceled()) return Status::Internal("context canceled");
+      bool stream_started = false;
+      r = Once(method, url, body, stream, &stream_started);
+      if (stream_started) return r;  // never replay a stream the caller has seen
+      bool retry = !r.ok() ? !IsCertificateVerifyError(r.status()) && !IsTlsConfigError(r.status())
+                           : r->status == 503;
+      if (!retry) return r;
+    }
+    return r;
+  }
+
+  static bool IsTlsConfigError(const Status& s) { return s.code() != Code::kUnreachable; }
+
+  struct Transfer {
+    Impl* self;
+    Response* resp;
+    const LineCallback* stream;
+    std::string pending;  // partial line of a stream
+    bool stream_started = false;
+    bool stopped = false;  // the callback asked to stop
+  };
+
+  static size_t OnData(char* data, size_t size, size_t n, void* user) {
+    auto* t = static_cast<Transfer*>(user);
+    size_t len = size * n;
+    if (t->stream == nullptr || t->resp->status != 200) {
+      if (t->resp->body.size() + len > (1u << 20) && t->stream == nullptr) {
+        // The SDK reads at most 1 MiB of a response.
+        len = (1u << 20) > t->resp->body.size() ? (1u << 20) - t->resp->body.size() : 0;
+        t->resp->body.append(data, len);
+        return 0;
+      }
+      t->resp->body.append(data, len);
+      return size * n;
+    }
+    t->stream_started = true;
+    t->pending.append(data, len);
+    size_t nl;
+    while ((nl = t->pending.find('\n')) != std::string::npos) {
+      std::string line = t->pending.substr(0, nl);
+      t->pending.erase(0, nl + 1);
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.empty()) continue;
+      if (!(*t->stream)(line)) {
+        t->stopped = true;
+        return 0;
+      }
+    }
+    return size * n;
+  }
+
+  static size_t OnHeader(char* data, size_t size, size_t n, void* user) {
+    auto* t = static_cast<Transfer*>(user);
+    std::string_view h(data, size * n);
+    if (h.starts_with("HTTP/")) {
+      t->resp->content_type.clear();
+      size_t sp = h.find(' ');
+      if (sp != std::string_view::npos)
+        t->resp->status = std::atol(std::string(h.substr(sp + 1, 3)).c_str());
+    } else if (h.size() > 13 && strncasecmp(h.data(), "content-type:", 13) == 0) {
+      std::string_view v = h.substr(13);
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+      while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.remove_suffix(1);
+      t->resp->content_type = std::string(v);
+    }
+    return size * n;
+  }
+
+  static int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+    auto* t = static_cast<Transfer*>(user);
+    return t->self->Canceled() ? 1 : 0;
+  }
+
+  static CURLcode OnSslCtx(CURL*, void* ssl_ctx, void* user) {
+    auto* self = static_cast<Impl*>(user);
+    auto* ctx = static_cast<SSL_CTX*>(ssl_ctx);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (self->config_.certificate && self->config_.private_key) {
+      if (SSL_CTX_use_certificate(ctx, self->config_.certificate.get()) != 1 ||
+          SSL_CTX_use_PrivateKey(ctx, self->config_.private_key.get()) != 1 ||
+          SSL_CTX_check_private_key(ctx) != 1) {
+        return CURLE_SSL_CERTPROBLEM;
+      }
+    }
+    return CURLE_OK;
+  }
+
+  Result<Response> Once(const char* method, const std::string& url, const std::string& body,
+                        const LineCallback* stream, bool* stream_started) {
+    Response resp;
+    Transfer t{this, &resp, stream, {}, false, false};
+    char errbuf[CURL_ERROR_SIZE] = {0};
+    CURL* c = curl_;
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(c, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2);
+    curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, &Impl::OnSslCtx);
+    curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, this);
+    curl_easy_setopt(c, CURLOPT_SSL_SESSIONID_CACHE, 0L);
+    if (config_.insecure) {
+      curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+      curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    } else {
+      const char* env_file = std::getenv("SSL_CERT_FILE");
+      const char* env_dir = std::getenv("SSL_CERT_DIR");
+      if (!config_.ca_file.empty()) {
+        curl_easy_setopt(c, CURLOPT_CAINFO, config_.ca_file.c_str());
+      } else if (env_file != nullptr && *env_file != '\0') {
+        curl_easy_setopt(c, CURLOPT_CAINFO, env_file);
+        curl_easy_setopt(c, CURLOPT_CAPATH, nullptr);
+      }
+      if (config_.ca_file.empty() && env_dir != nullptr && *env_dir != '\0') {
+        curl_easy_setopt(c, CURLOPT_CAPATH, env_dir);
+      }
+    }
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(config_.connect_timeout.count()));
+    if (stream == nullptr && config_.request_timeout.count() > 0) {
+      curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(config_.request_timeout.count()));
+    }
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPIDLE, 30L);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &Impl::OnData);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, &Impl::OnHeader);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, &Impl::OnProgress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
+
+    struct curl_slist* headers = nullptr;
+    headers = curl_slist_append(headers, "Expect:");
+    std::string m(method);
+    if (m == "GET") {
+      curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    } else {
+      curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+      if (m == "POST" || m == "PUT") {
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+        if (!body.empty())
+          headers = curl_slist_append(headers, "Content-Type: application/json");
+        else
+          headers = curl_slist_append(headers, "Content-Type:");
+      }
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    CURLcode rc = curl_easy_perform(c);
+    curl_slist_free_all(headers);
+    *stream_started = t.stream_started;
+
+    if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && (t.stopped || stream == nullptr))) {
+      long code = 0;
+      curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+      resp.status = code;
+      if (stream != nullptr && resp.status == 200 && rc == CURLE_OK && !t.pending.empty()) {
+        (*stream)(t.pending);
+      }
+      return resp;
+    }
+    if (rc == CURLE_ABORTED_BY_CALLBACK || Canceled()) return Status::Internal("context canceled");
+    return Status(Code::kUnreachable, 0,
+                  std::string(method) + " \"" + url + "\": " + Reason(rc, errbuf, url));
+  }
+
+  // A Go-like reason for a transport failure.
+  std::string Reason(CURLcode rc, const char* errbuf, const std::string& url) {
+    std::string host = url.substr(
+        8, url.find('/', 8) == std::string::npos ? std::string::npos : url.find('/', 8) - 8);
+    long os_errno = 0;
+    curl_easy_getinfo(curl_, CURLINFO_OS_ERRNO, &os_errno);
+    switch (rc) {
+      case CURLE_COULDNT_CONNECT:
+        return "dial tcp " + host + ": connect: " +
+               LowerFirst(os_errno != 0 ? std::strerror(static_cast<int>(os_errno))
+                                        : "connection refused");
+      case CURLE_COULDNT_RESOLVE_HOST:
+        return "dial tcp: lookup " + host + ": no such host";
+      case CURLE_OPERATION_TIMEDOUT:
+        return "dial tcp " + host + ": i/o timeout";
+      case CURLE_PEER_FAILED_VERIFICATION: {
+        long verify = 0;
+        curl_easy_getinfo(curl_, CURLINFO_SSL_VERIFYRESULT, &verify);
+        switch (verify) {
+          case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+          case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+          case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+          case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+          case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+            return "tls: failed to verify certificate: x509: certificate signed by unknown "
+                   "authority";
+          case X509_V_ERR_CERT_HAS_EXPIRED:
+          case X509_V_ERR_CERT_NOT_YET_VALID:
+            return "tls: failed to verify certificate: x509: certificate has expired or is not yet "
+                   "valid";
+          case X509_V_OK:  // host name mismatch
+            return "tls: failed to verify certificate: x509: certificate is not valid for " + host;
+          default:
+            return std::string("tls: failed to verify certificate: x509: ") +
+                   X509_verify_cert_error_string(verify);
+        }
+      }
+      case CURLE_SSL_CERTPROBLEM:
+        return "tls: private key does not match public key";
+      case CURLE_SSL_CONNECT_ERROR:
+      case CURLE_RECV_ERROR:
+      case CURLE_SEND_ERROR:
+      case CURLE_GOT_NOTHING:
+        if (os_errno == ECONNRESET) return "read tcp " + host + ": connection reset by peer";
+        if (rc == CURLE_SSL_CONNECT_ERROR) return std::string("tls: handshake failure: ") + errbuf;
+        if (rc == CURLE_GOT_NOTHING) return "EOF";
+        return std::string("unexpected EOF: ") + errbuf;
+      default:
+        return errbuf[0] != '\0' ? std::string(errbuf) : curl_easy_strerror(rc);
+    }
+  }
+
+  Config config_;
+  CURL* curl_ = nullptr;
+  std::mt19937_64 rng_;
+  std::vector<std::chrono::steady_clock::time_point> parked_until_;
+};
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+Result<std::unique_ptr<Client>> Client::New(Config config) {
+  if (config.endpoints.empty()) return Status::Invalid("kes: no server endpoint specified");
+  return std::unique_ptr<Client>(new Client(std::make_unique<Impl>(std::move(config))));
+}
+
+const std::vector<std::string>& Client::endpoints() const { return impl_->endpoints(); }
+
+namespace {
+
+// Sends one request and turns a >= 400 answer into the decoded Status.
+Result<Response> Call(Client::Impl& impl, const char* method, const std::string& path,
+                      const std::string& body = {}) {
+  KES_ASSIGN_OR_RETURN(Response r, impl.Do(method, path, body));
+  if (r.status >= 400) return DecodeError(static_cast<int>(r.status), r.content_type, r.body);
+  if (r.status < 200 || r.status > 299) {
+    return Status(Code::kInternal, static_cast<int>(r.status),
+                  "kes: unexpected HTTP status " + std::to_string(r.status));
+  }
+  return r;
+}
+
+Result<json> CallJson(Client::Impl& impl, const char* method, const std::string& path,
+                      const std::string& body = {}) {
+  KES_ASSIGN_OR_RETURN(Response r, Call(impl, method, path, body));
+  return ParseJson(r.body);
+}
+
+Result<std::vector<std::string>> List(Client::Impl& impl, const char* api, const char* field,
+                                      std::string_view prefix) {
+  std::vector<std::string> names;
+  std::string next(prefix);
+  for (int page = 0; page < 100000; ++page) {
+    KES_ASSIGN_OR_RETURN(Response r, Call(impl, "GET", Path(api, next)));
+    if (r.content_type == "application/x-ndjson") {  // servers before 2023-10 (api.md §4)
+      std::string_view body(r.body);
+      while (!body.empty()) {
+        size_t nl = body.find('\n');
+        std::string_view line = body.substr(0, nl);
+        body = nl == std::string_view::npos ? std::string_view{} : body.substr(nl + 1);
+        if (line.empty()) continue;
+        auto j = json::parse(line, nullptr, false);
+        if (j.is_discarded()) return Status::Internal("kes: invalid JSON response from server");
+        if (!Str(j, "error").empty()) return Status::Internal(Str(j, "error"));
+        std::string n = Str(j, "name").empty() ? Str(j, "identity") : Str(j, "name");
+        if (!n.empty()) names.push_back(n);
+      }
+      break;
+    }
+    KES_ASSIGN_OR_RETURN(json j, ParseJson(r.body));
+    size_t before = names.size();
+    if (auto it = j.find(field); it != j.end() && it->is_array()) {
+      for (auto& n : *it) {
+        if (n.is_string()) names.push_back(n.get<std::string>());
+      }
+    }
+    std::string cont = Str(j, "continue_at");
+    // Unlike the SDK, continue from `continue_at` without losing the prefix
+    // filter (cli.md §3.5 paging quirk): ask again and drop what we have.
+    if (cont.empty() || names.size() == before || cont == next) break;
+    next = cont;
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  if (!prefix.empty()) {
+    std::string_view p = prefix;
+    if (p.ends_with('*')) p.remove_suffix(1);
+    std::erase_if(names, [&](const std::string& n) { return !n.starts_with(p); });
+  }
+  return names;
+}
+
+Status StreamLog(Client::Impl& impl, const char* path, const LineCallback& on_line) {
+  KES_ASSIGN_OR_RETURN(Response r, impl.Do("GET", path, {}, &on_line));
+  if (r.status >= 400) return DecodeError(static_cast<int>(r.status), r.content_type, r.body);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::string> Client::Version() {
+  KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "GET", "/version"));
+  return Str(j, "version");
+}
+
+Status Client::Ready() { return Call(*impl_, "GET", "/v1/ready").status(); }
+
+Result<ServerStatus> Client::GetStatus() {
+  auto start = std::chrono::steady_clock::now();
+  KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "GET", "/v1/status"));
+  ServerStatus s;
+  s.latency = std::chrono::steady_clock::now() - start;
+  s.version = Str(j, "version");
+  s.os = Str(j, "os");
+  s.arch = Str(j, "arch");
+  if (auto it = j.find("uptime"); it != j.end() && it->is_number())
+    s.uptime_seconds = it->get<double>();
+  s.num_cpu = Int(j, "num_cpu");
+  s.num_cpu_used = Int(j, "num_cpu_used");
+  s.mem_heap_used = Int(j, "mem_heap_used");
+  s.mem_stack_used = Int(j, "mem_stack_used");
+  s.keystore_latency = Int(j, "keystore_latency");
+  s.keystore_unreachable = j.value("keystore_unreachable", false);
+  s.keystore_unavailable = j.value("keystore_unavailable", false);
+  if (s.keystore_unreachable && !s.keystore_unavailable) {
+    return Status::Internal("kes: keystore is unreachable but not unavailable");
+  }
+  return s;
+}
+
+Result<std::vector<APIRoute>> Client::APIs() {
+  KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "GET", "/v1/api"));
+  std::vector<APIRoute> out;
+  if (!j.is_array()) return Status::Internal("kes: invalid JSON response from server");
+  for (auto& e : j) {
+    out.push_back({Str(e, "method"), Str(e, "path"), Int(e, "max_body"), Int(e, "timeout")});
+  }
+  return out;
+}
+
+Result<Metrics> Client::GetMetrics() {
+  KES_ASSIGN_OR_RETURN(Response r, Call(*impl_, "GET", "/v1/metrics"));
+  return ParseMetrics(r.body);
+}
+
+Status Client::CreateKey(std::string_view name) {
+  return Call(*impl_, "POST", Path("/v1/key/create", name)).status();
+}
+
+Status Client::ImportKey(std::string_view name, std::span<const uint8_t> key,
+                         std::string_view cipher) {
+  json body = {{"key", Base64(key)}, {"cipher", std::string(cipher)}};
+  std::string text = body.dump();
+  Status s = Call(*impl_, "POST", Path("/v1/key/import", name), text).status();
+  crypto::Zeroize(text.data(), text.size());
+  return s;
+}
+
+Result<KeyInfo> Client::DescribeKey(std::string_view name) {
+  KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "GET", Path("/v1/key/describe", name)));
+  return KeyInfo{Str(j, "name"), Str(j, "algorithm"), Str(j, "created_at"), Str(j, "created_by")};
+}
+
+Status Client::DeleteKey(std::string_view name) {
+  return Call(*impl_, "DELETE", Path("/v1/key/delete", name)).status();
+}
+
+Result<std::vector<std::string>> Client::ListKeys(std::string_view prefix) {
+  return List(*impl_, "/v1/key/list", "names", prefix);
+}
+
+Result<DEK> Client::GenerateKey(std::string_view name, std::span<const uint8_t> context) {
+  json body = json::object();
+  if (!context.empty()) body["context"] = Base64(context);
+  KES_ASSIGN_OR_RETURN(Response r,
+                       Call(*impl_, "POST", Path("/v1/key/generate", name), body.dump()));
+  KES_ASSIGN_OR_RETURN(json j, ParseJson(r.body));
+  crypto::Zeroize(r.body.data(), r.body.size());
+  KES_ASSIGN_OR_RETURN(std::vector<uint8_t> plaintext, FromBase64(j, "plaintext"));
+  KES_ASSIGN_OR_RETURN(std::vector<uint8_t> ciphertext, FromBase64(j, "ciphertext"));
+  DEK dek{crypto::SecretBytes(plaintext), std::move(ciphertext)};
+  crypto::Zeroize(plaintext.data(), plaintext.size());
+  return dek;
+}
+
+Result<std::vector<uint8_t>> Client::Encrypt(std::string_view name,
+                                             std::span<const uint8_t> plaintext,
+                                             std::span<const uint8_t> context) {
+  json body = {{"plaintext", Base64(plaintext)}};
+  if (!context.empty()) body["context"] = Base64(context);
+  std::string text = body.dump();
+  auto r = CallJson(*impl_, "POST", Path("/v1/key/encrypt", name), text);
+  crypto::Zeroize(text.data(), text.size());
+  if (!r.ok()) return r.status();
+  return FromBase64(*r, "ciphertext");
+}
+
+Result<crypto::SecretBytes> Client::Decrypt(std::string_view name,
+                                            std::span<const uint8_t> ciphertext,
+                                            std::span<const uint8_t> context) {
+  json body = {{"ciphertext", Base64(ciphertext)}};
+  if (!context.empty()) body["context"] = Base64(context);
+  KES_ASSIGN_OR_RETURN(Response r,
+                       Call(*impl_, "POST", Path("/v1/key/decrypt", name), body.dump()));
+  KES_ASSIGN_OR_RETURN(json j, ParseJson(r.body));
+  crypto::Zeroize(r.body.data(), r.body.size());
+  KES_ASSIGN_OR_RETURN(std::vector<uint8_t> plaintext, FromBase64(j, "plaintext"));
+  crypto::SecretBytes out(plaintext);
+  crypto::Zeroize(plaintext.data(), plaintext.size());
+  return out;
+}
+
+Result<std::vector<uint8_t>> Client::HMAC(std::string_view name, std::span<const uint8_t> message) {
+  json body = {{"message", Base64(message)}};
+  KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "PUT", Path("/v1/key/hmac", name), body.dump()));
+  return FromBase64(j, "hmac");
+}
+
+Result<PolicyInfo> Client::DescribePolicy(std::string_view name) {
+  KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "GET", Path("/v1/policy/describe", name)));
+  return PolicyInfo{Str(j, "name"), Str(j, "created_at"), Str(j, "created_by")};
+}
+
+Result<Policy> Client::GetPolicy(std::string_view name) {
+  KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "GET", Path("/v1/policy/read", name)));
+  return Policy{SortedKeys(j, "allow"), SortedKeys(j, "deny"), Str(j, "created_at"),
+                Str(j, "created_by")};
+}
+
+Result<std::vector<std::string>> Client::ListPolicies(std::string_view prefix) {
+  return List(*impl_, "/v1/policy/list", "names", prefix);
+}
+
+Result<IdentityInfo> Client::DescribeIdentity(std::string_view identity) {
+  KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "GET", Path("/v1/identity/describe", identity)));
+  return IdentityInfo{std::string(identity), Str(j, "policy"), j.value("admin", false),
+                      Str(j, "created_at"), Str(j, "created_by")};
+}
+
+Result<SelfInfo> Client::DescribeSelf() {
+  KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "GET", "/v1/identity/self/describe"));
+  SelfInfo s;
+  s.info = IdentityInfo{Str(j, "identity"), Str(j, "policy"), j.value("admin", false),
+                        Str(j, "created_at"), Str(j, "created_by")};
+  if (!s.info.policy.empty()) {
+    s.policy = Policy{SortedKeys(j, "allow"), SortedKeys(j, "deny"), {}, {}};
+  }
+  return s;
+}
+
+Result<std::vector<std::string>> Client::ListIdentities(std::string_view prefix) {
+  return List(*impl_, "/v1/identity/list", "identities", prefix);
+}
+
+Status Client::AuditLog(const LineCallback& on_line) {
+  return StreamLog(*impl_, "/v1/log/audit", on_line);
+}
+
+Status Client::ErrorLog(const LineCallback& on_line) {
+  return StreamLog(*impl_, "/v1/log/error", on_line);
+}
+
+}  // namespace kes::client
