@@ -26,14 +26,18 @@ class AwsTestEndpoint:
         workdir.mkdir(parents=True, exist_ok=True)
         port_file = workdir / f"aws-endpoint-ports-{uuid.uuid4().hex[:8]}.json"
         python = DEBIAN_PYTHON if os.path.exists(DEBIAN_PYTHON) else "python3"
-        self.proc = subprocess.Popen(
-            [python, str(SERVER), "--port", "0", "--port-file", str(port_file), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # stderr goes to a file: a pipe nobody drains would block the server.
+        self.log_path = port_file.with_suffix(".log")
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [python, str(SERVER), "--port", "0", "--port-file", str(port_file), *args],
+                stdout=subprocess.PIPE, stderr=log, text=True)
         first = self.proc.stdout.readline().strip()
         if not first.isdigit():
             self.proc.kill()
+            self.proc.wait()
             raise RuntimeError(f"aws test endpoint did not start: {first!r} "
-                               f"{self.proc.stderr.read()}")
+                               f"{self.log_path.read_text()}")
         self.ports = json.loads(port_file.read_text())
         self.port = self.ports["port"]
         self.url = f"http://127.0.0.1:{self.port}"

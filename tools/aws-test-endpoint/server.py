@@ -404,6 +404,13 @@ class Listener(ThreadingHTTPServer):
     def port(self):
         return self.server_address[1]
 
+    def handle_error(self, request, client_address):
+        # Clients that time out or are dropped on purpose (faults) are routine;
+        # keep stderr for real bugs.
+        if isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
 
 def _require_loopback(host):
     try:
