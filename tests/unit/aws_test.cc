@@ -1,9 +1,15 @@
 // Unit tests of the aws module: the SigV4 signer against every vector in the
 // spec folder (read at run time), credential file parsing, the retry policy
 // and error-code dispatch.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -638,6 +644,182 @@ TEST(Errors, SecretsManagerMapping) {
   // not "key does not exist".
   EXPECT_EQ(MapAwsError(Operation::kCreate, "k", {400, "ResourceNotFoundException", ""}).code(),
             Code::kUnavailable);
+}
+
+// ------------------------------------------------------------ JsonClient on loopback
+
+// Answers each request on 127.0.0.1 with the next scripted response and
+// records the raw requests it received.
+class ScriptedServer {
+ public:
+  explicit ScriptedServer(std::deque<std::string> responses) : responses_(std::move(responses)) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    listen(fd_, 8);
+    socklen_t len = sizeof addr;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~ScriptedServer() {
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::vector<std::string> requests() {
+    std::lock_guard lock(mu_);
+    return requests_;
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      Serve(c);
+      close(c);
+    }
+  }
+  void Serve(int c) {
+    std::string buf;
+    char tmp[4096];
+    for (;;) {
+      size_t end;
+      while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
+        ssize_t n = read(c, tmp, sizeof tmp);
+        if (n <= 0) return;
+        buf.append(tmp, n);
+      }
+      size_t body_len = 0;
+      std::string head = buf.substr(0, end);
+      std::string lower = head;
+      std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+      if (auto p = lower.find("content-length: "); p != std::string::npos)
+        body_len = std::stoul(head.substr(p + 16));
+      while (buf.size() < end + 4 + body_len) {
+        ssize_t n = read(c, tmp, sizeof tmp);
+        if (n <= 0) return;
+        buf.append(tmp, n);
+      }
+      std::string response;
+      {
+        std::lock_guard lock(mu_);
+        requests_.push_back(buf.substr(0, end + 4 + body_len));
+        if (responses_.empty()) return;
+        response = responses_.front();
+        responses_.pop_front();
+      }
+      buf.erase(0, end + 4 + body_len);
+      if (write(c, response.data(), response.size()) < 0) return;
+    }
+  }
+
+  int fd_ = -1;
+  int port_ = 0;
+  std::mutex mu_;
+  std::deque<std::string> responses_;
+  std::vector<std::string> requests_;
+  std::thread thread_;
+};
+
+std::string HttpReply(int status, const std::string& body, const std::string& extra_headers = "") {
+  return "HTTP/1.1 " + std::to_string(status) +
+         " X\r\nContent-Type: application/x-amz-json-1.1\r\n" + extra_headers +
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+std::string HeaderOf(const std::string& raw, const std::string& name) {
+  size_t p = raw.find("\r\n" + name + ": ");
+  if (p == std::string::npos) return {};
+  p += name.size() + 4;
+  return raw.substr(p, raw.find("\r\n", p) - p);
+}
+
+std::string BodyOf(const std::string& raw) { return raw.substr(raw.find("\r\n\r\n") + 4); }
+
+std::unique_ptr<JsonClient> MakeClient(const std::string& url,
+                                       std::vector<std::chrono::milliseconds>* sleeps) {
+  JsonClientOptions o;
+  o.endpoint = *net::Url::Parse(url);
+  o.region = "us-east-1";
+  o.service = "secretsmanager";
+  o.target_prefix = "secretsmanager";
+  auto client = std::make_unique<JsonClient>(o, std::make_shared<net::HttpClient>(),
+                                             NewStaticProvider(kExampleKeys));
+  client->set_sleeper([sleeps](std::chrono::milliseconds d) { sleeps->push_back(d); });
+  return client;
+}
+
+TEST(JsonClient, RetriesServerFaultsWithTheSameBodyAndFreshSignatures) {
+  ScriptedServer server(
+      {HttpReply(500, R"({"__type":"InternalServiceError","Message":"boom"})"),
+       HttpReply(400, R"({"__type":"ThrottlingException","message":"Rate exceeded"})"),
+       HttpReply(200, R"({"ARN":"arn:x","Name":"k"})")});
+  std::vector<std::chrono::milliseconds> sleeps;
+  auto client = MakeClient(server.url(), &sleeps);
+  CallResult r = client->Call(
+      "CreateSecret", {{"Name", "k"}, {"SecretString", "v"}, {"ClientRequestToken", "tok-1"}});
+  ASSERT_TRUE(r.ok()) << r.error->ToString();
+  EXPECT_EQ(r.attempts, 3);
+  EXPECT_EQ(r.body["ARN"], "arn:x");
+  ASSERT_EQ(sleeps.size(), 2u);  // one back-off per retry, via the injected sleeper
+  EXPECT_LE(sleeps[0], std::chrono::milliseconds(100));   // transient base
+  EXPECT_LE(sleeps[1], std::chrono::milliseconds(1000));  // throttling base * 2
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 3u);
+  for (const auto& req : reqs) {
+    EXPECT_EQ(BodyOf(req), BodyOf(reqs[0]));  // same bytes, same ClientRequestToken
+    EXPECT_NE(BodyOf(req).find("tok-1"), std::string::npos);
+    EXPECT_EQ(HeaderOf(req, "X-Amz-Target"), "secretsmanager.CreateSecret");
+    EXPECT_EQ(HeaderOf(req, "Host"), server.url().substr(7));
+    EXPECT_NE(HeaderOf(req, "Authorization").find("/us-east-1/secretsmanager/aws4_request"),
+              std::string::npos);
+  }
+}
+
+TEST(JsonClient, DoesNotRetryClientErrors) {
+  ScriptedServer server(
+      {HttpReply(400, R"({"__type":"ResourceNotFoundException","Message":"gone"})",
+                 "x-amzn-RequestId: rid-7\r\n")});
+  std::vector<std::chrono::milliseconds> sleeps;
+  auto client = MakeClient(server.url(), &sleeps);
+  CallResult r = client->Call("GetSecretValue", {{"SecretId", "k"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error->code, "ResourceNotFoundException");
+  EXPECT_EQ(r.error->message, "gone");
+  EXPECT_EQ(r.error->request_id, "rid-7");
+  EXPECT_EQ(r.attempts, 1);
+  EXPECT_TRUE(sleeps.empty());
+}
+
+TEST(JsonClient, ResignsOnceWithTheServerClockAfterSkew) {
+  // The server's clock is 10 minutes ahead; its Date header says so.
+  auto ahead = Clock::to_time_t(Clock::now() + std::chrono::minutes(10));
+  std::tm tm{};
+  gmtime_r(&ahead, &tm);
+  char date[64];
+  std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  ScriptedServer server(
+      {HttpReply(
+           400,
+           R"({"__type":"InvalidSignatureException","message":"Signature expired: X is now earlier than Y"})",
+           std::string("Date: ") + date + "\r\n"),
+       HttpReply(200, "{}", std::string("Date: ") + date + "\r\n")});
+  std::vector<std::chrono::milliseconds> sleeps;
+  auto client = MakeClient(server.url(), &sleeps);
+  CallResult r = client->Call("ListSecrets", {});
+  ASSERT_TRUE(r.ok()) << r.error->ToString();
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  auto first = ParseAmzDate(HeaderOf(reqs[0], "X-Amz-Date"));
+  auto second = ParseAmzDate(HeaderOf(reqs[1], "X-Amz-Date"));
+  EXPECT_GE(second - first, std::chrono::minutes(9));
+  EXPECT_GE(client->clock_offset(), std::chrono::minutes(9));
+  EXPECT_EQ(BodyOf(reqs[0]), "{}");  // an empty input is still a JSON object
 }
 
 }  // namespace
