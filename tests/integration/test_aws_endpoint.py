@@ -688,6 +688,7 @@ def test_throttling_is_retried_by_botocore(ep):
     log = [r for r in ep.requests_log() if r.get("operation") == "DescribeSecret"]
     assert [r.get("fault") for r in log] == ["throttle", "throttle", None]
     assert [r["status"] for r in log] == [400, 400, 200]
+    assert [r.get("code") for r in log] == ["ThrottlingException"] * 2 + [None]
     assert [re.search(r"attempt=(\d+)", r["amz-sdk-request"]).group(1) for r in log] == \
         ["1", "2", "3"]
 

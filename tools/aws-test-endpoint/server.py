@@ -196,7 +196,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._drop()
                 return
         if rule is not None and rule.kind in ("throttle", "error", "unavailable"):
-            reply = self._fault_reply(rule, service)
+            reply, entry["code"] = self._fault_reply(rule, service)
         else:
             reply = self._dispatch(service, operation, path, headers, body, request_id, entry)
         entry["status"] = reply.status
@@ -219,21 +219,21 @@ class Handler(BaseHTTPRequestHandler):
 
     @staticmethod
     def _fault_reply(rule, service):
+        """(reply, error code) for an injected error."""
         status, code = DEFAULT_ERRORS.get((rule.kind, service),
                                           DEFAULT_ERRORS[(rule.kind, None)])
         status = rule.status or status
         code = rule.code or code
-        if not rule.body:
-            return Reply(status, b"", JSON_11 if service in TARGET_PREFIXES.values() else None)
-        if service == "sts":
-            return Reply(status, query_error_xml(code, rule.message or "injected fault",
-                                                 str(uuid.uuid4()),
-                                                 "Receiver" if status >= 500 else "Sender"),
-                         "text/xml")
         if service in ("imds", "ecs"):
-            return Reply(status, b"", "text/plain")
+            return Reply(status, b"", "text/plain"), code
+        if not rule.body:
+            return Reply(status, b"", JSON_11 if service != "sts" else None), code
+        if service == "sts":
+            kind = "Receiver" if status >= 500 else "Sender"
+            return Reply(status, query_error_xml(code, rule.message or "injected fault",
+                                                 str(uuid.uuid4()), kind), "text/xml"), code
         message = rule.message or ("Rate exceeded" if rule.kind == "throttle" else None)
-        return _error_reply(AwsError(code, message, status, "message"))
+        return _error_reply(AwsError(code, message, status, "message")), code
 
     def _dispatch(self, service, operation, path, headers, body, request_id, entry):
         state = self.server.state
