@@ -1,0 +1,86 @@
+"""Helpers for tests that run the `kes` CLI as a subprocess against a real
+server started with the shared fixtures (conftest.py / kes_harness.py)."""
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import time
+from typing import Dict, List, Optional
+
+from kes_harness import kes_bin
+
+# Variables that would leak the caller's settings into a test.
+_SCRUB_PREFIXES = ("KES_", "MINIO_", "SSL_CERT_", "HTTPS_PROXY", "HTTP_PROXY", "https_proxy",
+                   "http_proxy", "NO_COLOR", "COMP_LINE")
+
+
+def clean_env(**overrides) -> Dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(_SCRUB_PREFIXES) or k in ("KES_BIN", "KES_SPEC_DIR")}
+    env.pop("KES_BIN", None)
+    env.update({k: v for k, v in overrides.items() if v is not None})
+    return env
+
+
+def server_env(srv, client: str = "admin", trust: bool = True, **overrides) -> Dict[str, str]:
+    """Environment for talking to `srv` as `client` (a key of srv.identities)."""
+    ident = srv.identities[client]
+    env = {"KES_SERVER": srv.base_url}
+    if ident.api_key and client == "apikey":
+        env["KES_API_KEY"] = ident.api_key
+    else:
+        env["KES_CLIENT_CERT"] = ident.cert
+        env["KES_CLIENT_KEY"] = ident.key
+    if trust:
+        env["SSL_CERT_FILE"] = srv.server_cert.ca
+    env.update(overrides)
+    return clean_env(**env)
+
+
+def kes(args: List[str], env: Optional[Dict[str, str]] = None, cwd=None, timeout=60,
+        input: Optional[bytes] = None) -> subprocess.CompletedProcess:
+    """Runs `kes args...` with pipes (non-terminal mode); text output."""
+    return subprocess.run([kes_bin()] + list(args), env=env if env is not None else clean_env(),
+                          cwd=cwd, capture_output=True, timeout=timeout, input=input)
+
+
+def out(p: subprocess.CompletedProcess) -> str:
+    return p.stdout.decode()
+
+
+def err(p: subprocess.CompletedProcess) -> str:
+    return p.stderr.decode()
+
+
+def kes_tty(args: List[str], env: Dict[str, str], cwd=None, timeout=60):
+    """Runs `kes` with stdout and stderr on a pseudo-terminal (terminal mode).
+    Returns (exit code, combined output with '\\r\\n' turned into '\\n')."""
+    pid, fd = pty.fork()
+    if pid == 0:  # child
+        try:
+            if cwd:
+                os.chdir(cwd)
+            os.execve(kes_bin(), [kes_bin()] + list(args), env)
+        finally:
+            os._exit(127)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    while True:
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            raise TimeoutError("kes did not finish: %r" % (args,))
+        r, _, _ = select.select([fd], [], [], 0.5)
+        if r:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    text = b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+    return os.waitstatus_to_exitcode(status), text
