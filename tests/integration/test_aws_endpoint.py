@@ -964,3 +964,44 @@ def test_envelope_detects_tampering(monkeypatch, use_aes_gcm):
                          (key, sealed[:20], b"aad")):
         with pytest.raises(envelope.OpenError):
             envelope.open_sealed(k, blob, aad)
+
+
+def test_client_request_token_length_limits(ep):
+    sm = client(ep, "secretsmanager")
+    for token, want in (("t" * 31, "ValidationException"), ("t" * 65, "ValidationException")):
+        h, b = signed_request(ep.url, "secretsmanager.CreateSecret",
+                              {"Name": unique("tok"), "SecretString": "v",
+                               "ClientRequestToken": token})
+        status, _, data = raw_post(ep.port, h, b)
+        assert status == 400 and json.loads(data)["__type"] == want
+    assert sm.create_secret(Name=unique("tok"), SecretString="v",
+                            ClientRequestToken="t" * 64)["VersionId"] == "t" * 64
+
+
+def test_imds_session_token_expires(fresh):
+    e = fresh("--imds-port", "0")
+
+    def call(method, path, **headers):
+        conn = http.client.HTTPConnection("127.0.0.1", e.ports["imds_port"], timeout=10)
+        try:
+            conn.request(method, path, headers=headers)
+            resp = conn.getresponse()
+            return resp.status, resp.read().decode()
+        finally:
+            conn.close()
+    status, token = call("PUT", "/latest/api/token",
+                         **{"X-aws-ec2-metadata-token-ttl-seconds": "60"})
+    assert status == 200 and token
+    listing = "/latest/meta-data/iam/security-credentials/"
+    assert call("GET", listing, **{"X-aws-ec2-metadata-token": token}) == \
+        (200, "kes-test-role")
+    e.admin("POST", "/__admin/clock", {"offset_seconds": 61})
+    assert call("GET", listing, **{"X-aws-ec2-metadata-token": token})[0] == 401
+    status, doc = call("GET", listing + "kes-test-role", **{
+        "X-aws-ec2-metadata-token": call("PUT", "/latest/api/token", **{
+            "X-aws-ec2-metadata-token-ttl-seconds": "60"})[1]})
+    creds = json.loads(doc)
+    assert status == 200 and creds["Code"] == "Success" and creds["Type"] == "AWS-HMAC"
+    assert call("GET", listing + "other-role", **{
+        "X-aws-ec2-metadata-token": call("PUT", "/latest/api/token", **{
+            "X-aws-ec2-metadata-token-ttl-seconds": "60"})[1]})[0] == 404
