@@ -333,3 +333,29 @@ def test_no_credentials_anywhere(endpoint, start_kes):
     assert r.status_code == 502, r.text
     assert srv.wait_for_output("no AWS credentials", stream="stderr", timeout=10) or \
         srv.wait_for_output("no AWS credentials", timeout=1)
+
+
+def test_https_endpoint_is_verified_against_the_ca_bundle(tmp_path, cert_factory, start_kes, monkeypatch):
+    tls = cert_factory.server(name="aws-endpoint-tls")
+    ep = AwsTestEndpoint(tmp_path / "tls-endpoint", "--https-port", "0",
+                         "--tls-cert", tls.cert, "--tls-key", tls.key)
+    try:
+        # "localhost" (a SAN of the certificate): the harness reads the KES port
+        # from the first "https://127.0.0.1:" in the banner.
+        https = type("E", (), {"url": "https://localhost:%d" % ep.ports["https_port"]})()
+        # Trusted through AWS_CA_BUNDLE: works.
+        monkeypatch.setenv("AWS_CA_BUNDLE", tls.cert)
+        srv = start_kes(https)
+        roundtrip(srv, "tls-key")
+        srv.stop()
+        # Not trusted (system store only): the TLS handshake fails, nothing is sent.
+        monkeypatch.delenv("AWS_CA_BUNDLE")
+        before = len([r for r in ep.requests_log() if r.get("service") == "secretsmanager"])
+        assert before > 0
+        srv = start_kes(https)
+        r = srv.put("/v1/key/create/untrusted")
+        assert r.status_code >= 500, r.text
+        after = len([r for r in ep.requests_log() if r.get("service") == "secretsmanager"])
+        assert after == before
+    finally:
+        ep.stop()
