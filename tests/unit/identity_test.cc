@@ -442,9 +442,8 @@ TEST(PemTest, KeyFileSkipsCertificatesAndRejectsGarbage) {
       ParsePrivateKeyPem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "")
           .ok());
   // A malformed block is skipped like Go's pem.Decode does.
-  std::string_view rest = "-----BEGIN X-----\n!!\n-----END X-----\n" + *key_pem;
-  const std::string owned(rest);
-  rest = owned;
+  const std::string owned = "-----BEGIN X-----\n!!\n-----END X-----\n" + *key_pem;
+  std::string_view rest = owned;
   auto block = DecodePemBlock(&rest);
   ASSERT_TRUE(block.has_value());
   EXPECT_EQ(block->type, "PRIVATE KEY");
