@@ -1,0 +1,644 @@
+#include "server/handlers.h"
+
+#include <algorithm>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cmath>
+#include <optional>
+#include <type_traits>
+
+#include "common/time.h"
+#include "common/version.h"
+#include "crypto/encoding.h"
+#include "crypto/key_version.h"
+#include "crypto/random.h"
+#include "crypto/secret_bytes.h"
+#include "identity/identity.h"
+#include "server/json.h"
+#include "server/system_info.h"
+
+namespace kes::server {
+namespace asio = boost::asio;
+
+namespace {
+
+// Runs `f` on the worker pool and resumes the calling coroutine on its own
+// executor with the result.
+template <typename F>
+asio::awaitable<std::invoke_result_t<F>> Offload(asio::thread_pool& pool, F f) {
+  using R = std::invoke_result_t<F>;
+  std::optional<R> out;
+  co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+      [&](auto handler) {
+        auto ex = asio::get_associated_executor(handler);
+        asio::post(pool, [&out, &f, ex, handler = std::move(handler)]() mutable {
+          out.emplace(f());
+          asio::post(ex, std::move(handler));
+        });
+      },
+      asio::use_awaitable);
+  co_return std::move(*out);
+}
+
+std::string InvalidKeyName(std::string_view name) {
+  return "key name '" + std::string(name) + "' is empty, too long or contains invalid characters";
+}
+std::string InvalidPattern(std::string_view p) {
+  return "listing pattern '" + std::string(p) + "' is empty, too long or is invalid";
+}
+
+// Keystore errors that are API errors pass through; anything else becomes
+// `fallback` (502) and is written to the error log.
+Response BackendError(const Status& s, std::string_view fallback, const Request& req,
+                      Services& sv) {
+  if (s.code() == Code::kAlreadyExists) return Response::Error(Status::KeyExists());
+  if (s.code() == Code::kNotFound) return Response::Error(Status::KeyNotFound());
+  sv.logs.Error(config::kLevelError, s.message(),
+                {{"req.method", req.method},
+                 {"req.path", req.path},
+                 {"req.ip", req.remote_ip},
+                 {"req.identity", req.identity.empty() ? "<unknown>" : req.identity}});
+  return Response::Error(502, fallback);
+}
+
+asio::awaitable<Result<keystore::KeyRef>> LoadKey(const State& st, Services& sv,
+                                                  const std::string& name) {
+  if (keystore::KeyRef k = st.cache->TryGet(name)) co_return k;
+  co_return co_await Offload(*sv.workers, [&] { return st.cache->Get(name); });
+}
+
+std::optional<std::vector<uint8_t>> DecodeBase64Field(const std::optional<std::string>& v) {
+  if (!v) return std::vector<uint8_t>{};
+  return crypto::Base64Decode(*v);
+}
+
+void AuditKeyEvent(const Request& req, Services& sv, std::string_view what) {
+  std::string msg = "secret key '" + req.resource + "' " + std::string(what);
+  Logs::AuditEvent e;
+  e.message = msg;
+  e.method = req.method;
+  e.path = req.path;
+  e.ip = req.remote_ip;
+  e.identity = req.identity;
+  e.code = 200;
+  e.elapsed_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                     std::chrono::steady_clock::now() - req.received)
+                     .count();
+  sv.logs.Audit(e);
+}
+
+// Pattern -> prefix: "" and "*" list everything; one trailing '*' is removed.
+std::string_view PatternPrefix(std::string_view pattern) {
+  if (!pattern.empty() && pattern.back() == '*') pattern.remove_suffix(1);
+  return pattern;
+}
+
+void WriteRuleSet(JsonWriter& w, std::string_view key, const std::vector<std::string>& rules) {
+  if (rules.empty()) return;
+  std::vector<std::string> sorted(rules);
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  w.Key(key).BeginObject();
+  for (const auto& r : sorted) w.Key(r).BeginObject().EndObject();
+  w.EndObject();
+}
+
+// --- server information ---------------------------------------------------------
+
+Response Version() {
+  std::string body;
+  JsonWriter(body)
+      .BeginObject()
+      .Key("version")
+      .String(BuildVersion())
+      .Key("commit")
+      .String(BuildCommit())
+      .EndObject();
+  return Response::Json(std::move(body));
+}
+
+asio::awaitable<Response> Ready(const State& st, Services& sv) {
+  auto s = co_await Offload(*sv.workers, [&] { return st.cache->Status(); });
+  if (s.ok()) co_return Response::Empty();
+  if (s.status().code() == Code::kUnreachable) {
+    co_return Response::Error(504, "key store is not reachable");
+  }
+  co_return Response::Error(502, "key store is unavailable");
+}
+
+asio::awaitable<Response> ServerStatus(const State& st, Services& sv) {
+  auto s = co_await Offload(*sv.workers, [&] { return st.cache->Status(); });
+  const SystemInfo sys = ReadSystemInfo();
+  const double uptime =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - sv.started).count();
+  std::string body;
+  JsonWriter w(body);
+  w.BeginObject()
+      .Key("version")
+      .String(BuildVersion())
+      .Key("os")
+      .String(GoOs())
+      .Key("arch")
+      .String(GoArch())
+      .Key("uptime")
+      .Int(static_cast<int64_t>(std::llround(uptime)))
+      .Key("num_cpu")
+      .Int(sys.num_cpu)
+      .Key("num_cpu_used")
+      .Int(sys.num_cpu_used)
+      .Key("mem_heap_used")
+      .Int(static_cast<int64_t>(sys.heap_used))
+      .Key("mem_stack_used")
+      .Int(static_cast<int64_t>(sys.stack_used));
+  if (s.ok()) {
+    // Rounded to milliseconds, at least 1 when reachable.
+    int64_t ms = (s->latency.count() + 500000) / 1000000;
+    w.Key("keystore_latency").Int(std::max<int64_t>(ms, 1));
+  } else {
+    // keystore_unavailable lets the Go SDK decode the response (api.md §3.4.2).
+    w.Key("keystore_unreachable").Bool(true).Key("keystore_unavailable").Bool(true);
+  }
+  w.EndObject();
+  co_return Response::Json(std::move(body));
+}
+
+Response Api(const State& st) {
+  std::string body;
+  JsonWriter w(body);
+  w.BeginArray();
+  for (const Route& r : Routes()) {
+    const RouteSettings& s = st.settings(r);
+    w.BeginObject()
+        .Key("method")
+        .String(r.method)
+        .Key("path")
+        .String(r.path)
+        .Key("max_body")
+        .Int(static_cast<int64_t>(r.max_body))
+        .Key("timeout")
+        .Int(std::chrono::duration_cast<std::chrono::seconds>(s.timeout).count())
+        .EndObject();
+  }
+  w.EndArray();
+  return Response::Json(std::move(body));
+}
+
+Response MetricsPage(const State& st, Services& sv) {
+  MetricsSnapshotInputs in;
+  in.log_error_events = sv.logs.error_events();
+  in.log_audit_events = sv.logs.audit_events();
+  in.backend_gets = st.cache->backend_gets();
+  in.uptime_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - sv.started).count();
+  Response r;
+  r.type = Response::Type::kMetrics;
+  r.body = sv.metrics.Exposition(in);
+  return r;
+}
+
+// --- keys ------------------------------------------------------------------------
+
+asio::awaitable<Response> KeyCreate(const Request& req, const State& st, Services& sv) {
+  if (!identity::IsValidName(req.resource))
+    co_return Response::Error(400, InvalidKeyName(req.resource));
+  auto kv = crypto::NewKeyVersion(crypto::DefaultKeyType(), req.identity);
+  if (!kv.ok()) co_return Response::Error(500, "failed to generate encryption key");
+  Status s = co_await Offload(*sv.workers, [&] { return st.cache->Create(req.resource, *kv); });
+  if (!s.ok()) co_return BackendError(s, "failed to create key", req, sv);
+  AuditKeyEvent(req, sv, "created");
+  co_return Response::Empty();
+}
+
+asio::awaitable<Response> KeyImport(const Request& req, const State& st, Services& sv) {
+  if (!identity::IsValidName(req.resource))
+    co_return Response::Error(400, InvalidKeyName(req.resource));
+  static constexpr std::string_view kFields[] = {"key", "cipher"};
+  const auto bad_body = [] { return Response::Error(400, "invalid import key request body"); };
+  if (req.body_too_large) co_return bad_body();
+  auto fields = DecodeJsonFields(req.body, kFields);
+  if (!fields) co_return bad_body();
+  auto key_bytes = DecodeBase64Field(fields->values[0]);
+  if (!key_bytes) co_return bad_body();
+  crypto::SecretBytes secret(*key_bytes);
+  crypto::Zeroize(key_bytes->data(), key_bytes->size());
+  if (fields->values[0]) crypto::Zeroize(fields->values[0]->data(), fields->values[0]->size());
+  const std::string cipher = fields->values[1].value_or("");
+  auto type = crypto::ParseKeyType(cipher);
+  if (!type) co_return Response::Error(406, "algorithm '" + cipher + "' is not supported");
+  if (secret.size() != crypto::kKeySize) {
+    co_return Response::Error(406, "invalid key size for '" + cipher + "'");
+  }
+  auto key = crypto::SecretKey::Make(*type, secret.span());
+  auto hmac = crypto::HMACKey::Generate();
+  if (!key.ok() || !hmac.ok()) co_return Response::Error(500, "failed to create key");
+  crypto::KeyVersion kv{std::move(*key), std::move(*hmac), Timestamp::Now(),
+                        std::string(req.identity)};
+  Status s = co_await Offload(*sv.workers, [&] { return st.cache->Create(req.resource, kv); });
+  if (!s.ok()) co_return BackendError(s, "failed to create key", req, sv);
+  AuditKeyEvent(req, sv, "created");
+  co_return Response::Empty();
+}
+
+asio::awaitable<Response> KeyDescribe(const Request& req, const State& st, Services& sv) {
+  if (!identity::IsValidName(req.resource))
+    co_return Response::Error(400, InvalidKeyName(req.resource));
+  auto key = co_await LoadKey(st, sv, req.resource);
+  if (!key.ok()) co_return BackendError(key.status(), "failed to read key", req, sv);
+  const crypto::KeyVersion& kv = **key;
+  std::string body;
+  JsonWriter w(body);
+  w.BeginObject()
+      .Key("name")
+      .String(req.resource)
+      .Key("algorithm")
+      .String(crypto::KeyTypeName(kv.key.type()))
+      .Key("created_at")
+      .String(kv.created_at.ToRfc3339());
+  if (!kv.created_by.empty()) w.Key("created_by").String(kv.created_by);
+  w.EndObject();
+  co_return Response::Json(std::move(body));
+}
+
+asio::awaitable<Response> KeyList(const Request& req, const State& st, Services& sv) {
+  if (!identity::IsValidPattern(req.resource))
+    co_return Response::Error(400, InvalidPattern(req.resource));
+  const std::string prefix(PatternPrefix(req.resource));
+  auto page = co_await Offload(*sv.workers, [&] { return st.cache->List(prefix); });
+  if (!page.ok()) co_return BackendError(page.status(), "failed to list keys", req, sv);
+  std::string body;
+  JsonWriter w(body);
+  w.BeginObject().Key("names");
+  if (page->names.empty()) {
+    w.Null();
+  } else {
+    w.BeginArray();
+    for (const auto& n : page->names) w.String(n);
+    w.EndArray();
+  }
+  if (!page->continue_at.empty()) w.Key("continue_at").String(page->continue_at);
+  w.EndObject();
+  co_return Response::Json(std::move(body));
+}
+
+asio::awaitable<Response> KeyDelete(const Request& req, const State& st, Services& sv) {
+  if (!identity::IsValidName(req.resource))
+    co_return Response::Error(400, InvalidKeyName(req.resource));
+  Status s = co_await Offload(*sv.workers, [&] { return st.cache->Delete(req.resource); });
+  if (!s.ok()) co_return BackendError(s, "failed to delete key", req, sv);
+  AuditKeyEvent(req, sv, "deleted");
+  co_return Response::Empty();
+}
+
+// The crypto routes share: name check, body decode, key load.
+asio::awaitable<Response> KeyCrypto(const Request& req, const State& st, Services& sv) {
+  if (!identity::IsValidName(req.resource))
+    co_return Response::Error(400, InvalidKeyName(req.resource));
+  const RouteId id = req.route->id;
+  static constexpr std::string_view kGenerate[] = {"context"};
+  static constexpr std::string_view kEncrypt[] = {"plaintext", "context"};
+  static constexpr std::string_view kDecrypt[] = {"ciphertext", "context"};
+  static constexpr std::string_view kHmac[] = {"message"};
+  std::span<const std::string_view> names;
+  switch (id) {
+    case RouteId::kKeyGenerate:
+      names = kGenerate;
+      break;
+    case RouteId::kKeyEncrypt:
+      names = kEncrypt;
+      break;
+    case RouteId::kKeyDecrypt:
+      names = kDecrypt;
+      break;
+    default:
+      names = kHmac;
+      break;
+  }
+  const auto bad_body = [] { return Response::Error(400, "invalid request body"); };
+  std::vector<std::vector<uint8_t>> values(names.size());
+  // Generate reads its body only when there is one (api.md §3.5.6).
+  const bool read_body = id != RouteId::kKeyGenerate || req.body_present;
+  if (read_body) {
+    if (req.body_too_large) co_return bad_body();
+    auto fields = DecodeJsonFields(req.body, names);
+    if (!fields) co_return bad_body();
+    for (size_t i = 0; i < names.size(); ++i) {
+      auto v = DecodeBase64Field(fields->values[i]);
+      if (fields->values[i]) crypto::Zeroize(fields->values[i]->data(), fields->values[i]->size());
+      if (!v) co_return bad_body();
+      values[i] = std::move(*v);
+    }
+  }
+  struct Wipe {
+    std::vector<std::vector<uint8_t>>& v;
+    ~Wipe() {
+      for (auto& b : v) crypto::Zeroize(b.data(), b.size());
+    }
+  } wipe{values};
+
+  auto key = co_await LoadKey(st, sv, req.resource);
+  if (!key.ok()) co_return BackendError(key.status(), "failed to read key", req, sv);
+  const crypto::KeyVersion& kv = **key;
+
+  Response resp;
+  resp.type = Response::Type::kJson;
+  resp.sensitive = true;
+  JsonWriter w(resp.body);
+  switch (id) {
+    case RouteId::kKeyGenerate: {
+      crypto::SecretBytes dek(crypto::kKeySize);
+      if (!crypto::RandomBytes(dek.span()).ok()) {
+        co_return Response::Error(500, "failed to generate encryption key");
+      }
+      auto ct = kv.key.Encrypt(dek.span(), values[0]);
+      if (!ct.ok()) co_return Response::Error(500, "failed to generate encryption key");
+      w.BeginObject().Key("plaintext").Bytes(dek.span()).Key("ciphertext").Bytes(*ct).EndObject();
+      break;
+    }
+    case RouteId::kKeyEncrypt: {
+      auto ct = kv.key.Encrypt(values[0], values[1]);
+      if (!ct.ok()) co_return Response::Error(500, "failed to encrypt plaintext");
+      w.BeginObject().Key("ciphertext").Bytes(*ct).EndObject();
+      break;
+    }
+    case RouteId::kKeyDecrypt: {
+      auto pt = kv.key.Decrypt(values[0], values[1]);
+      if (!pt.ok()) {
+        if (pt.status().code() == Code::kNotAuthentic) co_return Response::Error(pt.status());
+        co_return Response::Error(500, "failed to decrypt ciphertext");
+      }
+      w.BeginObject().Key("plaintext").Bytes(pt->span()).EndObject();
+      break;
+    }
+    default: {
+      if (!kv.hmac) co_return Response::Error(409, "key does not support HMAC");
+      auto sum = kv.hmac->Sum(values[0]);
+      w.BeginObject().Key("hmac").Bytes(sum).EndObject();
+      crypto::Zeroize(sum.data(), sum.size());
+      break;
+    }
+  }
+  resp.body += '\n';
+  co_return resp;
+}
+
+// --- policies and identities ---------------------------------------------------------
+
+Response PolicyDescribeOrRead(const Request& req, const State& st) {
+  if (!identity::IsValidName(req.resource)) {
+    return Response::Error(400, "policy name '" + req.resource +
+                                    "' is empty, too long or contains invalid characters");
+  }
+  auto it = st.policies.find(req.resource);
+  if (it == st.policies.end()) return Response::Error(404, "policy does not exist");
+  std::string body;
+  JsonWriter w(body);
+  w.BeginObject().Key("name").String(it->first);
+  if (req.route->id == RouteId::kPolicyRead) {
+    WriteRuleSet(w, "allow", it->second.policy.allow);
+    WriteRuleSet(w, "deny", it->second.policy.deny);
+  }
+  w.Key("created_at").String(st.created_at);
+  if (!st.admin.empty()) w.Key("created_by").String(st.admin);
+  w.EndObject();
+  return Response::Json(std::move(body));
+}
+
+Response NameList(const Request& req, std::vector<std::string> names, std::string_view field) {
+  if (!identity::IsValidPattern(req.resource))
+    return Response::Error(400, InvalidPattern(req.resource));
+  const std::string_view prefix = PatternPrefix(req.resource);
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  std::string body;
+  JsonWriter w(body);
+  w.BeginObject().Key(field);
+  bool any = false;
+  for (const auto& n : names) {
+    if (n.compare(0, prefix.size(), prefix) != 0) continue;
+    if (!any) w.BeginArray();
+    any = true;
+    w.String(n);
+  }
+  if (any) {
+    w.EndArray();
+  } else {
+    w.Null();
+  }
+  w.Key("continue_at").String("").EndObject();
+  return Response::Json(std::move(body));
+}
+
+Response PolicyList(const Request& req, const State& st) {
+  std::vector<std::string> names;
+  for (const auto& [name, _] : st.policies) names.push_back(name);
+  return NameList(req, std::move(names), "names");
+}
+
+Response IdentityList(const Request& req, const State& st) {
+  std::vector<std::string> names;
+  if (!st.admin.empty()) names.push_back(st.admin);
+  for (const auto& [id, _] : st.policy_of) names.push_back(id);
+  return NameList(req, std::move(names), "identities");
+}
+
+Response IdentityDescribe(const Request& req, const State& st) {
+  if (!identity::IsValidName(req.resource)) {
+    return Response::Error(
+        400, "identity '" + req.resource + "' is empty, too long or contains invalid characters");
+  }
+  std::string body;
+  JsonWriter w(body);
+  if (req.resource == st.admin) {
+    w.BeginObject().Key("admin").Bool(true).Key("created_at").String(st.created_at).EndObject();
+    return Response::Json(std::move(body));
+  }
+  auto it = st.policy_of.find(req.resource);
+  if (it == st.policy_of.end()) return Response::Error(404, "identity does not exist");
+  w.BeginObject().Key("policy").String(it->second->name).Key("created_at").String(st.created_at);
+  if (!st.admin.empty()) w.Key("created_by").String(st.admin);
+  w.EndObject();
+  return Response::Json(std::move(body));
+}
+
+Response SelfDescribe(const Request& req, const State& st) {
+  std::string body;
+  JsonWriter w(body);
+  if (!req.identity.empty() && req.identity == st.admin) {
+    w.BeginObject()
+        .Key("identity")
+        .String(req.identity)
+        .Key("admin")
+        .Bool(true)
+        .Key("created_at")
+        .String(st.created_at)
+        .EndObject();
+    return Response::Json(std::move(body));
+  }
+  auto it =
+      req.identity.empty() ? st.policy_of.end() : st.policy_of.find(std::string(req.identity));
+  if (it == st.policy_of.end()) return Response::Error(404, "identity does not exist");
+  // The SDK's shape (api.md §3.7.3), not upstream's undecodable nested one.
+  const PolicyEntry& p = *it->second;
+  w.BeginObject()
+      .Key("identity")
+      .String(req.identity)
+      .Key("policy")
+      .String(p.name)
+      .Key("created_at")
+      .String(st.created_at);
+  if (!st.admin.empty()) w.Key("created_by").String(st.admin);
+  WriteRuleSet(w, "allow", p.policy.allow);
+  WriteRuleSet(w, "deny", p.policy.deny);
+  w.EndObject();
+  return Response::Json(std::move(body));
+}
+
+}  // namespace
+
+Response Response::Error(unsigned status, std::string_view message) {
+  Response r;
+  r.status = status;
+  r.type = Type::kJson;
+  r.body = "{\"message\":";
+  AppendJsonString(r.body, message);
+  r.body += "\n}";
+  return r;
+}
+
+Response Response::Json(std::string body) {
+  Response r;
+  r.type = Type::kJson;
+  r.body = std::move(body);
+  r.body += '\n';
+  return r;
+}
+
+Response Response::NotFoundPage() {
+  Response r;
+  r.status = 404;
+  r.type = Type::kText;
+  r.body = "404 page not found\n";
+  return r;
+}
+
+Response Response::BadRequestPage() {
+  Response r;
+  r.status = 400;
+  r.type = Type::kText;
+  r.body = "400 Bad Request";
+  return r;
+}
+
+Response Response::Redirect(std::string location, bool with_body) {
+  Response r;
+  r.status = 301;
+  r.location = std::move(location);
+  if (with_body) {
+    // http.Redirect for GET: an HTML link, written with Fprintln.
+    r.type = Type::kHtml;
+    std::string escaped;
+    for (char c : r.location) {
+      switch (c) {
+        case '&':
+          escaped += "&amp;";
+          break;
+        case '<':
+          escaped += "&lt;";
+          break;
+        case '>':
+          escaped += "&gt;";
+          break;
+        case '"':
+          escaped += "&#34;";
+          break;
+        case '\'':
+          escaped += "&#39;";
+          break;
+        default:
+          escaped += c;
+      }
+    }
+    r.body = "<a href=\"" + escaped + "\">Moved Permanently</a>.\n\n";
+  }
+  return r;
+}
+
+std::optional<Response> Authorize(const Request& req, const PeerIdentity& peer, const State& state,
+                                  Services& sv) {
+  if (peer.error == PeerIdentity::Error::kNoCertificate) {
+    return Response::Error(400, "tls: client certificate is required");
+  }
+  if (peer.error == PeerIdentity::Error::kTooMany) {
+    return Response::Error(400, "tls: received more than one client certificate");
+  }
+  if (peer.identity == state.admin) return std::nullopt;
+  auto it = state.policy_of.find(peer.identity);
+  if (it == state.policy_of.end()) {
+    sv.logs.Error(config::kLevelDebug, "access denied: identity not found",
+                  {{"req.method", req.method},
+                   {"req.path", req.path},
+                   {"req.ip", req.remote_ip},
+                   {"req.identity", peer.identity}});
+    return Response::Error(Status::NotAllowed());
+  }
+  if (!it->second->policy.Verify(req.path).ok()) {
+    if (sv.logs.ErrorEnabled(config::kLevelDebug)) {
+      sv.logs.Error(config::kLevelDebug,
+                    "access denied: rejected by policy '" + it->second->name + "'",
+                    {{"req.method", req.method},
+                     {"req.path", req.path},
+                     {"req.ip", req.remote_ip},
+                     {"req.identity", peer.identity}});
+    }
+    return Response::Error(Status::NotAllowed());
+  }
+  return std::nullopt;
+}
+
+asio::awaitable<Response> Handle(const Request& req, const State& st, Services& sv) {
+  switch (req.route->id) {
+    case RouteId::kVersion:
+      co_return Version();
+    case RouteId::kReady:
+      co_return co_await Ready(st, sv);
+    case RouteId::kStatus:
+      co_return co_await ServerStatus(st, sv);
+    case RouteId::kMetrics:
+      co_return MetricsPage(st, sv);
+    case RouteId::kApi:
+      co_return Api(st);
+    case RouteId::kKeyCreate:
+      co_return co_await KeyCreate(req, st, sv);
+    case RouteId::kKeyImport:
+      co_return co_await KeyImport(req, st, sv);
+    case RouteId::kKeyDescribe:
+      co_return co_await KeyDescribe(req, st, sv);
+    case RouteId::kKeyList:
+      co_return co_await KeyList(req, st, sv);
+    case RouteId::kKeyDelete:
+      co_return co_await KeyDelete(req, st, sv);
+    case RouteId::kKeyGenerate:
+    case RouteId::kKeyEncrypt:
+    case RouteId::kKeyDecrypt:
+    case RouteId::kKeyHmac:
+      co_return co_await KeyCrypto(req, st, sv);
+    case RouteId::kPolicyDescribe:
+    case RouteId::kPolicyRead:
+      co_return PolicyDescribeOrRead(req, st);
+    case RouteId::kPolicyList:
+      co_return PolicyList(req, st);
+    case RouteId::kIdentityDescribe:
+      co_return IdentityDescribe(req, st);
+    case RouteId::kIdentityList:
+      co_return IdentityList(req, st);
+    case RouteId::kSelfDescribe:
+      co_return SelfDescribe(req, st);
+    case RouteId::kLogError:
+    case RouteId::kLogAudit:
+      break;  // streamed by the connection
+  }
+  co_return Response::NotFoundPage();
+}
+
+}  // namespace kes::server

@@ -1,0 +1,55 @@
+// HttpServer: the TLS listener and its connections (api.md §1). One
+// io_context runs on N threads; every connection is a coroutine on its own
+// strand. Per connection: TLS handshake, identity computed once, then
+// HTTP/1.1 keep-alive requests with upstream's timeouts (header 5 s, idle
+// 90 s, per-route write deadline).
+#pragma once
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "server/handlers.h"
+#include "server/state.h"
+
+namespace kes::server {
+
+class HttpServer {
+ public:
+  HttpServer(Services& services, StateHolder& state);
+  ~HttpServer();
+
+  // Binds and listens on ip:port (an empty ip means all interfaces). Errors
+  // read like Go's ("listen tcp 0.0.0.0:7373: bind: address already in use").
+  Status Listen(const std::string& ip, uint16_t port);
+  uint16_t port() const;
+
+  // Starts accepting on `threads` I/O threads.
+  void Start(int threads);
+  // Stops accepting, lets in-flight requests finish for up to `grace`, then
+  // closes every connection and joins the I/O threads.
+  void Shutdown(std::chrono::milliseconds grace);
+
+ private:
+  class Connection;
+  void Accept();
+
+  Services& services_;
+  StateHolder& state_;
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> in_flight_{0};
+  std::atomic<int64_t> connections_{0};
+  int64_t max_connections_ = 10000;
+};
+
+}  // namespace kes::server

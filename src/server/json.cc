@@ -1,0 +1,305 @@
+#include "server/json.h"
+
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+#include "crypto/encoding.h"
+
+namespace kes::server {
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+void AppendUnicodeEscape(std::string& out, uint32_t cp) {
+  out += "\\u";
+  out += kHex[(cp >> 12) & 0xf];
+  out += kHex[(cp >> 8) & 0xf];
+  out += kHex[(cp >> 4) & 0xf];
+  out += kHex[cp & 0xf];
+}
+
+// Length of the valid UTF-8 sequence at s[i], or 0 if invalid.
+size_t Utf8SequenceLength(std::string_view s, size_t i, uint32_t* cp) {
+  const auto b = [&](size_t k) { return static_cast<uint8_t>(s[i + k]); };
+  uint8_t c = b(0);
+  size_t n;
+  uint32_t v;
+  if (c < 0x80) {
+    *cp = c;
+    return 1;
+  } else if ((c & 0xe0) == 0xc0) {
+    n = 2;
+    v = c & 0x1f;
+  } else if ((c & 0xf0) == 0xe0) {
+    n = 3;
+    v = c & 0x0f;
+  } else if ((c & 0xf8) == 0xf0) {
+    n = 4;
+    v = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((b(k) & 0xc0) != 0x80) return 0;
+    v = (v << 6) | (b(k) & 0x3f);
+  }
+  // Reject overlong forms, surrogates and values beyond U+10FFFF.
+  if ((n == 2 && v < 0x80) || (n == 3 && v < 0x800) || (n == 4 && v < 0x10000) ||
+      (v >= 0xd800 && v <= 0xdfff) || v > 0x10ffff) {
+    return 0;
+  }
+  *cp = v;
+  return n;
+}
+
+bool EqualFoldAscii(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+// SAX consumer that records the top-level string members we were asked for.
+class FieldCollector : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  FieldCollector(std::span<const std::string_view> names, JsonFields* out)
+      : names_(names), out_(out) {
+    out_->values.assign(names.size(), std::nullopt);
+  }
+
+  bool null() override { return Scalar(Kind::kNull, nullptr); }
+  bool boolean(bool) override { return Scalar(Kind::kOther, nullptr); }
+  bool number_integer(number_integer_t) override { return Scalar(Kind::kOther, nullptr); }
+  bool number_unsigned(number_unsigned_t) override { return Scalar(Kind::kOther, nullptr); }
+  bool number_float(number_float_t, const string_t&) override {
+    return Scalar(Kind::kOther, nullptr);
+  }
+  bool string(string_t& val) override { return Scalar(Kind::kString, &val); }
+  bool binary(binary_t&) override { return Scalar(Kind::kOther, nullptr); }
+
+  bool start_object(std::size_t) override {
+    if (depth_ == 0) {
+      top_is_object_ = true;
+    } else if (!ContainerValue()) {
+      return false;
+    }
+    ++depth_;
+    return true;
+  }
+  bool end_object() override {
+    --depth_;
+    if (depth_ == 0) done_ = true;
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    if (depth_ == 0) {
+      type_error_ = true;  // Go: cannot unmarshal array into struct
+    } else if (!ContainerValue()) {
+      return false;
+    }
+    ++depth_;
+    return true;
+  }
+  bool end_array() override {
+    --depth_;
+    if (depth_ == 0) done_ = true;
+    return true;
+  }
+  bool key(string_t& val) override {
+    if (depth_ == 1) {
+      current_ = -1;
+      for (size_t i = 0; i < names_.size(); ++i) {
+        if (EqualFoldAscii(val, names_[i])) {
+          current_ = static_cast<int>(i);
+          break;
+        }
+      }
+    }
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    syntax_error_ = true;
+    return false;
+  }
+
+  bool ok() const { return !syntax_error_ && !type_error_ && done_; }
+
+ private:
+  enum class Kind { kNull, kString, kOther };
+
+  // A nested object/array as a member value: fine for unknown fields.
+  bool ContainerValue() {
+    if (depth_ == 1 && current_ >= 0) type_error_ = true;
+    return true;
+  }
+
+  bool Scalar(Kind kind, string_t* val) {
+    if (depth_ == 0) {
+      // A top-level scalar: null is a no-op for Go, anything else a type error.
+      if (kind != Kind::kNull) type_error_ = true;
+      done_ = true;
+      return true;
+    }
+    if (depth_ == 1 && current_ >= 0) {
+      if (kind == Kind::kString) {
+        out_->values[current_] = std::move(*val);
+      } else if (kind == Kind::kNull) {
+        // Go leaves the field unchanged on null; an earlier duplicate stays.
+      } else {
+        type_error_ = true;
+      }
+    }
+    return true;
+  }
+
+  std::span<const std::string_view> names_;
+  JsonFields* out_;
+  int depth_ = 0;
+  int current_ = -1;
+  bool top_is_object_ = false;
+  bool syntax_error_ = false;
+  bool type_error_ = false;
+  bool done_ = false;
+};
+
+}  // namespace
+
+void AppendJsonString(std::string& out, std::string_view s) {
+  out += '"';
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<uint8_t>(s[i]);
+    if (c < 0x80) {
+      switch (c) {
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        case '<':
+        case '>':
+        case '&':
+          AppendUnicodeEscape(out, c);
+          break;
+        default:
+          if (c < 0x20) {
+            AppendUnicodeEscape(out, c);
+          } else {
+            out += static_cast<char>(c);
+          }
+      }
+      ++i;
+      continue;
+    }
+    uint32_t cp = 0;
+    const size_t n = Utf8SequenceLength(s, i, &cp);
+    if (n == 0) {
+      out += "\\ufffd";
+      ++i;
+    } else if (cp == 0x2028 || cp == 0x2029) {
+      AppendUnicodeEscape(out, cp);
+      i += n;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  out += '"';
+}
+
+void JsonWriter::Separate() {
+  if (!first_) out_ += ',';
+  first_ = false;
+}
+
+JsonWriter& JsonWriter::BeginObject() {
+  Separate();
+  out_ += '{';
+  first_ = true;
+  return *this;
+}
+JsonWriter& JsonWriter::EndObject() {
+  out_ += '}';
+  first_ = false;
+  return *this;
+}
+JsonWriter& JsonWriter::BeginArray() {
+  Separate();
+  out_ += '[';
+  first_ = true;
+  return *this;
+}
+JsonWriter& JsonWriter::EndArray() {
+  out_ += ']';
+  first_ = false;
+  return *this;
+}
+JsonWriter& JsonWriter::Key(std::string_view name) {
+  Separate();
+  AppendJsonString(out_, name);
+  out_ += ':';
+  first_ = true;  // the value must not add a comma
+  return *this;
+}
+JsonWriter& JsonWriter::String(std::string_view value) {
+  Separate();
+  AppendJsonString(out_, value);
+  return *this;
+}
+JsonWriter& JsonWriter::Bytes(std::span<const uint8_t> value) {
+  Separate();
+  out_ += '"';
+  out_ += crypto::Base64Encode(value);
+  out_ += '"';
+  return *this;
+}
+JsonWriter& JsonWriter::Int(int64_t value) {
+  Separate();
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, value);
+  out_.append(buf, r.ptr);
+  return *this;
+}
+JsonWriter& JsonWriter::Bool(bool value) {
+  Separate();
+  out_ += value ? "true" : "false";
+  return *this;
+}
+JsonWriter& JsonWriter::Null() {
+  Separate();
+  out_ += "null";
+  return *this;
+}
+JsonWriter& JsonWriter::Raw(std::string_view json) {
+  Separate();
+  out_ += json;
+  return *this;
+}
+
+std::optional<JsonFields> DecodeJsonFields(std::string_view body,
+                                           std::span<const std::string_view> names) {
+  JsonFields fields;
+  FieldCollector sax(names, &fields);
+  // strict = false: stop after the first value, as json.Decoder does.
+  nlohmann::json::sax_parse(body.begin(), body.end(), &sax, nlohmann::json::input_format_t::json,
+                            /*strict=*/false);
+  if (!sax.ok()) return std::nullopt;
+  return fields;
+}
+
+}  // namespace kes::server

@@ -1,0 +1,154 @@
+#include "server/metrics.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <string_view>
+
+#include "server/system_info.h"
+
+namespace kes::server {
+
+std::string FormatPromFloat(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  if (v == 0) return "0";
+  char buf[64];
+  // Shortest round-trip digits in scientific form: d.ddde±XX.
+  auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+  std::string_view sci(buf, r.ptr - buf);
+  size_t e = sci.find('e');
+  int exp = std::atoi(std::string(sci.substr(e + 1)).c_str());
+  if (exp < -4 || exp >= 21) return std::string(sci);
+  if (exp >= 6) {
+    // Go switches to %e at exponent >= 6 when printing shortest digits.
+    return std::string(sci);
+  }
+  r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed);
+  return std::string(buf, r.ptr - buf);
+}
+
+void Metrics::RequestFinished(unsigned status, std::chrono::nanoseconds elapsed) {
+  active_.fetch_sub(1, std::memory_order_relaxed);
+  if (status < by_code_.size()) by_code_[status].fetch_add(1, std::memory_order_relaxed);
+  const double secs = std::chrono::duration<double>(elapsed).count();
+  size_t i = 0;
+  while (i < kBuckets.size() && secs > kBuckets[i]) ++i;
+  buckets_[i].fetch_add(1, std::memory_order_relaxed);
+  sum_ns_.fetch_add(static_cast<uint64_t>(elapsed.count()), std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+}
+
+namespace {
+
+void Family(std::string& out, std::string_view name, std::string_view help, std::string_view type) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+void Sample(std::string& out, std::string_view name, std::string_view labels, double v) {
+  out += name;
+  out += labels;
+  out += ' ';
+  out += FormatPromFloat(v);
+  out += '\n';
+}
+
+}  // namespace
+
+std::string Metrics::Exposition(const MetricsSnapshotInputs& in) const {
+  std::string out;
+  out.reserve(4096);
+  const SystemInfo sys = ReadSystemInfo();
+
+  // Counters by status class; families without samples are omitted.
+  auto codes = [&](std::string_view name, std::string_view help, unsigned lo, unsigned hi) {
+    bool any = false;
+    for (unsigned c = lo; c < hi; ++c) any |= by_code_[c].load(std::memory_order_relaxed) > 0;
+    if (!any) return;
+    Family(out, name, help, "counter");
+    for (unsigned c = lo; c < hi; ++c) {
+      uint64_t n = by_code_[c].load(std::memory_order_relaxed);
+      if (n == 0) continue;
+      Sample(out, name, "{code=\"" + std::to_string(c) + "\"}", static_cast<double>(n));
+    }
+  };
+
+  // kes-cpp addition: backend Get calls made by the key cache.
+  Family(out, "kes_cpp_keystore_backend_gets",
+         "Number of keystore backend Get calls made on key cache misses (kes-cpp specific).",
+         "counter");
+  Sample(out, "kes_cpp_keystore_backend_gets", "", static_cast<double>(in.backend_gets));
+
+  Family(out, "kes_http_request_active", "Number of active requests that are not finished, yet.",
+         "gauge");
+  Sample(out, "kes_http_request_active", "",
+         static_cast<double>(active_.load(std::memory_order_relaxed)));
+  codes("kes_http_request_error",
+        "Number of request that failed due to some error. (HTTP 4xx status code)", 400, 500);
+  codes("kes_http_request_failure",
+        "Number of request that failed due to some internal failure. (HTTP 5xx status code)", 500,
+        600);
+  codes("kes_http_request_success", "Number of requests that have been served successfully.", 200,
+        300);
+
+  const uint64_t count = count_.load(std::memory_order_relaxed);
+  if (count > 0) {
+    Family(out, "kes_http_response_time",
+           "Histogram of request response times spawning from 10ms to 10s.", "histogram");
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < kBuckets.size(); ++i) {
+      cumulative += buckets_[i].load(std::memory_order_relaxed);
+      Sample(out, "kes_http_response_time_bucket", "{le=\"" + FormatPromFloat(kBuckets[i]) + "\"}",
+             static_cast<double>(cumulative));
+    }
+    cumulative += buckets_[kBuckets.size()].load(std::memory_order_relaxed);
+    Sample(out, "kes_http_response_time_bucket", "{le=\"+Inf\"}", static_cast<double>(cumulative));
+    Sample(out, "kes_http_response_time_sum", "",
+           static_cast<double>(sum_ns_.load(std::memory_order_relaxed)) / 1e9);
+    Sample(out, "kes_http_response_time_count", "", static_cast<double>(count));
+  }
+
+  Family(out, "kes_log_audit_events",
+         "Number of audit log events written to the audit log targets.", "counter");
+  Sample(out, "kes_log_audit_events", "", static_cast<double>(in.log_audit_events));
+  Family(out, "kes_log_error_events",
+         "Number of error log events written to the error log targets.", "counter");
+  Sample(out, "kes_log_error_events", "", static_cast<double>(in.log_error_events));
+
+  Family(out, "kes_system_mem_heap_objects",
+         "The number of objects that are currently allocated on the heap memory.", "gauge");
+  Sample(out, "kes_system_mem_heap_objects", "", static_cast<double>(sys.heap_objects));
+  Family(out, "kes_system_mem_heap_used",
+         "The number of bytes that are currently allocated on the heap memory.", "gauge");
+  Sample(out, "kes_system_mem_heap_used", "", static_cast<double>(sys.heap_used));
+  Family(out, "kes_system_mem_stack_used", "The bytes of stack memory obtained from the OS.",
+         "gauge");
+  Sample(out, "kes_system_mem_stack_used", "", static_cast<double>(sys.stack_used));
+  Family(out, "kes_system_num_cpu",
+         "The number of logical CPUs available on the system. It may be larger than the number "
+         "of usable CPUs.",
+         "gauge");
+  Sample(out, "kes_system_num_cpu", "", sys.num_cpu);
+  Family(out, "kes_system_num_cpu_used",
+         "The number of logical CPUs usable by the server. It may be smaller than the number of "
+         "available CPUs.",
+         "gauge");
+  Sample(out, "kes_system_num_cpu_used", "", sys.num_cpu_used);
+  Family(out, "kes_system_num_threads",
+         "The number of concurrent co-routines/threads that currently exists.", "gauge");
+  Sample(out, "kes_system_num_threads", "", sys.num_threads);
+  Family(out, "kes_system_up_time", "The time the server has been up and running in seconds.",
+         "gauge");
+  Sample(out, "kes_system_up_time", "", std::round(in.uptime_seconds * 100) / 100);
+  return out;
+}
+
+}  // namespace kes::server

@@ -1,0 +1,43 @@
+// Request metrics and the Prometheus text exposition of /v1/metrics
+// (api.md §3.4.4). Counters are relaxed atomics: no lock on the hot path.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace kes::server {
+
+struct MetricsSnapshotInputs {
+  uint64_t log_error_events = 0;
+  uint64_t log_audit_events = 0;
+  uint64_t backend_gets = 0;
+  double uptime_seconds = 0;
+};
+
+class Metrics {
+ public:
+  // A metered request started / finished with `status` after `elapsed`.
+  void RequestStarted() { active_.fetch_add(1, std::memory_order_relaxed); }
+  void RequestFinished(unsigned status, std::chrono::nanoseconds elapsed);
+
+  // Prometheus text format 0.0.4, families sorted by name.
+  std::string Exposition(const MetricsSnapshotInputs& in) const;
+
+  static constexpr std::string_view kContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+ private:
+  static constexpr std::array<double, 10> kBuckets = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 3, 5, 10};
+  std::atomic<int64_t> active_{0};
+  std::array<std::atomic<uint64_t>, 600> by_code_{};
+  std::array<std::atomic<uint64_t>, kBuckets.size() + 1> buckets_{};  // last: +Inf
+  std::atomic<uint64_t> sum_ns_{0};
+  std::atomic<uint64_t> count_{0};
+};
+
+// Go's strconv.FormatFloat(v, 'g', -1, 64), as Prometheus' text encoder uses.
+std::string FormatPromFloat(double v);
+
+}  // namespace kes::server

@@ -1,0 +1,225 @@
+#include "server/tls.h"
+
+#include <arpa/inet.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include <cstring>
+
+#include "identity/identity.h"
+#include "identity/pem.h"
+
+namespace kes::server {
+namespace {
+
+constexpr unsigned char kAlpnHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+
+// Chooses http/1.1 if the client offers it; h2 is never selected.
+int SelectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+               unsigned int inlen, void*) {
+  unsigned char* sel = nullptr;
+  unsigned char sellen = 0;
+  if (SSL_select_next_proto(&sel, &sellen, kAlpnHttp11, sizeof kAlpnHttp11, in, inlen) ==
+      OPENSSL_NPN_NEGOTIATED) {
+    *out = sel;
+    *outlen = sellen;
+    return SSL_TLSEXT_ERR_OK;
+  }
+  return SSL_TLSEXT_ERR_NOACK;
+}
+
+// Default mode: any client certificate is accepted without path validation
+// (TLS still proves possession of its private key).
+int AcceptAnyCertificate(int, X509_STORE_CTX*) { return 1; }
+
+std::string OpenSslError() {
+  unsigned long e = ERR_get_error();
+  if (e == 0) return "unknown TLS error";
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  ERR_clear_error();
+  return buf;
+}
+
+Result<SslCtxPtr> NewBaseContext() {
+  SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
+  if (!ctx) return Status::Internal("tls: " + OpenSslError());
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  SSL_CTX_set_max_proto_version(ctx.get(), TLS1_3_VERSION);
+  SSL_CTX_set_options(
+      ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+  // Offer Ed25519 (API-key clients) next to ECDSA and RSA for client
+  // CertificateVerify in TLS 1.2 and 1.3.
+  SSL_CTX_set1_sigalgs_list(ctx.get(),
+                            "ed25519:ECDSA+SHA256:ECDSA+SHA384:ECDSA+SHA512:"
+                            "rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:rsa_pss_rsae_sha512:"
+                            "rsa_pss_pss_sha256:rsa_pss_pss_sha384:rsa_pss_pss_sha512:"
+                            "RSA+SHA256:RSA+SHA384:RSA+SHA512:ECDSA+SHA1:RSA+SHA1");
+  SSL_CTX_set_alpn_select_cb(ctx.get(), SelectAlpn, nullptr);
+  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_SERVER);
+  static const unsigned char kSid[] = "kes-cpp";
+  SSL_CTX_set_session_id_context(ctx.get(), kSid, sizeof kSid - 1);
+  return ctx;
+}
+
+bool HasIpOrDnsSan(X509* cert) {
+  auto* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (names == nullptr) return false;
+  bool found = false;
+  for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
+    if (n->type == GEN_DNS || n->type == GEN_IPADD) found = true;
+  }
+  GENERAL_NAMES_free(names);
+  return found;
+}
+
+}  // namespace
+
+Result<SslCtxPtr> MakeServerTlsContext(const config::TlsConfig& tls, bool any_skip_auth) {
+  KES_ASSIGN_OR_RETURN(SslCtxPtr ctx, NewBaseContext());
+
+  auto certs = identity::LoadCertificateFile(tls.cert_file);
+  if (!certs.ok()) return certs.status().WithContext("failed to read TLS certificate");
+  auto key = identity::LoadPrivateKeyFile(tls.key_file, tls.password);
+  if (!key.ok()) return key.status().WithContext("failed to read TLS certificate");
+  auto& chain = *certs;
+  if (chain.empty())
+    return Status::Invalid("failed to read TLS certificate: https: no valid PEM data");
+  if (Status s = identity::CheckKeyMatchesCertificate(key->get(), chain[0].get()); !s.ok()) {
+    return s.WithContext("failed to read TLS certificate");
+  }
+  if (!HasIpOrDnsSan(chain[0].get())) {
+    return Status::Invalid(
+        "invalid TLS certificate: certificate does not contain any DNS or IP address as SAN");
+  }
+  if (SSL_CTX_use_certificate(ctx.get(), chain[0].get()) != 1 ||
+      SSL_CTX_use_PrivateKey(ctx.get(), key->get()) != 1) {
+    return Status::Invalid("failed to read TLS certificate: " + OpenSslError());
+  }
+  for (size_t i = 1; i < chain.size(); ++i) {
+    // add1: the context takes its own reference.
+    SSL_CTX_add1_chain_cert(ctx.get(), chain[i].get());
+  }
+
+  if (tls.auth == config::TlsAuth::kOn) {
+    // Verify against the system roots plus tls.ca; client-auth purpose.
+    X509_STORE* store = SSL_CTX_get_cert_store(ctx.get());
+    X509_STORE_set_default_paths(store);
+    if (!tls.ca_path.empty()) {
+      auto cas = identity::LoadCertificateAuthorities(tls.ca_path);
+      if (!cas.ok()) return cas.status().WithContext("failed to read TLS CA certificates");
+      for (auto& ca : *cas) X509_STORE_add_cert(store, ca.get());
+    }
+    SSL_CTX_set_purpose(ctx.get(), X509_PURPOSE_SSL_CLIENT);
+    SSL_CTX_set_verify(
+        ctx.get(),
+        any_skip_auth ? SSL_VERIFY_PEER : SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+        nullptr);
+  } else {
+    if (!tls.ca_path.empty()) {
+      // Loaded for validation only, as upstream does.
+      auto cas = identity::LoadCertificateAuthorities(tls.ca_path);
+      if (!cas.ok()) return cas.status().WithContext("failed to read TLS CA certificates");
+    }
+    SSL_CTX_set_verify(
+        ctx.get(),
+        any_skip_auth ? SSL_VERIFY_PEER : SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+        AcceptAnyCertificate);
+  }
+  return ctx;
+}
+
+Result<SslCtxPtr> MakeDevTlsContext(const std::vector<std::string>& ips) {
+  KES_ASSIGN_OR_RETURN(SslCtxPtr ctx, NewBaseContext());
+
+  identity::PrivateKeyPtr key(EVP_EC_gen("P-256"));
+  if (!key) return Status::Internal("failed to generate TLS private key: " + OpenSslError());
+  identity::CertificatePtr cert(X509_new());
+  X509_set_version(cert.get(), 2);
+  unsigned char serial[16];
+  RAND_bytes(serial, sizeof serial);
+  serial[0] &= 0x7f;
+  BIGNUM* bn = BN_bin2bn(serial, sizeof serial, nullptr);
+  BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert.get()));
+  BN_free(bn);
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()), 0);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 90L * 24 * 3600);
+  X509_set_pubkey(cert.get(), key.get());
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
+  X509_set_issuer_name(cert.get(), name);
+
+  auto add_ext = [&](int nid, const std::string& value) {
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, cert.get(), cert.get(), nullptr, nullptr, 0);
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &v3, nid, value.c_str());
+    if (ext == nullptr) return false;
+    X509_add_ext(cert.get(), ext, -1);
+    X509_EXTENSION_free(ext);
+    return true;
+  };
+  add_ext(NID_key_usage, "critical,digitalSignature");
+  add_ext(NID_ext_key_usage, "serverAuth");
+  add_ext(NID_basic_constraints, "critical,CA:FALSE");
+  std::string sans;
+  for (const auto& ip : ips) {
+    if (!sans.empty()) sans += ',';
+    sans += "IP:" + ip;
+  }
+  if (!sans.empty() && !add_ext(NID_subject_alt_name, sans)) {
+    return Status::Internal("failed to generate TLS certificate: " + OpenSslError());
+  }
+  if (X509_sign(cert.get(), key.get(), EVP_sha256()) == 0) {
+    return Status::Internal("failed to generate TLS certificate: " + OpenSslError());
+  }
+  if (SSL_CTX_use_certificate(ctx.get(), cert.get()) != 1 ||
+      SSL_CTX_use_PrivateKey(ctx.get(), key.get()) != 1) {
+    return Status::Internal("failed to generate TLS certificate: " + OpenSslError());
+  }
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                     AcceptAnyCertificate);
+  return ctx;
+}
+
+PeerIdentity PeerIdentityOf(SSL* ssl) {
+  PeerIdentity out;
+  // On the server side the peer chain excludes the leaf; look at both.
+  X509* leaf = SSL_get0_peer_certificate(ssl);
+  STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl);
+  X509* found = nullptr;
+  int count = 0;
+  auto consider = [&](X509* c) {
+    if (c == nullptr || identity::IsCA(c)) return;
+    if (found != nullptr && X509_cmp(found, c) == 0) return;  // the leaf again
+    found = c;
+    ++count;
+  };
+  consider(leaf);
+  if (chain != nullptr) {
+    for (int i = 0; i < sk_X509_num(chain); ++i) consider(sk_X509_value(chain, i));
+  }
+  if (count == 0) {
+    out.error = PeerIdentity::Error::kNoCertificate;
+    return out;
+  }
+  if (count > 1) {
+    out.error = PeerIdentity::Error::kTooMany;
+    return out;
+  }
+  auto id = identity::IdentityOf(found);
+  if (!id.ok()) {
+    out.error = PeerIdentity::Error::kNoCertificate;
+    return out;
+  }
+  out.error = PeerIdentity::Error::kNone;
+  out.identity = std::move(*id);
+  return out;
+}
+
+}  // namespace kes::server

@@ -1,0 +1,403 @@
+"""Test harness for the real `kes` binary: certificates, config files and
+server processes on loopback.
+
+Everything here is plain Python (cryptography, requests, PyYAML) so that
+integration tests exercise kes-cpp through an independent TLS and HTTP
+stack. Typical use from a test (see conftest.py for the fixtures)::
+
+    def test_version(kes_server):
+        srv = kes_server()                     # fs keystore, default policies
+        r = srv.get("/version", client="admin")
+        assert r.status_code == 200
+
+Identities: every client certificate made here is a self-signed leaf; its
+KES identity is the SHA-256 of its DER SubjectPublicKeyInfo (api.md §2.1).
+"""
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import ipaddress
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import requests
+import urllib3
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+urllib3.disable_warnings()
+
+# The server's Python clients must never follow redirects implicitly when a
+# test looks at 301s, so helpers pass allow_redirects explicitly.
+DEFAULT_TIMEOUT = 30
+
+
+def kes_bin() -> str:
+    """Path of the built kes binary (ctest sets KES_BIN)."""
+    path = os.environ.get("KES_BIN")
+    if not path:
+        build = os.environ.get("KES_BUILD_DIR", "")
+        path = os.path.join(build, "kes") if build else ""
+    if not path or not os.path.exists(path):
+        raise RuntimeError("KES_BIN is not set or does not exist: %r" % path)
+    return path
+
+
+def spec_dir() -> Path:
+    return Path(os.environ.get("KES_SPEC_DIR", Path(__file__).resolve().parents[3] / "shared" / "spec"))
+
+
+def identity_of_public_key(public_key) -> str:
+    spki = public_key.public_bytes(serialization.Encoding.DER,
+                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).hexdigest()
+
+
+@dataclass
+class Identity:
+    """A client credential on disk: certificate + key PEM files."""
+    name: str
+    cert: str
+    key: str
+    identity: str
+    api_key: Optional[str] = None  # "kes:v1:..." for Ed25519 API-key identities
+    ca: Optional[str] = None       # server certificates: the CA file clients trust
+
+    @property
+    def pair(self):
+        return (self.cert, self.key)
+
+
+def _write_pem(path: Path, data: bytes):
+    path.write_bytes(data)
+    os.chmod(path, 0o600)
+
+
+def _self_signed(key, subject_cn: str, *, client=True, server=False, sans=(), ca=False,
+                 days=90, issuer_key=None, issuer_name=None, not_before=None):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)])
+    builder = (x509.CertificateBuilder()
+               .subject_name(name)
+               .issuer_name(issuer_name or name)
+               .public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(not_before or now - datetime.timedelta(minutes=1))
+               .not_valid_after(now + datetime.timedelta(days=days))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    usages = []
+    if client:
+        usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
+    if server:
+        usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
+    if usages and not ca:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    if sans:
+        alt = []
+        for s in sans:
+            try:
+                alt.append(x509.IPAddress(ipaddress.ip_address(s)))
+            except ValueError:
+                alt.append(x509.DNSName(s))
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
+    signer = issuer_key or key
+    algorithm = None if isinstance(signer, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return builder.sign(signer, algorithm)
+
+
+def _key_pem(key) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+class CertFactory:
+    """Makes server and client credentials in a directory."""
+
+    def __init__(self, directory: Path):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def server(self, name="server", sans=("127.0.0.1", "localhost")) -> Identity:
+        """A server certificate issued by a fresh test CA (OpenSSL clients do
+        not accept a self-signed CA:FALSE leaf as its own trust anchor)."""
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_cert = _self_signed(ca_key, name + " test CA", client=False, ca=True)
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _self_signed(key, "localhost", client=False, server=True, sans=sans,
+                            issuer_key=ca_key, issuer_name=ca_cert.subject)
+        out = self._store(name, key, cert)
+        ca_path = self.dir / (name + "-ca.crt")
+        _write_pem(ca_path, ca_cert.public_bytes(serialization.Encoding.PEM))
+        out.ca = str(ca_path)
+        return out
+
+    def client(self, name: str, kind="ecdsa", ca=False) -> Identity:
+        if kind == "ecdsa":
+            key = ec.generate_private_key(ec.SECP256R1())
+        elif kind == "rsa":
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        elif kind == "ed25519":
+            key = ed25519.Ed25519PrivateKey.generate()
+        else:
+            raise ValueError(kind)
+        cert = _self_signed(key, name, ca=ca)
+        return self._store(name, key, cert)
+
+    def api_key_client(self, name: str, api_key: Optional[str] = None) -> Identity:
+        """An Ed25519 identity as the SDK derives it from a `kes:v1:` API key."""
+        if api_key is None:
+            seed = os.urandom(32)
+            api_key = "kes:v1:" + base64.b64encode(b"\x00" + seed).decode()
+        raw = base64.b64decode(api_key[len("kes:v1:"):])
+        key = ed25519.Ed25519PrivateKey.from_private_bytes(raw[1:])
+        ident = identity_of_public_key(key.public_key())
+        cert = _self_signed(key, ident)
+        out = self._store(name, key, cert)
+        out.api_key = api_key
+        return out
+
+    def chain_client(self, name: str) -> Identity:
+        """A leaf signed by a CA, with the CA appended to the certificate file."""
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_cert = _self_signed(ca_key, name + "-ca", client=False, ca=True)
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _self_signed(key, name, issuer_key=ca_key, issuer_name=ca_cert.subject)
+        out = self._store(name, key, cert)
+        with open(out.cert, "ab") as f:
+            f.write(ca_cert.public_bytes(serialization.Encoding.PEM))
+        return out
+
+    def _store(self, name, key, cert) -> Identity:
+        cert_path = self.dir / (name + ".crt")
+        key_path = self.dir / (name + ".key")
+        _write_pem(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+        _write_pem(key_path, _key_pem(key))
+        return Identity(name, str(cert_path), str(key_path), identity_of_public_key(key.public_key()))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class KesServer:
+    """One `kes server` process with its captured stdout/stderr.
+
+    `config` is a dict written as YAML. The process listens on 127.0.0.1
+    with a port chosen by the kernel (`--addr 127.0.0.1:0`); the real port
+    is read from the start-up banner.
+    """
+
+    def __init__(self, workdir: Path, config: Optional[dict], server_cert: Identity,
+                 identities: Dict[str, Identity], args: Optional[List[str]] = None,
+                 dev: bool = False):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config = config
+        self.server_cert = server_cert
+        self.identities = identities
+        self.config_path = self.workdir / "config.yml"
+        self.args = args or []
+        self.dev = dev
+        self.stdout: List[str] = []
+        self.stderr: List[str] = []
+        self._lock = threading.Lock()
+        self.proc: Optional[subprocess.Popen] = None
+        self.port: Optional[int] = None
+        self.api_key: Optional[str] = None
+        self._sessions: Dict[str, requests.Session] = {}
+
+    # --- process control ---------------------------------------------------
+
+    def write_config(self, config: Optional[dict] = None):
+        if config is not None:
+            self.config = config
+        self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+
+    def start(self, timeout=60):
+        cmd = [kes_bin(), "server"]
+        if self.dev:
+            cmd += ["--dev"]
+        else:
+            self.write_config()
+            cmd += ["--config", str(self.config_path)]
+        if not any(a.startswith("--addr") for a in self.args):
+            cmd += ["--addr", "127.0.0.1:0"]
+        cmd += self.args
+        self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        threading.Thread(target=self._pump, args=(self.proc.stdout, self.stdout), daemon=True).start()
+        threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr), daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = self.stdout_text()
+            if "=> Server is up and running..." in out:
+                m = re.search(r"https://127\.0\.0\.1:(\d+)", out)
+                if m:
+                    self.port = int(m.group(1))
+                k = re.search(r"API Key\s+(kes:v1:\S+)", out)
+                if k:
+                    self.api_key = k.group(1)
+                if self.port:
+                    self._wait_ready(deadline)
+                    return self
+            if self.proc.poll() is not None:
+                time.sleep(0.2)  # let the pumps drain
+                raise RuntimeError("kes server exited with %s\nstdout:\n%s\nstderr:\n%s" %
+                                   (self.proc.returncode, self.stdout_text(), self.stderr_text()))
+            time.sleep(0.05)
+        raise RuntimeError("kes server did not start\nstdout:\n%s\nstderr:\n%s" %
+                           (self.stdout_text(), self.stderr_text()))
+
+    def _wait_ready(self, deadline):
+        # The banner is printed once the socket listens; a TCP connect proves it.
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("kes server port never accepted connections")
+
+    def _pump(self, stream, sink):
+        for raw in iter(stream.readline, b""):
+            with self._lock:
+                sink.append(raw.decode("utf-8", "replace"))
+        stream.close()
+
+    def stdout_text(self) -> str:
+        with self._lock:
+            return "".join(self.stdout)
+
+    def stderr_text(self) -> str:
+        with self._lock:
+            return "".join(self.stderr)
+
+    def wait_for_output(self, needle: str, stream="stdout", timeout=30) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.stdout_text() if stream == "stdout" else self.stderr_text()
+            if needle in text:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=30) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc is None:
+            return 0
+        for s in self._sessions.values():
+            s.close()
+        self._sessions.clear()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self):
+        """SIGKILL: no graceful shutdown."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for s in self._sessions.values():
+            s.close()
+        self._sessions.clear()
+
+    # --- HTTP -------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return "https://127.0.0.1:%d" % self.port
+
+    def session(self, client: Optional[str] = "admin") -> requests.Session:
+        """A keep-alive session presenting `client`'s certificate (None: no
+        certificate)."""
+        key = client or "<none>"
+        if key not in self._sessions:
+            s = requests.Session()
+            # Ignore REQUESTS_CA_BUNDLE & co (they override Session.verify)
+            # and any proxy settings: tests talk to loopback only.
+            s.trust_env = False
+            if client is not None:
+                s.cert = self.identities[client].pair
+            s.verify = self.server_cert.ca if not self.dev else False
+            self._sessions[key] = s
+        return self._sessions[key]
+
+    def request(self, method: str, path: str, client: Optional[str] = "admin", **kw):
+        kw.setdefault("timeout", DEFAULT_TIMEOUT)
+        kw.setdefault("allow_redirects", False)
+        return self.session(client).request(method, self.base_url + path, **kw)
+
+    def get(self, path, client="admin", **kw):
+        return self.request("GET", path, client, **kw)
+
+    def put(self, path, client="admin", **kw):
+        return self.request("PUT", path, client, **kw)
+
+    def post(self, path, client="admin", **kw):
+        return self.request("POST", path, client, **kw)
+
+    def delete(self, path, client="admin", **kw):
+        return self.request("DELETE", path, client, **kw)
+
+
+def error_body(message: str) -> bytes:
+    """The exact body of a KES API error (api.md §1.7)."""
+    import json
+    return ('{"message":' + json.dumps(message, ensure_ascii=False)
+            .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") + "\n}").encode()
+
+
+def base_config(certs: Dict[str, Identity], server_cert: Identity, keystore_dir: Path,
+                policies: Optional[dict] = None, **extra) -> dict:
+    """A config with the admin identity, an fs keystore and the given policies."""
+    cfg = {
+        "version": "v1",
+        "address": "127.0.0.1:0",
+        "admin": {"identity": certs["admin"].identity},
+        "tls": {"key": server_cert.key, "cert": server_cert.cert},
+        "policy": policies or {},
+        "log": {"error": "on", "audit": "on"},
+        "keystore": {"fs": {"path": str(keystore_dir)}},
+    }
+    cfg.update(extra)
+    return cfg
+
+
+def parse_transcript(path: Path):
+    """Parses spec/transcripts/NN-*.txt: (request line, status, headers, body)."""
+    raw = Path(path).read_bytes()
+    head, _, rest = raw.partition(b"\n\n")
+    request = head.decode().splitlines()[0].lstrip("# ").strip()
+    resp_head, _, body = rest.partition(b"\r\n\r\n")
+    lines = resp_head.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(": ")
+        headers[k.lower()] = v
+    if "content-length" in headers:
+        body = body[:int(headers["content-length"])]
+    return request, status, headers, body

@@ -1,0 +1,232 @@
+// Unit tests of the server's pure parts: Go-compatible JSON, ServeMux
+// routing and redirects, the Prometheus float format and slog lines.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <string_view>
+
+#include "server/json.h"
+#include "server/logs.h"
+#include "server/metrics.h"
+#include "server/router.h"
+
+namespace kes::server {
+namespace {
+
+std::string Quote(std::string_view s) {
+  std::string out;
+  AppendJsonString(out, s);
+  return out;
+}
+
+TEST(ServerJson, EscapesLikeGo) {
+  EXPECT_EQ(Quote("a<b>&c"), R"("a\u003cb\u003e\u0026c")");
+  EXPECT_EQ(Quote("q\"\\\n\t\r"), R"("q\"\\\n\t\r")");
+  EXPECT_EQ(Quote(std::string("\x01", 1)), R"("\u0001")");
+  EXPECT_EQ(Quote("\xe2\x80\xa8"), R"("\u2028")");
+  EXPECT_EQ(Quote("\xff"), R"("\ufffd")");
+  EXPECT_EQ(Quote("\xce\x95macs"), "\"\xce\x95macs\"");
+}
+
+TEST(ServerJson, WriterShapes) {
+  std::string out;
+  JsonWriter w(out);
+  w.BeginObject().Key("names").BeginArray().String("a").String("b").EndArray();
+  w.Key("empty").BeginObject().EndObject().Key("n").Int(-3).Key("t").Bool(true);
+  w.Key("x").Null().EndObject();
+  EXPECT_EQ(out, R"({"names":["a","b"],"empty":{},"n":-3,"t":true,"x":null})");
+}
+
+std::optional<JsonFields> Decode(std::string_view body) {
+  static constexpr std::string_view kNames[] = {"plaintext", "context"};
+  return DecodeJsonFields(body, kNames);
+}
+
+TEST(ServerJson, DecodesLeniently) {
+  auto f = Decode(R"({"Plaintext":"aGk=","CONTEXT":"eA==","other":[1,{"a":2}]})");
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->values[0], "aGk=");
+  EXPECT_EQ(f->values[1], "eA==");
+
+  f = Decode(R"({"plaintext":"a","plaintext":"b"})");  // last duplicate wins
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->values[0], "b");
+
+  f = Decode(R"({"plaintext":null})");
+  ASSERT_TRUE(f);
+  EXPECT_FALSE(f->values[0]);
+
+  f = Decode(R"({"plaintext":"x"} trailing garbage {)");  // only the first value
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->values[0], "x");
+
+  EXPECT_TRUE(Decode("null"));
+  EXPECT_TRUE(Decode("  {}  "));
+}
+
+TEST(ServerJson, RejectsWhatGoRejects) {
+  EXPECT_FALSE(Decode(""));
+  EXPECT_FALSE(Decode("{"));
+  EXPECT_FALSE(Decode(R"({"plaintext":1})"));
+  EXPECT_FALSE(Decode(R"({"plaintext":{}})"));
+  EXPECT_FALSE(Decode(R"([])"));
+  EXPECT_FALSE(Decode(R"("str")"));
+  EXPECT_FALSE(Decode(R"({"plaintext":"a",})"));
+}
+
+TEST(ServerRouter, TableMatchesSpec) {
+  EXPECT_EQ(Routes().size(), 22u);
+  const Route* r = FindRouteByPath("/v1/key/import/");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->method, "PUT");
+  EXPECT_EQ(r->max_body, 1000000u);
+  EXPECT_EQ(r->timeout.count(), 15);
+  EXPECT_EQ(FindRouteByPath("/v1/log/audit")->timeout.count(), 0);
+  EXPECT_EQ(FindRouteByPath("/version")->auth, AuthKind::kOpen);
+  EXPECT_EQ(FindRouteByPath("/v1/identity/self/describe")->auth, AuthKind::kIdentifyOnly);
+  EXPECT_EQ(FindRouteByPath("/v1/key/create"), nullptr);
+}
+
+TEST(ServerRouter, MatchesAndDecodes) {
+  auto r = ResolveTarget("/v1/key/create/my-key");
+  ASSERT_EQ(r.kind, Resolution::Kind::kMatch);
+  EXPECT_EQ(r.route->id, RouteId::kKeyCreate);
+  EXPECT_EQ(r.resource, "my-key");
+
+  r = ResolveTarget("/v1/key/list/my%2A?x=1");
+  ASSERT_EQ(r.kind, Resolution::Kind::kMatch);
+  EXPECT_EQ(r.resource, "my*");
+  EXPECT_EQ(r.path, "/v1/key/list/my*");
+
+  r = ResolveTarget("/v1/key/create/a/b");
+  ASSERT_EQ(r.kind, Resolution::Kind::kMatch);
+  EXPECT_EQ(r.resource, "a/b");
+
+  r = ResolveTarget("/v1/key/list/");
+  ASSERT_EQ(r.kind, Resolution::Kind::kMatch);
+  EXPECT_EQ(r.resource, "");
+
+  EXPECT_EQ(ResolveTarget("/v1/status").route->id, RouteId::kStatus);
+  EXPECT_EQ(ResolveTarget("/v1/identity/self/describe").route->id, RouteId::kSelfDescribe);
+}
+
+TEST(ServerRouter, NotFound) {
+  EXPECT_EQ(ResolveTarget("/v1/nope").kind, Resolution::Kind::kNotFound);
+  EXPECT_EQ(ResolveTarget("/version/").kind, Resolution::Kind::kNotFound);
+  EXPECT_EQ(ResolveTarget("/v1/status/x").kind, Resolution::Kind::kNotFound);
+  EXPECT_EQ(ResolveTarget("/").kind, Resolution::Kind::kNotFound);
+  EXPECT_EQ(ResolveTarget("/v1/key%2Fcreate/x").kind, Resolution::Kind::kNotFound);
+}
+
+TEST(ServerRouter, Redirects) {
+  auto r = ResolveTarget("/v1/key/list");
+  ASSERT_EQ(r.kind, Resolution::Kind::kRedirect);
+  EXPECT_EQ(r.location, "/v1/key/list/");
+
+  r = ResolveTarget("/v1/key/list?a=b");
+  ASSERT_EQ(r.kind, Resolution::Kind::kRedirect);
+  EXPECT_EQ(r.location, "/v1/key/list/?a=b");
+
+  r = ResolveTarget("/v1//key/create/x");
+  ASSERT_EQ(r.kind, Resolution::Kind::kRedirect);
+  EXPECT_EQ(r.location, "/v1/key/create/x");
+
+  r = ResolveTarget("/v1/key/create/../delete/x");
+  ASSERT_EQ(r.kind, Resolution::Kind::kRedirect);
+  EXPECT_EQ(r.location, "/v1/key/delete/x");
+
+  r = ResolveTarget("/v1/./status");
+  ASSERT_EQ(r.kind, Resolution::Kind::kRedirect);
+  EXPECT_EQ(r.location, "/v1/status");
+}
+
+TEST(ServerRouter, EncodedTraversalIsNotCleaned) {
+  // Cleaning works on the escaped path: %2E%2E stays a literal resource.
+  auto r = ResolveTarget("/v1/key/create/%2E%2E");
+  ASSERT_EQ(r.kind, Resolution::Kind::kMatch);
+  EXPECT_EQ(r.resource, "..");
+}
+
+TEST(ServerRouter, BadEscapes) {
+  EXPECT_EQ(ResolveTarget("/v1/key/create/%zz").kind, Resolution::Kind::kBadRequest);
+  EXPECT_EQ(ResolveTarget("/v1/key/create/%2").kind, Resolution::Kind::kBadRequest);
+  EXPECT_EQ(ResolveTarget("v1/status").kind, Resolution::Kind::kBadRequest);
+}
+
+TEST(ServerRouter, CleanPathIsGoPathClean) {
+  EXPECT_EQ(CleanPath("/a/b/../c"), "/a/c");
+  EXPECT_EQ(CleanPath("/../a"), "/a");
+  EXPECT_EQ(CleanPath("//a//b/"), "/a/b");
+  EXPECT_EQ(CleanPath("/"), "/");
+  EXPECT_EQ(CleanPath(""), ".");
+}
+
+TEST(ServerMetrics, FloatsLikeGo) {
+  EXPECT_EQ(FormatPromFloat(0), "0");
+  EXPECT_EQ(FormatPromFloat(13), "13");
+  EXPECT_EQ(FormatPromFloat(557056), "557056");
+  EXPECT_EQ(FormatPromFloat(3841344), "3.841344e+06");
+  EXPECT_EQ(FormatPromFloat(27.43), "27.43");
+  EXPECT_EQ(FormatPromFloat(0.01), "0.01");
+  EXPECT_EQ(FormatPromFloat(1.5), "1.5");
+  EXPECT_EQ(FormatPromFloat(0.00001), "1e-05");
+}
+
+TEST(ServerMetrics, ExpositionOmitsEmptyFamilies) {
+  Metrics m;
+  std::string text = m.Exposition({});
+  EXPECT_EQ(text.find("kes_http_request_success"), std::string::npos);
+  EXPECT_EQ(text.find("kes_http_response_time"), std::string::npos);
+  EXPECT_NE(text.find("kes_http_request_active 0\n"), std::string::npos);
+
+  m.RequestStarted();
+  m.RequestFinished(200, std::chrono::milliseconds(2));
+  m.RequestStarted();
+  m.RequestFinished(404, std::chrono::milliseconds(20));
+  text = m.Exposition({});
+  EXPECT_NE(text.find("kes_http_request_success{code=\"200\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("kes_http_request_error{code=\"404\"} 1\n"), std::string::npos);
+  EXPECT_EQ(text.find("kes_http_request_failure"), std::string::npos);
+  EXPECT_NE(text.find("kes_http_response_time_bucket{le=\"0.01\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("kes_http_response_time_bucket{le=\"0.05\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("kes_http_response_time_bucket{le=\"+Inf\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("kes_http_response_time_count 2\n"), std::string::npos);
+}
+
+TEST(ServerLogs, SlogTextLine) {
+  std::string line = FormatSlogLine(0, "secret key 'my-key' created",
+                                    {{"req.path", "/v1/key/create/my-key"}, {"req.ip", ""}});
+  EXPECT_NE(line.find(" level=INFO msg=\"secret key 'my-key' created\" "
+                      "req.path=/v1/key/create/my-key req.ip=\"\""),
+            std::string::npos)
+      << line;
+  EXPECT_EQ(line.rfind("time=", 0), 0u);
+}
+
+TEST(ServerLogs, SubscribersGetEventsAndDropWhenFull) {
+  Logs logs;
+  logs.SetLevels(100, false);  // nothing to the console
+  int wakes = 0;
+  auto sub = logs.Subscribe(LogStream::kAudit, [&] { ++wakes; });
+  Logs::AuditEvent e;
+  e.message = "secret key 'k' created";
+  e.path = "/v1/key/create/k";
+  e.identity = "abc";
+  logs.Audit(e);
+  std::vector<std::string> lines;
+  sub->Drain(&lines);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find(R"("request":{"path":"/v1/key/create/k","identity":"abc"})"),
+            std::string::npos)
+      << lines[0];
+  EXPECT_NE(lines[0].find(R"("response":{"code":200,"time":0})"), std::string::npos);
+  EXPECT_EQ(wakes, 1);
+  logs.Unsubscribe(LogStream::kAudit, sub);
+  logs.Audit(e);
+  sub->Drain(&lines);
+  EXPECT_TRUE(lines.empty());
+  EXPECT_EQ(logs.audit_events(), 2u);
+}
+
+}  // namespace
+}  // namespace kes::server
