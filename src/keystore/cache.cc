@@ -1,0 +1,256 @@
+// KeyCache (keystores.md §3). Entries live in shards, each behind a
+// shared_mutex, so the per-request TryGet takes one shared lock on one of
+// many shards. Misses are serialized per name (single flight); the timers
+// and the health probe run on one background thread.
+#include "keystore/cache.h"
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <shared_mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "crypto/secret_bytes.h"
+
+namespace kes::keystore {
+namespace {
+
+constexpr size_t kShards = 32;
+
+struct Hash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+struct Equal {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const { return a == b; }
+};
+
+struct Entry {
+  explicit Entry(KeyRef k) : key(std::move(k)) {}
+  KeyRef key;
+  std::atomic<bool> used{true};
+};
+
+// One miss in progress for a name; later callers wait on `mu`.
+struct Flight {
+  std::mutex mu;
+  size_t refs = 0;  // guarded by Shard::flights_mu
+};
+
+struct Shard {
+  std::shared_mutex mu;
+  std::unordered_map<std::string, std::unique_ptr<Entry>, Hash, Equal> entries;
+
+  std::mutex flights_mu;
+  std::unordered_map<std::string, std::shared_ptr<Flight>, Hash, Equal> flights;
+};
+
+}  // namespace
+
+struct KeyCache::Impl {
+  Impl(std::unique_ptr<KeyStore> s, CacheOptions o) : store(std::move(s)), options(o) {}
+
+  std::unique_ptr<KeyStore> store;
+  const CacheOptions options;
+  std::array<Shard, kShards> shards;
+  std::atomic<bool> offline{false};
+  std::atomic<uint64_t> backend_gets{0};
+
+  std::mutex timer_mu;
+  std::condition_variable timer_cv;
+  bool stopping = false;  // guarded by timer_mu
+  std::thread timer_thread;
+
+  Shard& ShardOf(std::string_view name) { return shards[Hash{}(name) % kShards]; }
+
+  KeyRef Lookup(std::string_view name) {
+    Shard& shard = ShardOf(name);
+    std::shared_lock lock(shard.mu);
+    auto it = shard.entries.find(name);
+    if (it == shard.entries.end()) return nullptr;
+    // Avoid a store (and cache-line traffic) when already marked.
+    if (!it->second->used.load(std::memory_order_relaxed)) {
+      it->second->used.store(true, std::memory_order_relaxed);
+    }
+    return it->second->key;
+  }
+
+  void Insert(std::string_view name, KeyRef key) {
+    Shard& shard = ShardOf(name);
+    std::unique_lock lock(shard.mu);
+    shard.entries.insert_or_assign(std::string(name), std::make_unique<Entry>(std::move(key)));
+  }
+
+  void Evict(std::string_view name) {
+    Shard& shard = ShardOf(name);
+    std::unique_lock lock(shard.mu);
+    if (auto it = shard.entries.find(name); it != shard.entries.end()) shard.entries.erase(it);
+  }
+
+  void EvictAll() {
+    for (Shard& shard : shards) {
+      std::unique_lock lock(shard.mu);
+      shard.entries.clear();
+    }
+  }
+
+  // Drops entries not used since the last sweep and clears the flags of the
+  // others.
+  void EvictUnused() {
+    for (Shard& shard : shards) {
+      std::unique_lock lock(shard.mu);
+      std::erase_if(shard.entries, [](const auto& kv) {
+        return !kv.second->used.exchange(false, std::memory_order_relaxed);
+      });
+    }
+  }
+
+  std::shared_ptr<Flight> JoinFlight(Shard& shard, std::string_view name) {
+    std::lock_guard lock(shard.flights_mu);
+    auto it = shard.flights.find(name);
+    if (it == shard.flights.end()) {
+      it = shard.flights.emplace(std::string(name), std::make_shared<Flight>()).first;
+    }
+    ++it->second->refs;
+    return it->second;
+  }
+
+  void LeaveFlight(Shard& shard, std::string_view name) {
+    std::lock_guard lock(shard.flights_mu);
+    auto it = shard.flights.find(name);
+    if (it != shard.flights.end() && --it->second->refs == 0) shard.flights.erase(it);
+  }
+
+  Result<KeyRef> Fetch(std::string_view name) {
+    backend_gets.fetch_add(1, std::memory_order_relaxed);
+    Result<std::string> stored = store->Get(name);
+    if (!stored.ok()) return stored.status();
+    Result<crypto::KeyVersion> parsed = crypto::ParseKeyVersion(*stored);
+    crypto::Zeroize(stored->data(), stored->size());
+    if (!parsed.ok()) {
+      // A stored value that does not decode is a backend fault (API 502),
+      // never a client error.
+      return kes::Status::Unavailable("failed to parse key '" + std::string(name) +
+                                      "': " + parsed.status().message());
+    }
+    return KeyRef(std::make_shared<const crypto::KeyVersion>(std::move(parsed).value()));
+  }
+
+  void RunTimers() {
+    using Clock = std::chrono::steady_clock;
+    struct Timer {
+      std::chrono::nanoseconds period;
+      std::function<void()> fire;
+      Clock::time_point next;
+    };
+    const bool offline_caching = options.expiry_offline.count() > 0;
+    auto normal_flush_allowed = [&] { return !offline.load() || !offline_caching; };
+    std::vector<Timer> timers;
+    auto add = [&](std::chrono::nanoseconds period, std::function<void()> fire) {
+      if (period.count() > 0) timers.push_back({period, std::move(fire), Clock::now() + period});
+    };
+    add(options.expiry_any, [&] {
+      if (normal_flush_allowed()) EvictAll();
+    });
+    add(options.expiry_unused / 2, [&] {
+      if (normal_flush_allowed()) EvictUnused();
+    });
+    add(options.expiry_offline, [&] {
+      if (offline.load() && offline_caching) EvictAll();
+    });
+    add(options.probe_interval, [&] {
+      // Any failure of the probe counts as offline (upstream ignores only
+      // cancellation, which cannot happen here).
+      offline.store(!store->Status().ok());
+    });
+    if (timers.empty()) return;
+
+    std::unique_lock lock(timer_mu);
+    while (!stopping) {
+      Clock::time_point next = Clock::time_point::max();
+      for (const Timer& t : timers) next = std::min(next, t.next);
+      timer_cv.wait_until(lock, next, [&] { return stopping || Clock::now() >= next; });
+      if (stopping) break;
+      lock.unlock();
+      const Clock::time_point now = Clock::now();
+      for (Timer& t : timers) {
+        if (now < t.next) continue;
+        t.fire();
+        // Fixed-rate ticker; skip ticks missed while busy.
+        while (t.next <= now) t.next += t.period;
+      }
+      lock.lock();
+    }
+  }
+};
+
+KeyCache::KeyCache(std::unique_ptr<KeyStore> store, CacheOptions options)
+    : impl_(std::make_unique<Impl>(std::move(store), options)) {
+  impl_->timer_thread = std::thread([impl = impl_.get()] { impl->RunTimers(); });
+}
+
+KeyCache::~KeyCache() {
+  {
+    std::lock_guard lock(impl_->timer_mu);
+    impl_->stopping = true;
+  }
+  impl_->timer_cv.notify_all();
+  if (impl_->timer_thread.joinable()) impl_->timer_thread.join();
+  impl_->store->Close();
+}
+
+KeyRef KeyCache::TryGet(std::string_view name) { return impl_->Lookup(name); }
+
+Result<KeyRef> KeyCache::Get(std::string_view name) {
+  if (KeyRef key = impl_->Lookup(name)) return key;
+
+  Shard& shard = impl_->ShardOf(name);
+  std::shared_ptr<Flight> flight = impl_->JoinFlight(shard, name);
+  Result<KeyRef> result = [&]() -> Result<KeyRef> {
+    std::lock_guard lock(flight->mu);
+    // Another caller may have filled the entry while we waited.
+    if (KeyRef key = impl_->Lookup(name)) return key;
+    Result<KeyRef> fetched = impl_->Fetch(name);
+    if (fetched.ok()) impl_->Insert(name, *fetched);
+    return fetched;
+  }();
+  impl_->LeaveFlight(shard, name);
+  return result;
+}
+
+kes::Status KeyCache::Create(std::string_view name, const crypto::KeyVersion& key) {
+  Result<std::string> encoded = crypto::EncodeKeyVersion(key);
+  if (!encoded.ok()) return encoded.status();
+  kes::Status s = impl_->store->Create(name, *encoded);
+  crypto::Zeroize(encoded->data(), encoded->size());
+  return s;
+}
+
+kes::Status KeyCache::Delete(std::string_view name) {
+  kes::Status s = impl_->store->Delete(name);
+  if (s.ok()) impl_->Evict(name);
+  return s;
+}
+
+Result<ListPage> KeyCache::List(std::string_view prefix) { return impl_->store->List(prefix, 0); }
+
+Result<KeyStoreState> KeyCache::Status() {
+  if (impl_->offline.load()) {
+    return kes::Status::Unreachable("kes: keystore unreachable: keystore is offline");
+  }
+  return impl_->store->Status();
+}
+
+bool KeyCache::offline() const { return impl_->offline.load(); }
+
+std::string KeyCache::DisplayName() const { return impl_->store->DisplayName(); }
+
+uint64_t KeyCache::backend_gets() const {
+  return impl_->backend_gets.load(std::memory_order_relaxed);
+}
+
+}  // namespace kes::keystore

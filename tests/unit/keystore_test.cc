@@ -1,0 +1,556 @@
+// Keystores and the key cache (spec keystores.md §1-3, §5): listing helper
+// and fs name vectors, in-memory and filesystem backends, cache semantics.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "crypto/key_version.h"
+#include "keystore/cache.h"
+#include "keystore/fs/fs_keystore.h"
+#include "keystore/list.h"
+#include "keystore/memory/memory_keystore.h"
+#include "vectors.h"
+
+namespace kes::keystore {
+namespace {
+
+namespace stdfs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+stdfs::path TempDir() {
+  std::string tmpl = (stdfs::temp_directory_path() / "kes-keystore-test-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  return tmpl;
+}
+
+std::string ReadFile(const stdfs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void WriteFile(const stdfs::path& p, std::string_view content) {
+  std::ofstream out(p, std::ios::binary);
+  out << content;
+}
+
+// Polls `cond` until it holds or a generous deadline passes (never a timing
+// assertion: a slow machine only makes the loop run longer).
+template <typename Cond>
+bool Eventually(Cond cond) {
+  const auto deadline = std::chrono::steady_clock::now() + seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return cond();
+}
+
+// A current-format stored value (keystores.md §2.1 worked example).
+constexpr const char* kStoredKey =
+    "CiQKIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4fEAESJAogICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Oz"
+    "w9"
+    "Pj8QARoGCICByKwGIghkaXNhYmxlZA==";
+
+// ---- vectors ----------------------------------------------------------------
+
+TEST(KeystoreList, Vectors) {
+  const auto& group = kes::testing::VectorGroup("keystore_list");
+  ASSERT_FALSE(group.empty());
+  for (const auto& v : group) {
+    auto names = v.at("input").at("names").get<std::vector<std::string>>();
+    const auto prefix = v.at("input").at("prefix").get<std::string>();
+    const int n = v.at("input").at("n").get<int>();
+    ListPage page = ListNames(names, prefix, n);
+    EXPECT_EQ(page.names, v.at("expected").at("list").get<std::vector<std::string>>())
+        << v.at("id");
+    EXPECT_EQ(page.continue_at, v.at("expected").at("continue_at").get<std::string>())
+        << v.at("id");
+  }
+}
+
+TEST(KeystoreList, UpstreamPageEdges) {
+  std::vector<std::string> names;
+  for (int i = 0; i < 1100; ++i) names.push_back("k" + std::to_string(10000 + i));
+  // No prefix: the first 1024 plus the next name.
+  ListPage page = ListNames(names, "", 0);
+  ASSERT_EQ(page.names.size(), 1024u);
+  EXPECT_EQ(page.continue_at, "k11024");
+  // With a prefix the walk stops at index 1024.
+  page = ListNames(names, "k1", -1);
+  ASSERT_EQ(page.names.size(), 1024u);
+  EXPECT_EQ(page.continue_at, "k11024");
+  // Exactly 1025 matching names: the limit falls on the last one, all are returned.
+  names.resize(1025);
+  page = ListNames(names, "k1", 0);
+  EXPECT_EQ(page.names.size(), 1025u);
+  EXPECT_EQ(page.continue_at, "");
+  // Prefix matching nothing.
+  EXPECT_TRUE(ListNames(names, "zzz", 0).names.empty());
+  // ListAll with limit <= 0 returns everything, filtered and sorted.
+  names.push_back("a");
+  page = ListAll(names, "k", 0);
+  EXPECT_EQ(page.names.size(), 1025u);
+  EXPECT_EQ(page.continue_at, "");
+  EXPECT_EQ(ListAll(names, "", -1).names.front(), "a");
+}
+
+TEST(FsKeystore, ValidNameVectors) {
+  const auto& group = kes::testing::VectorGroup("fs_keystore_valid_name");
+  ASSERT_FALSE(group.empty());
+  for (const auto& v : group) {
+    const auto name = v.at("input").at("name").get<std::string>();
+    EXPECT_EQ(fs::IsValidName(name), v.at("expected").at("valid").get<bool>()) << v.at("id");
+  }
+}
+
+// ---- shared backend contract ------------------------------------------------------
+
+void ExerciseContract(KeyStore& ks) {
+  ASSERT_TRUE(ks.Status().ok());
+  EXPECT_EQ(ks.Get("missing").status(), Status::KeyNotFound());
+  EXPECT_EQ(ks.Delete("missing"), Status::KeyNotFound());
+  ASSERT_TRUE(ks.Create("my-key", kStoredKey).ok());
+  EXPECT_EQ(ks.Create("my-key", "other"), Status::KeyExists());
+  auto got = ks.Get("my-key");
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_EQ(*got, kStoredKey);  // unchanged bytes
+  ASSERT_TRUE(ks.Create("my-key2", "v2").ok());
+  ASSERT_TRUE(ks.Create("0-key", "v0").ok());
+  auto list = ks.List("", 0);
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->names, (std::vector<std::string>{"0-key", "my-key", "my-key2"}));
+  EXPECT_EQ(list->continue_at, "");
+  list = ks.List("my", 0);
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->names, (std::vector<std::string>{"my-key", "my-key2"}));
+  list = ks.List("my", 1);
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->names, (std::vector<std::string>{"my-key"}));
+  EXPECT_EQ(list->continue_at, "my-key2");
+  ASSERT_TRUE(ks.Delete("my-key").ok());
+  EXPECT_EQ(ks.Get("my-key").status(), Status::KeyNotFound());
+  EXPECT_EQ(ks.Delete("my-key"), Status::KeyNotFound());
+  ASSERT_TRUE(ks.Create("my-key", "again").ok());  // a deleted name can be created again
+  EXPECT_EQ(*ks.Get("my-key"), "again");
+}
+
+TEST(MemoryKeystore, Contract) {
+  auto ks = NewMemoryKeyStore();
+  EXPECT_EQ(ks->DisplayName(), "In Memory");
+  auto st = ks->Status();
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->latency, milliseconds(1));
+  ExerciseContract(*ks);
+}
+
+// ---- filesystem keystore -------------------------------------------------------------
+
+class FsKeystoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = TempDir(); }
+  void TearDown() override { stdfs::remove_all(dir_); }
+  std::unique_ptr<KeyStore> OpenAt(const stdfs::path& p) {
+    auto r = fs::Open(p.string());
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return r.ok() ? std::move(r).value() : nullptr;
+  }
+  stdfs::path dir_;
+};
+
+TEST_F(FsKeystoreTest, Contract) {
+  auto ks = OpenAt(dir_ / "keys");
+  ASSERT_NE(ks, nullptr);
+  ExerciseContract(*ks);
+}
+
+TEST_F(FsKeystoreTest, CreatesDirectoryWithParentsAndPrivateModes) {
+  const stdfs::path keys = dir_ / "a" / "b" / "keys";
+  auto ks = OpenAt(keys);
+  ASSERT_NE(ks, nullptr);
+  EXPECT_EQ(ks->DisplayName(), "Filesystem: " + keys.string());
+  struct stat st {};
+  ASSERT_EQ(::stat(keys.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_TRUE(ks->Create("k1", kStoredKey).ok());
+  ASSERT_EQ(::stat((keys / "k1").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  // Upstream layout: file name = key name, content = value, no newline.
+  EXPECT_EQ(ReadFile(keys / "k1"), kStoredKey);
+  // Nothing else (no temporaries) is left in the directory.
+  size_t entries = 0;
+  for ([[maybe_unused]] const auto& e : stdfs::directory_iterator(keys)) ++entries;
+  EXPECT_EQ(entries, 1u);
+}
+
+TEST_F(FsKeystoreTest, PathThatIsAFileIsRejected) {
+  WriteFile(dir_ / "file", "x");
+  auto r = fs::Open((dir_ / "file").string());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "fs: '" + (dir_ / "file").string() + "' is not a directory");
+}
+
+TEST_F(FsKeystoreTest, ServesADirectoryWrittenByUpstream) {
+  // Files as upstream writes them: one per key, every stored format.
+  const auto& group = kes::testing::VectorGroup("key_version_parse");
+  std::vector<std::pair<std::string, std::string>> keys;
+  for (const auto& v : group) {
+    if (v.at("expected").at("should_fail").get<bool>()) continue;
+    const std::string name = "key-" + std::to_string(keys.size());
+    keys.emplace_back(name, v.at("input").at("stored_value_text").get<std::string>());
+    WriteFile(dir_ / name, keys.back().second);
+  }
+  ASSERT_FALSE(keys.empty());
+  auto ks = OpenAt(dir_);
+  ASSERT_NE(ks, nullptr);
+  for (const auto& [name, value] : keys) {
+    auto got = ks->Get(name);
+    ASSERT_TRUE(got.ok()) << name;
+    EXPECT_EQ(*got, value);
+  }
+  // Through the cache every one of them parses.
+  KeyCache cache(std::move(ks), CacheOptions{});
+  for (const auto& [name, value] : keys) {
+    auto key = cache.Get(name);
+    ASSERT_TRUE(key.ok()) << name << ": " << key.status().message();
+    EXPECT_EQ(cache.TryGet(name), *key);
+  }
+  auto list = cache.List("key-");
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->names.size(), keys.size());
+}
+
+TEST_F(FsKeystoreTest, AFileWeWriteIsTheBytesWeWereGiven) {
+  auto ks = OpenAt(dir_);
+  ASSERT_NE(ks, nullptr);
+  auto kv = crypto::ParseKeyVersion(kStoredKey);
+  ASSERT_TRUE(kv.ok()) << kv.status().message();
+  KeyCache cache(std::move(ks), CacheOptions{});
+  ASSERT_TRUE(cache.Create("created", *kv).ok());
+  // Upstream reads it back: it is the base64 protobuf text, nothing more.
+  auto reparsed = crypto::ParseKeyVersion(ReadFile(dir_ / "created"));
+  ASSERT_TRUE(reparsed.ok()) << reparsed.status().message();
+  EXPECT_EQ(reparsed->created_by, "disabled");
+  EXPECT_EQ(ReadFile(dir_ / "created").find('\n'), std::string::npos);
+}
+
+TEST_F(FsKeystoreTest, InvalidAndTraversalNamesRejected) {
+  auto ks = OpenAt(dir_ / "keys");
+  ASSERT_NE(ks, nullptr);
+  WriteFile(dir_ / "outside", "secret");
+  for (const char* bad : {"", ".", "..", "../outside", "a/b", "a\\b", ".hidden", "my.key"}) {
+    EXPECT_EQ(ks->Create(bad, "v").message(), "fs: key name contains invalid character") << bad;
+    EXPECT_EQ(ks->Get(bad).status().message(), "fs: key name contains invalid character") << bad;
+    EXPECT_EQ(ks->Delete(bad).message(), "fs: key name contains invalid character") << bad;
+  }
+  EXPECT_TRUE(stdfs::exists(dir_ / "outside"));
+}
+
+TEST_F(FsKeystoreTest, ConcurrentCreatesOfOneNameHaveExactlyOneWinner) {
+  auto ks = OpenAt(dir_);
+  ASSERT_NE(ks, nullptr);
+  constexpr int kThreads = 50;
+  std::atomic<int> ok{0}, exists{0}, other{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      while (!go.load()) std::this_thread::yield();
+      Status s = ks->Create("contested", "value-" + std::to_string(i));
+      if (s.ok())
+        ++ok;
+      else if (s == Status::KeyExists())
+        ++exists;
+      else
+        ++other;
+    });
+  }
+  go = true;
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 1);
+  EXPECT_EQ(exists.load(), kThreads - 1);
+  EXPECT_EQ(other.load(), 0);
+  // The stored value is exactly one writer's, complete.
+  EXPECT_TRUE(ReadFile(dir_ / "contested").starts_with("value-"));
+  auto list = ks->List("", 0);
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->names, std::vector<std::string>{"contested"});
+}
+
+TEST_F(FsKeystoreTest, ListIgnoresHiddenFilesAndDirectories) {
+  auto ks = OpenAt(dir_);
+  ASSERT_NE(ks, nullptr);
+  ASSERT_TRUE(ks->Create("b", "1").ok());
+  ASSERT_TRUE(ks->Create("a", "2").ok());
+  WriteFile(dir_ / ".kes-tmp-0123", "partial");
+  WriteFile(dir_ / ".DS_Store", "x");
+  stdfs::create_directory(dir_ / "subdir");
+  auto list = ks->List("", 0);
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->names, (std::vector<std::string>{"a", "b"}));
+}
+
+TEST_F(FsKeystoreTest, StaleTemporariesAreRemovedOnOpen) {
+  WriteFile(dir_ / ".kes-tmp-old", "partial");
+  WriteFile(dir_ / ".kes-tmp-new", "in flight");
+  // Only a temporary older than any create in progress is removed.
+  const auto old = stdfs::file_time_type::clock::now() - std::chrono::hours(2);
+  stdfs::last_write_time(dir_ / ".kes-tmp-old", old);
+  auto ks = OpenAt(dir_);
+  ASSERT_NE(ks, nullptr);
+  EXPECT_FALSE(stdfs::exists(dir_ / ".kes-tmp-old"));
+  EXPECT_TRUE(stdfs::exists(dir_ / ".kes-tmp-new"));
+}
+
+TEST_F(FsKeystoreTest, VanishedDirectoryIsUnreachable) {
+  const stdfs::path keys = dir_ / "keys";
+  auto ks = OpenAt(keys);
+  ASSERT_NE(ks, nullptr);
+  ASSERT_TRUE(ks->Create("k", "v").ok());
+  stdfs::remove_all(keys);
+  auto st = ks->Status();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.status().code(), Code::kUnreachable);
+  EXPECT_EQ(ks->Get("k").status().code(), Code::kUnreachable);
+  EXPECT_EQ(ks->Delete("k").code(), Code::kUnreachable);
+  EXPECT_EQ(ks->List("", 0).status().code(), Code::kUnreachable);
+  EXPECT_EQ(ks->Create("k2", "v").code(), Code::kUnreachable);
+}
+
+TEST_F(FsKeystoreTest, ValuesOverOneMebibyteAreRefused) {
+  auto ks = OpenAt(dir_);
+  ASSERT_NE(ks, nullptr);
+  WriteFile(dir_ / "huge", std::string((1 << 20) + 1, 'A'));
+  WriteFile(dir_ / "max", std::string(1 << 20, 'A'));
+  EXPECT_FALSE(ks->Get("huge").ok());
+  auto max = ks->Get("max");
+  ASSERT_TRUE(max.ok());
+  EXPECT_EQ(max->size(), size_t{1} << 20);
+}
+
+// ---- cache ---------------------------------------------------------------------------
+
+// A backend whose behaviour a test controls.
+class FakeStore : public KeyStore {
+ public:
+  struct Shared {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::map<std::string, std::string> values;
+    std::atomic<bool> down{false};      // Status fails
+    std::atomic<bool> get_down{false};  // Get fails
+    int gate = 0;                       // Get blocks until this many callers have entered the cache
+    std::atomic<int> entered{0};
+    std::atomic<int> gets{0}, statuses{0}, closes{0};
+  };
+  explicit FakeStore(std::shared_ptr<Shared> s) : s_(std::move(s)) {}
+
+  std::string DisplayName() const override { return "Fake"; }
+  Result<KeyStoreState> Status() override {
+    ++s_->statuses;
+    if (s_->down) return kes::Status::Unreachable("kes: keystore unreachable: down");
+    return KeyStoreState{milliseconds(2)};
+  }
+  kes::Status Create(std::string_view name, std::string_view value) override {
+    std::lock_guard lock(s_->mu);
+    if (!s_->values.emplace(std::string(name), std::string(value)).second) {
+      return kes::Status::KeyExists();
+    }
+    return kes::Status::Ok();
+  }
+  Result<std::string> Get(std::string_view name) override {
+    ++s_->gets;
+    std::unique_lock lock(s_->mu);
+    s_->cv.wait_for(lock, seconds(10), [&] { return s_->entered.load() >= s_->gate; });
+    if (s_->get_down) return kes::Status::Unreachable("down");
+    auto it = s_->values.find(std::string(name));
+    if (it == s_->values.end()) return kes::Status::KeyNotFound();
+    return it->second;
+  }
+  kes::Status Delete(std::string_view name) override {
+    std::lock_guard lock(s_->mu);
+    if (s_->values.erase(std::string(name)) == 0) return kes::Status::KeyNotFound();
+    return kes::Status::Ok();
+  }
+  Result<ListPage> List(std::string_view prefix, int limit) override {
+    std::lock_guard lock(s_->mu);
+    std::vector<std::string> names;
+    for (const auto& [k, v] : s_->values) names.push_back(k);
+    return ListAll(names, prefix, limit);
+  }
+  void Close() override { ++s_->closes; }
+
+ private:
+  std::shared_ptr<Shared> s_;
+};
+
+CacheOptions NoTimers() {
+  CacheOptions o;
+  o.expiry_any = o.expiry_unused = o.expiry_offline = o.probe_interval =
+      std::chrono::nanoseconds(0);
+  return o;
+}
+
+TEST(KeyCache, SingleFlightOnMiss) {
+  auto shared = std::make_shared<FakeStore::Shared>();
+  shared->values["k"] = kStoredKey;
+  constexpr int kThreads = 16;
+  shared->gate = kThreads;  // the backend answers once every caller is waiting
+  KeyCache cache(std::make_unique<FakeStore>(shared), NoTimers());
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  std::vector<KeyRef> refs(kThreads);
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      ++shared->entered;
+      shared->cv.notify_all();
+      auto r = cache.Get("k");
+      if (r.ok()) {
+        ++ok;
+        refs[i] = *r;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kThreads);
+  EXPECT_EQ(shared->gets.load(), 1);
+  EXPECT_EQ(cache.backend_gets(), 1u);
+  for (const KeyRef& r : refs) EXPECT_EQ(r, refs[0]);  // one parsed key shared by all
+  // A warm cache makes no backend call.
+  ASSERT_TRUE(cache.Get("k").ok());
+  EXPECT_EQ(cache.backend_gets(), 1u);
+}
+
+TEST(KeyCache, MissesAreNotCachedAndErrorsPropagate) {
+  auto shared = std::make_shared<FakeStore::Shared>();
+  shared->values["corrupt"] = "not base64 protobuf!";
+  KeyCache cache(std::make_unique<FakeStore>(shared), NoTimers());
+  EXPECT_EQ(cache.Get("nope").status(), Status::KeyNotFound());
+  EXPECT_EQ(cache.Get("nope").status(), Status::KeyNotFound());
+  EXPECT_EQ(cache.backend_gets(), 2u);  // no negative caching
+  auto corrupt = cache.Get("corrupt");
+  ASSERT_FALSE(corrupt.ok());
+  EXPECT_EQ(corrupt.status().http_status(), 502);
+  EXPECT_EQ(cache.TryGet("corrupt"), nullptr);
+}
+
+TEST(KeyCache, CreateDoesNotCacheDeleteEvicts) {
+  auto shared = std::make_shared<FakeStore::Shared>();
+  KeyCache cache(std::make_unique<FakeStore>(shared), NoTimers());
+  auto kv = crypto::ParseKeyVersion(kStoredKey);
+  ASSERT_TRUE(kv.ok());
+  ASSERT_TRUE(cache.Create("k", *kv).ok());
+  EXPECT_EQ(cache.Create("k", *kv), Status::KeyExists());
+  EXPECT_EQ(shared->values["k"], kStoredKey);  // encoded like upstream
+  EXPECT_EQ(cache.TryGet("k"), nullptr);
+  ASSERT_TRUE(cache.Get("k").ok());
+  EXPECT_NE(cache.TryGet("k"), nullptr);
+  ASSERT_TRUE(cache.Delete("k").ok());
+  EXPECT_EQ(cache.TryGet("k"), nullptr);
+  EXPECT_EQ(cache.Delete("k"), Status::KeyNotFound());
+  // A key deleted directly in the backend keeps being served from the cache.
+  ASSERT_TRUE(cache.Create("k2", *kv).ok());
+  ASSERT_TRUE(cache.Get("k2").ok());
+  shared->values.erase("k2");
+  EXPECT_TRUE(cache.Get("k2").ok());
+  auto list = cache.List("");
+  ASSERT_TRUE(list.ok());
+  EXPECT_TRUE(list->names.empty());
+  EXPECT_EQ(cache.DisplayName(), "Fake");
+}
+
+TEST(KeyCache, AnyExpiryFlushesEverything) {
+  auto shared = std::make_shared<FakeStore::Shared>();
+  shared->values["k"] = kStoredKey;
+  CacheOptions o = NoTimers();
+  o.expiry_any = milliseconds(20);
+  KeyCache cache(std::make_unique<FakeStore>(shared), o);
+  ASSERT_TRUE(cache.Get("k").ok());
+  // Used or not, the entry is dropped by the periodic flush.
+  EXPECT_TRUE(Eventually([&] { return cache.TryGet("k") == nullptr; }));
+}
+
+TEST(KeyCache, UnusedEntriesAreEvicted) {
+  auto shared = std::make_shared<FakeStore::Shared>();
+  shared->values["k"] = kStoredKey;
+  CacheOptions o = NoTimers();
+  o.expiry_unused = milliseconds(40);
+  KeyCache cache(std::make_unique<FakeStore>(shared), o);
+  ASSERT_TRUE(cache.Get("k").ok());
+  // Probing with Get would mark the key used; watch the backend counter
+  // instead, probing rarely enough for two sweeps to pass between probes.
+  EXPECT_TRUE(Eventually([&] {
+    std::this_thread::sleep_for(milliseconds(200));
+    return cache.Get("k").ok() && cache.backend_gets() > 1;
+  }));
+}
+
+TEST(KeyCache, OfflineKeepsServingCachedKeys) {
+  auto shared = std::make_shared<FakeStore::Shared>();
+  shared->values["k"] = kStoredKey;
+  shared->values["other"] = kStoredKey;
+  CacheOptions o = NoTimers();
+  o.expiry_any = milliseconds(10);
+  o.expiry_offline = std::chrono::hours(1);
+  o.probe_interval = milliseconds(10);
+  KeyCache cache(std::make_unique<FakeStore>(shared), o);
+  EXPECT_FALSE(cache.offline());
+  ASSERT_TRUE(cache.Status().ok());
+
+  shared->down = true;
+  ASSERT_TRUE(Eventually([&] { return cache.offline(); }));
+  // The probe keeps failing, so the cache stays offline from here on; a key
+  // fetched now is cached while the normal flushes are suspended.
+  ASSERT_TRUE(cache.Get("k").ok());
+  shared->get_down = true;
+  const int probes = shared->statuses.load();
+  // Several "any" periods pass; the cached key survives, uncached ones fail.
+  ASSERT_TRUE(Eventually([&] { return shared->statuses.load() >= probes + 5; }));
+  EXPECT_NE(cache.TryGet("k"), nullptr);
+  EXPECT_FALSE(cache.Get("other").ok());
+  // Status answers from the flag.
+  auto st = cache.Status();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.status().code(), Code::kUnreachable);
+  EXPECT_EQ(st.status().message(), "kes: keystore unreachable: keystore is offline");
+
+  // Back online: normal flushing resumes.
+  shared->down = false;
+  shared->get_down = false;
+  ASSERT_TRUE(Eventually([&] { return !cache.offline(); }));
+  EXPECT_TRUE(Eventually([&] { return cache.TryGet("k") == nullptr; }));
+}
+
+TEST(KeyCache, WithoutOfflineCachingFlushesContinue) {
+  auto shared = std::make_shared<FakeStore::Shared>();
+  shared->values["k"] = kStoredKey;
+  CacheOptions o = NoTimers();
+  o.expiry_any = milliseconds(10);
+  o.probe_interval = milliseconds(10);
+  KeyCache cache(std::make_unique<FakeStore>(shared), o);
+  shared->down = true;
+  ASSERT_TRUE(Eventually([&] { return cache.offline(); }));
+  ASSERT_TRUE(cache.Get("k").ok());
+  EXPECT_TRUE(Eventually([&] { return cache.TryGet("k") == nullptr; }));
+}
+
+TEST(KeyCache, DestructionStopsTimersAndClosesBackend) {
+  auto shared = std::make_shared<FakeStore::Shared>();
+  {
+    CacheOptions o;  // upstream-like long periods: shutdown must not wait for them
+    KeyCache cache(std::make_unique<FakeStore>(shared), o);
+  }
+  EXPECT_EQ(shared->closes.load(), 1);
+}
+
+}  // namespace
+}  // namespace kes::keystore
