@@ -178,6 +178,9 @@ class CertFactory:
         out = self._store(name, key, cert)
         with open(out.cert, "ab") as f:
             f.write(ca_cert.public_bytes(serialization.Encoding.PEM))
+        ca_path = self.dir / (name + "-ca.crt")
+        _write_pem(ca_path, ca_cert.public_bytes(serialization.Encoding.PEM))
+        out.ca = str(ca_path)
         return out
 
     def _store(self, name, key, cert) -> Identity:

@@ -288,3 +288,20 @@ def test_address_in_use(kes_server, certs, server_cert, tmp_path):
     with pytest.raises(RuntimeError) as e:
         other.start()
     assert "bind: address already in use" in str(e.value)
+
+
+def test_tls_auth_on_verifies_client_chains(kes_server, certs, server_cert, my_app_policy):
+    policies = dict(my_app_policy)
+    policies["chained"] = {"allow": ["/v1/status"], "identities": [certs["chain"].identity]}
+    srv = kes_server(policies=policies)
+    srv.stop()
+    cfg = dict(srv.config)
+    cfg["tls"] = dict(cfg["tls"], auth="on", ca=certs["chain"].ca)
+    again = KesServer(srv.workdir / "auth-on", cfg, server_cert, certs)
+    again.start()
+    try:
+        assert again.get("/v1/status", client="chain").status_code == 200
+        with pytest.raises(requests.exceptions.RequestException):
+            again.get("/v1/status", client="unknown").raise_for_status()
+    finally:
+        again.stop()
