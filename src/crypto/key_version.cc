@@ -1,5 +1,6 @@
 #include "crypto/key_version.h"
 
+#include <google/protobuf/stubs/logging.h>
 #include <nlohmann/json.hpp>
 
 #include "crypto/encoding.h"
@@ -87,6 +88,9 @@ Result<KeyVersion> ParseProtobuf(std::string_view stored) {
   auto raw = Base64DecodeWithError(stored);
   if (!raw.ok()) return raw.status();
   miniohq::kms::KeyVersion pb;
+  // A corrupt value is reported through the returned Status; libprotobuf
+  // would also print it to stderr (e.g. invalid UTF-8 in CreatedBy).
+  const google::protobuf::LogSilencer quiet;
   const bool parsed = pb.ParseFromArray(raw->data(), static_cast<int>(raw->size()));
   Zeroize(raw->data(), raw->size());
   struct Wipe {  // the message holds key bytes in std::strings

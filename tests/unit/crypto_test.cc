@@ -644,6 +644,21 @@ TEST(KeyVersionCodec, CorruptProtobufKeysAreRejected) {
     ASSERT_TRUE(kv.ok());
     EXPECT_EQ(kv->created_at.ToRfc3339(), "1970-01-01T00:00:00Z");
   }
+  {
+    // proto3 strings must be UTF-8 (Go's decoder refuses them as well).
+    std::string raw;
+    ASSERT_TRUE(ValidPb().SerializeToString(&raw));
+    EXPECT_TRUE(ParseKeyVersion(Base64Encode(raw + "\x22\x02me")).ok());
+    EXPECT_FALSE(ParseKeyVersion(Base64Encode(raw + "\x22\x01\xff")).ok());
+    // Unknown fields are skipped; the last value of a field wins.
+    auto kv = ParseKeyVersion(Base64Encode(raw + "\x2a\x01x" +
+                                           "\x22\x01"
+                                           "a"
+                                           "\x22\x01"
+                                           "b"));
+    ASSERT_TRUE(kv.ok());
+    EXPECT_EQ(kv->created_by, "b");
+  }
   // Bad base64 and bad wire format.
   EXPECT_FALSE(ParseKeyVersion("CiQKI!!!").ok());
   EXPECT_FALSE(ParseKeyVersion("CiQ=").ok());
