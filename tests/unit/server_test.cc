@@ -203,7 +203,7 @@ TEST(ServerLogs, SlogTextLine) {
   EXPECT_EQ(line.rfind("time=", 0), 0u);
 }
 
-TEST(ServerLogs, SubscribersGetEventsAndDropWhenFull) {
+TEST(ServerLogs, SubscribersGetEventsUntilUnsubscribed) {
   Logs logs;
   logs.SetLevels(100, false);  // nothing to the console
   int wakes = 0;
