@@ -28,4 +28,7 @@ int UpdateCommand(const Args& args);
 // `command` is empty). nullopt: go on.
 std::optional<int> ParseFlags(FlagSet& flags, const Args& args, const std::string& command);
 
+// Shell completion (cli.md §1.7): candidates for the words of COMP_LINE.
+std::vector<std::string> CompletionCandidates(const std::string& comp_line);
+
 }  // namespace kes::cli

@@ -362,12 +362,12 @@ int Info(const Args& args) {
     out += "\n" + Label("Policy") + Color(kYellow, self->info.policy) + "\n";
     out += Label("Created At") + "0001-01-01 00:00:00\n";
     if (!self->policy->allow.empty()) {
-      out += Label("Allow") + "\n";
+      out += Bold(Faint("Allow")) + "\n";
       for (auto& p : self->policy->allow)
         out += std::string(12, ' ') + Color(kGreen, "·") + " " + p + "\n";
     }
     if (!self->policy->deny.empty()) {
-      out += Label("Deny") + "\n";
+      out += Bold(Faint("Deny")) + "\n";
       for (auto& p : self->policy->deny)
         out += std::string(12, ' ') + Color(kDenyRed, "·") + " " + p + "\n";
     }

@@ -115,7 +115,7 @@ std::vector<std::string> CompletionCandidates(const std::string& comp_line) {
   for (size_t i = 1; i < words.size(); ++i) {
     if (words[i].starts_with("-")) continue;
     std::string next = path.empty() ? words[i] : path + " " + words[i];
-    if (CompletionTable().count(next) == 0) break;
+    if (CompletionTable().count(next) == 0) return {};  // not a command path
     path = next;
   }
   std::vector<std::string> out;

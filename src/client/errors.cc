@@ -52,7 +52,8 @@ Status DecodeError(int http_status, std::string_view content_type, std::string_v
   if (http_status == 403 && message == "not authorized: insufficient permissions") {
     return Status::NotAllowed();
   }
-  return Status(CodeFor(http_status, message), http_status, std::move(message));
+  const Code code = CodeFor(http_status, message);  // before `message` is moved from
+  return Status(code, http_status, std::move(message));
 }
 
 bool IsCertificateVerifyError(const Status& s) {
