@@ -223,3 +223,35 @@ def test_update_explains_and_never_downloads():
     assert "invalid release version 'not-a-version'" in one_error_line(p)
     p = kes(["update", "--os", "windows"])
     assert "cannot update to a 'windows' binary" in one_error_line(p)
+
+
+def _silent_listener():
+    """A TCP listener that accepts connections and never answers."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    return srv
+
+
+@pytest.mark.parametrize("args,expected_err", [
+    (["key", "create", "x"], ""),                          # key commands: silent
+    (["status"], "Error: context canceled\n"),             # others: context canceled
+])
+def test_sigint_during_request(args, expected_err):
+    import signal
+    import subprocess
+    from kes_harness import kes_bin
+    srv = _silent_listener()
+    try:
+        env = clean_env(KES_SERVER="127.0.0.1:%d" % srv.getsockname()[1], KES_API_KEY=API_KEY)
+        proc = subprocess.Popen([kes_bin()] + args, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        conn, _ = srv.accept()  # the request is in flight (TLS handshake pending)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+        conn.close()
+    finally:
+        srv.close()
+    assert proc.returncode == 1
+    assert stdout == b""
+    assert stderr.decode() == expected_err
