@@ -52,7 +52,7 @@ std::string PathEscape(std::string_view s) {
   std::string out;
   for (unsigned char c : s) {
     if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '$' || c == '&' ||
-        c == '+' || c == ',' || c == ';' || c == '=' || c == ':' || c == '@') {
+        c == '+' || c == '=' || c == ':' || c == '@') {
       out.push_back(static_cast<char>(c));
     } else {
       out.push_back('%');
