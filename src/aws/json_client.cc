@@ -1,5 +1,7 @@
 #include "aws/json_client.h"
 
+#include <openssl/crypto.h>
+
 #include <ctime>
 #include <thread>
 
@@ -33,7 +35,12 @@ void JsonClient::LearnClockOffset(const net::HttpResponse& response) {
 }
 
 CallResult JsonClient::Call(std::string_view operation, const nlohmann::json& input) {
-  const std::string body = input.is_null() ? "{}" : input.dump();
+  // Bodies may carry key material (SecretString): wipe every copy we own.
+  std::string body = input.is_null() ? "{}" : input.dump();
+  struct Wipe {
+    std::string& s;
+    ~Wipe() { OPENSSL_cleanse(s.data(), s.size()); }
+  } wipe_body{body};
   const std::string target = options_.target_prefix + "." + std::string(operation);
   CallResult result;
   bool refreshed_credentials = false;
@@ -66,9 +73,12 @@ CallResult JsonClient::Call(std::string_view operation, const nlohmann::json& in
     http_req.headers = std::move(signed_req.headers);
     http_req.headers.emplace_back("User-Agent", "kes-cpp");
     http_req.body = body;
+    Wipe wipe_request{http_req.body};
 
     AwsError error;
     auto resp = http_->Do(http_req);
+    std::string empty;
+    Wipe wipe_response{resp.ok() ? resp->body : empty};
     if (!resp.ok()) {
       if (resp.status().code() != Code::kUnreachable) {  // policy violation etc.: not retryable
         error.code = "ClientError";

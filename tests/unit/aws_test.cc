@@ -515,12 +515,20 @@ TEST(Credentials, CachingProviderRefreshesBeforeExpiry) {
 
 // ------------------------------------------------------------ retries and errors
 
+AwsError Err(int status, std::string code, std::string message) {
+  AwsError e;
+  e.http_status = status;
+  e.code = std::move(code);
+  e.message = std::move(message);
+  return e;
+}
+
 TEST(Retry, StandardModeBackoffWithInjectedJitter) {
   double r = 1.0;
   RetryPolicy policy({}, [&] { return r; });
-  AwsError throttle{400, "ThrottlingException", "Rate exceeded"};
-  AwsError fault{500, "InternalServiceError", ""};
-  AwsError not_found{400, "ResourceNotFoundException", ""};
+  AwsError throttle = Err(400, "ThrottlingException", "Rate exceeded");
+  AwsError fault = Err(500, "InternalServiceError", "");
+  AwsError not_found = Err(400, "ResourceNotFoundException", "");
   // Full jitter: uniform(0,1) * min(base * 2^(i-1), 20 s).
   EXPECT_EQ(policy.OnFailure(1, throttle), std::chrono::milliseconds(500));
   EXPECT_EQ(policy.OnFailure(2, throttle), std::chrono::milliseconds(1000));
@@ -528,13 +536,13 @@ TEST(Retry, StandardModeBackoffWithInjectedJitter) {
   r = 0.5;
   EXPECT_EQ(policy.OnFailure(1, fault), std::chrono::milliseconds(50));
   EXPECT_EQ(policy.OnFailure(1, not_found), std::nullopt);
-  AwsError unrecognized{400, "UnrecognizedClientException", ""};
+  AwsError unrecognized = Err(400, "UnrecognizedClientException", "");
   EXPECT_EQ(policy.OnFailure(1, unrecognized), std::nullopt);
   AwsError dropped;
   dropped.transport = true;
   dropped.code = "NetworkError";
   EXPECT_TRUE(policy.OnFailure(1, dropped).has_value());
-  AwsError bare503{503, "Http503", ""};
+  AwsError bare503 = Err(503, "Http503", "");
   EXPECT_TRUE(policy.OnFailure(1, bare503).has_value());
   // Cap at 20 s.
   RetryOptions many;
@@ -547,7 +555,7 @@ TEST(Retry, TokenBucketStopsRetryStorms) {
   RetryOptions o;
   o.bucket_capacity = 12;
   RetryPolicy policy(o, [] { return 0.0; });
-  AwsError fault{500, "InternalServiceError", ""};
+  AwsError fault = Err(500, "InternalServiceError", "");
   AwsError timeout;
   timeout.transport = timeout.timeout = true;
   EXPECT_TRUE(policy.OnFailure(1, fault));   // 12 -> 7
@@ -591,50 +599,51 @@ TEST(Errors, ParseAndClassify) {
   EXPECT_EQ(e.code, "Http503");
   EXPECT_TRUE(IsTransientError(e));
   EXPECT_EQ(CleanErrorCode("aws.protocoltests.restjson#FooError:http://x"), "FooError");
-  EXPECT_TRUE(IsThrottlingError({400, "LimitExceededException", ""}));
-  EXPECT_TRUE(IsClockSkewError({400, "InvalidSignatureException",
-                                "Signature expired: 20251105T220858Z is now earlier than ..."}));
+  EXPECT_TRUE(IsThrottlingError(Err(400, "LimitExceededException", "")));
+  EXPECT_TRUE(IsClockSkewError(Err(400, "InvalidSignatureException",
+                                   "Signature expired: 20251105T220858Z is now earlier than ...")));
   EXPECT_FALSE(IsClockSkewError(
-      {400, "InvalidSignatureException", "The request signature we calculated does not match"}));
+      Err(400, "InvalidSignatureException", "The request signature we calculated does not match")));
   EXPECT_TRUE(ParseHttpDate("Sun, 30 Aug 2015 12:36:00 GMT") == VectorTime());
 }
 
 TEST(Errors, SecretsManagerMapping) {
   using keystore::aws::MapAwsError;
   using keystore::aws::Operation;
-  EXPECT_EQ(MapAwsError(Operation::kCreate, "k", {400, "ResourceExistsException", "exists"}),
+  EXPECT_EQ(MapAwsError(Operation::kCreate, "k", Err(400, "ResourceExistsException", "exists")),
             Status::KeyExists());
-  EXPECT_EQ(MapAwsError(Operation::kRead, "k", {400, "ResourceNotFoundException", ""}),
+  EXPECT_EQ(MapAwsError(Operation::kRead, "k", Err(400, "ResourceNotFoundException", "")),
             Status::KeyNotFound());
-  EXPECT_EQ(MapAwsError(Operation::kDelete, "k", {400, "ResourceNotFoundException", ""}),
+  EXPECT_EQ(MapAwsError(Operation::kDelete, "k", Err(400, "ResourceNotFoundException", "")),
             Status::KeyNotFound());
   // Scheduled for deletion is neither found nor "not found".
   Status s = MapAwsError(
       Operation::kRead, "k",
-      {400, "InvalidRequestException",
-       "You can't perform this operation on the secret because it was marked for deletion."});
+      Err(400, "InvalidRequestException",
+          "You can't perform this operation on the secret because it was marked for deletion."));
   EXPECT_EQ(s.code(), Code::kUnavailable);
   EXPECT_NE(s.message().find("scheduled for deletion"), std::string::npos);
   s = MapAwsError(Operation::kCreate, "k",
-                  {400, "InvalidRequestException",
-                   "You can't create this secret because a secret with this name is already "
-                   "scheduled for deletion."});
+                  Err(400, "InvalidRequestException",
+                      "You can't create this secret because a secret with this name is already "
+                      "scheduled for deletion."));
   EXPECT_NE(s.message().find("scheduled for deletion"), std::string::npos);
   // KMS problems are named as such.
   for (const char* code : {"EncryptionFailure", "DecryptionFailure", "KMSInvalidStateException",
                            "DisabledException"}) {
-    s = MapAwsError(Operation::kCreate, "k", {400, code, "x"});
+    s = MapAwsError(Operation::kCreate, "k", Err(400, code, "x"));
     EXPECT_NE(s.message().find("KMS key"), std::string::npos) << code;
     EXPECT_NE(s.message().find(code), std::string::npos);
   }
   s = MapAwsError(Operation::kRead, "k",
-                  {400, "AccessDeniedException", "Access to KMS is not allowed"});
+                  Err(400, "AccessDeniedException", "Access to KMS is not allowed"));
   EXPECT_NE(s.message().find("KMS key"), std::string::npos);
-  s = MapAwsError(Operation::kRead, "k", {400, "AccessDeniedException", "User is not authorized"});
+  s = MapAwsError(Operation::kRead, "k",
+                  Err(400, "AccessDeniedException", "User is not authorized"));
   EXPECT_NE(s.message().find("access denied"), std::string::npos);
   s = MapAwsError(Operation::kRead, "k",
-                  {400, "UnrecognizedClientException",
-                   "The security token included in the request is invalid."});
+                  Err(400, "UnrecognizedClientException",
+                      "The security token included in the request is invalid."));
   EXPECT_NE(s.message().find("rejected the credentials"), std::string::npos);
   AwsError down;
   down.transport = true;
@@ -642,7 +651,7 @@ TEST(Errors, SecretsManagerMapping) {
   EXPECT_EQ(MapAwsError(Operation::kRead, "k", down).code(), Code::kUnreachable);
   // ResourceNotFoundException on create (a missing KMS key in some paths) is
   // not "key does not exist".
-  EXPECT_EQ(MapAwsError(Operation::kCreate, "k", {400, "ResourceNotFoundException", ""}).code(),
+  EXPECT_EQ(MapAwsError(Operation::kCreate, "k", Err(400, "ResourceNotFoundException", "")).code(),
             Code::kUnavailable);
 }
 

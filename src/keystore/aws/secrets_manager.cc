@@ -1,5 +1,6 @@
 #include "keystore/aws/secrets_manager.h"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
@@ -107,6 +108,8 @@ class SecretsManagerKeyStore : public KeyStore {
     in["ClientRequestToken"] = token;
     if (!kms_key_.empty()) in["KmsKeyId"] = kms_key_;
     CallResult r = client_->Call("CreateSecret", in);
+    auto& sent = in["SecretString"].get_ref<std::string&>();
+    OPENSSL_cleanse(sent.data(), sent.size());
     if (r.ok()) return kes::Status::Ok();
     return MapAwsError(Operation::kCreate, name, *r.error);
   }
@@ -117,7 +120,7 @@ class SecretsManagerKeyStore : public KeyStore {
       return MapAwsError(Operation::kRead, name, *r.error);
     }
     if (auto it = r.body.find("SecretString"); it != r.body.end() && it->is_string()) {
-      return it->get<std::string>();
+      return std::move(it->get_ref<std::string&>());
     }
     if (auto it = r.body.find("SecretBinary"); it != r.body.end() && it->is_string()) {
       auto bytes = Base64Decode(it->get<std::string>());
