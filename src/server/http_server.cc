@@ -315,7 +315,10 @@ asio::awaitable<bool> HttpServer::Connection::Write(Response& resp,
   } else {
     lowest.expires_after(kIdleTimeout);
   }
-  http::response<http::string_body> res{static_cast<http::status>(resp.status), 11};
+  // HTTP/1.0 clients (ab) get a 1.0 answer, with "Connection: keep-alive"
+  // when they asked for it, as Go does.
+  http::response<http::string_body> res{static_cast<http::status>(resp.status),
+                                        req.version() == 10 ? 10u : 11u};
   if (!resp.accept.empty()) res.set(http::field::accept, resp.accept);
   if (!resp.location.empty()) res.set(http::field::location, resp.location);
   if (resp.type != Response::Type::kNone) {

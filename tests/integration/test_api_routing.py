@@ -249,3 +249,12 @@ def test_metrics_text_format(module_server):
 def test_ready(module_server):
     assert module_server.get("/v1/ready").status_code == 200
     assert module_server.get("/v1/ready").content == b""
+
+
+def test_http10_keep_alive(module_server):
+    data = (b"GET /version HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+            b"GET /version HTTP/1.0\r\n\r\n")
+    raw = raw_request(module_server, data)
+    assert raw.count(b"HTTP/1.0 200 OK\r\n") == 2
+    first = raw.split(b"\r\n\r\n")[0].decode().lower()
+    assert "connection: keep-alive" in first
