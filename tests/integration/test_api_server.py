@@ -315,3 +315,27 @@ def test_tls_auth_on_verifies_client_chains(kes_server, certs, server_cert, my_a
             again.get("/v1/status", client="unknown").raise_for_status()
     finally:
         again.stop()
+
+
+def test_sighup_reloads_the_tls_certificate(kes_server, cert_factory, certs):
+    srv = kes_server()
+    old_session = srv.session("admin")
+    assert old_session.get(srv.base_url + "/version").status_code == 200
+    new_cert = cert_factory.server("server-reloaded")
+    cfg = dict(srv.config)
+    cfg["tls"] = dict(cfg["tls"], key=new_cert.key, cert=new_cert.cert)
+    srv.write_config(cfg)
+    srv.signal(signal.SIGHUP)
+    assert srv.wait_for_output("=> Reloading configuration after SIGHUP signal completed.")
+    # New handshakes present the new certificate...
+    with requests.Session() as s:
+        s.trust_env = False
+        r = s.get(srv.base_url + "/version", cert=certs["admin"].pair, verify=new_cert.ca, timeout=30)
+        assert r.status_code == 200
+    with requests.Session() as s:
+        s.trust_env = False
+        with pytest.raises(requests.exceptions.SSLError):
+            s.get(srv.base_url + "/version", cert=certs["admin"].pair, verify=srv.server_cert.ca,
+                  timeout=30)
+    # ...while the connection opened before the reload keeps working.
+    assert old_session.get(srv.base_url + "/version").status_code == 200
