@@ -540,6 +540,9 @@ int RunWithConfig(const Flags& flags) {
 }  // namespace
 
 int ServerMain(int argc, char** argv) {
+  // A closed stdout/stderr pipe must not kill the server (sockets already
+  // use MSG_NOSIGNAL); log writes then fail quietly.
+  signal(SIGPIPE, SIG_IGN);
   Flags flags;
   if (auto rc = ParseFlags(argc, argv, &flags)) return *rc;
   // Deprecation warnings come first (cli.md §3.2).

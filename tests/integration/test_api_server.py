@@ -55,6 +55,13 @@ def test_cached_keys_survive_keystore_loss(kes_server):
     assert r.status_code == 502
     assert r.content == error_body("failed to create key")
     assert srv.wait_for_output("level=ERROR", stream="stderr")
+    # Health reports the broken keystore; the status stays decodable by the SDK.
+    r = srv.get("/v1/ready")
+    assert r.status_code in (502, 504)
+    assert r.content in (error_body("key store is not reachable"), error_body("key store is unavailable"))
+    status = srv.get("/v1/status").json()
+    assert status["keystore_unreachable"] is True and status["keystore_unavailable"] is True
+    assert "keystore_latency" not in status
 
 
 def test_acknowledged_creates_survive_kill(kes_server, tmp_path):
