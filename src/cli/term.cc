@@ -107,13 +107,15 @@ Result<std::string> ReadPassword(std::string_view prompt) {
   if (!isatty(fd)) {
     return Status::Invalid("failed to read password: no terminal (set KES_CLIENT_KEY_PASSWORD)");
   }
-  Err(prompt);
+  // Echo goes off before the prompt appears, and type-ahead is kept
+  // (TCSANOW, not TCSAFLUSH), so a fast typist or a script loses nothing.
   termios old{};
   tcgetattr(fd, &old);
   termios noecho = old;
   noecho.c_lflag &= ~static_cast<tcflag_t>(ECHO);
   noecho.c_lflag |= ICANON;
-  tcsetattr(fd, TCSAFLUSH, &noecho);
+  tcsetattr(fd, TCSANOW, &noecho);
+  Err(prompt);
   std::string password;
   char c;
   bool ok = true;
@@ -127,7 +129,7 @@ Result<std::string> ReadPassword(std::string_view prompt) {
     if (c == '\n' || c == '\r') break;
     password.push_back(c);
   }
-  tcsetattr(fd, TCSAFLUSH, &old);
+  tcsetattr(fd, TCSANOW, &old);
   Err("\n");
   if (!ok) return Status::Invalid("failed to read password: EOF");
   return password;

@@ -170,3 +170,51 @@ def test_identity_info_and_ls_online(kes_server):
     p = kes(["identity", "info"], server_env(srv, client="client"))
     assert p.returncode == 0, err(p)
     assert "Policy      my-app" in out(p) and "/v1/key/create/my-app*" in out(p)
+
+
+def _interact(args, cwd, answers, env):
+    """Runs kes on a pty and answers prompts: [(prompt, reply), ...]."""
+    import pty
+    import select
+    import time
+    from kes_harness import kes_bin
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(cwd)
+        os.execve(kes_bin(), [kes_bin()] + args, env)
+    seen = b""
+    pending = list(answers)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            seen += data
+        if pending and pending[0][0].encode() in seen:
+            os.write(fd, pending.pop(0)[1].encode() + b"\n")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), seen.decode("utf-8", "replace")
+
+
+def test_new_encrypt_prompts_twice_and_checks_match(tmp_path):
+    import subprocess
+    env = clean_env(NO_COLOR="1")
+    args = ["identity", "new", "--encrypt", "--key", "p.key", "--cert", "p.crt"]
+    rc, text = _interact(args, tmp_path, [("Enter password for private key:", "pw-1"),
+                                          ("Confirm password for private key:", "pw-1")], env)
+    assert rc == 0, text
+    assert "pw-1" not in text  # no echo
+    r = subprocess.run(["openssl", "pkey", "-in", "p.key", "-passin", "pass:pw-1", "-noout"],
+                       cwd=tmp_path, capture_output=True)
+    assert r.returncode == 0, r.stderr
+    rc, text = _interact(args + ["--force"], tmp_path,
+                         [("Enter password for private key:", "a"),
+                          ("Confirm password for private key:", "b")], env)
+    assert rc == 1
+    assert "Error: passwords don't match" in text
