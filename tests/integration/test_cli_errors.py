@@ -255,3 +255,17 @@ def test_sigint_during_request(args, expected_err):
     assert proc.returncode == 1
     assert stdout == b""
     assert stderr.decode() == expected_err
+
+
+def test_auto_completion_zsh_adds_bashcompinit(tmp_path):
+    (tmp_path / ".zshrc").write_text("")
+    env = clean_env(SHELL="/usr/bin/zsh", HOME=str(tmp_path))
+    p = kes(["--auto-completion"], env)
+    assert p.returncode == 0, err(p)
+    lines = (tmp_path / ".zshrc").read_text().splitlines()
+    assert lines[0] == "autoload -U +X bashcompinit && bashcompinit"
+    assert lines[1].startswith("complete -o default -C /")
+    no_shell = clean_env(HOME=str(tmp_path))
+    no_shell.pop("SHELL", None)
+    p = kes(["--auto-completion"], no_shell)
+    assert err(p) == "Error: failed to detect shell. The env variable $SHELL is not defined\n"
