@@ -573,7 +573,8 @@ Status CheckVersion(const YAML::Node& root) {
   if (!root.IsMap()) return Status::Ok();
   for (auto it = root.begin(); it != root.end(); ++it) {
     if (!it->first.IsScalar() || it->first.Scalar() != "version") continue;
-    const YAML::Node& v = it->second;
+    // A copy: the iterator's pair is a temporary proxy.
+    const YAML::Node v = it->second;
     if (v.IsMap() || v.IsSequence()) {
       return Invalid("kesconf: invalid config version at line '" +
                      std::to_string(YamlDecoder::Line(it->first)) + "'");
