@@ -221,6 +221,8 @@ def test_endpoint_down_cached_keys_keep_serving(endpoint, start_kes):
     r = srv.put("/v1/key/generate/uncached", json={})
     assert r.status_code >= 500, r.text
     assert r.status_code != 404
+    assert srv.wait_for_output("AWS endpoint unreachable", stream="stderr", timeout=10) or \
+        srv.wait_for_output("AWS endpoint unreachable", timeout=1)
     endpoint.admin("DELETE", "/__faults")
     # Nothing was (re-)created behind our back while the endpoint was down.
     assert not [c for c in sm_calls(endpoint, "CreateSecret") if c.get("status") == 200]
@@ -260,6 +262,19 @@ def test_disabled_kms_key_is_named(endpoint, start_kes):
 
 
 # ---- the credential chain (all three config values empty) ----------------------------
+
+def keep_working_until_refreshed(srv, endpoint, prefix):
+    """Creates keys (each one an AWS call) until requests were signed with a
+    second, refreshed credential set; every call must succeed."""
+    i = 0
+    deadline = time.monotonic() + 120
+    while len(access_keys_used(endpoint)) < 2:
+        assert time.monotonic() < deadline, "credentials were never refreshed"
+        roundtrip(srv, "%s-%d" % (prefix, i))
+        i += 1
+        time.sleep(0.5)
+    assert not [c for c in sm_calls(endpoint) if c.get("status") != 200]
+
 
 def access_keys_used(endpoint):
     return {r.get("access_key_id") for r in sm_calls(endpoint)} - {None}
@@ -308,12 +323,14 @@ def test_credentials_from_web_identity_with_refresh(endpoint, start_kes, monkeyp
 
 
 def test_credentials_from_container_endpoint(endpoint, start_kes, monkeypatch, tmp_path):
-    endpoint.admin("POST", "/__admin/settings", {"ecs_auth_token": "Bearer test-token"})
+    endpoint.admin("POST", "/__admin/settings", {"ecs_auth_token": "Bearer test-token",
+                                                 "temp_credentials_ttl": 8})
     (tmp_path / "ecs-token").write_text("Bearer test-token")
     monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", endpoint.url + "/v2/credentials/task")
     monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", str(tmp_path / "ecs-token"))
     srv = start_kes(endpoint, credentials=False)
     roundtrip(srv, "ecs-key")
+    keep_working_until_refreshed(srv, endpoint, "ecs")
     ecs = [r for r in endpoint.requests_log() if r.get("service") == "ecs"]
     assert ecs and all(r.get("authorization") == "Bearer test-token" for r in ecs)
 
@@ -321,8 +338,10 @@ def test_credentials_from_container_endpoint(endpoint, start_kes, monkeypatch, t
 def test_credentials_from_imdsv2(endpoint, start_kes, monkeypatch):
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "false")
     monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoint.url)
+    endpoint.admin("POST", "/__admin/settings", {"temp_credentials_ttl": 8})
     srv = start_kes(endpoint, credentials=False)
     roundtrip(srv, "imds-key")
+    keep_working_until_refreshed(srv, endpoint, "imds")
     imds = [r for r in endpoint.requests_log() if r.get("service") == "imds"]
     assert any(r.get("method") == "PUT" for r in imds), imds  # IMDSv2 session token first
 
