@@ -174,8 +174,12 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &OnHeader);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &sink);
-  // Proxies are not configured by the environment behind our back.
-  curl_easy_setopt(h, CURLOPT_PROXY, "");
+  // Like upstream (Go's ProxyFromEnvironment), https_proxy / no_proxy from the
+  // environment apply to remote hosts; loopback and the link-local credential
+  // endpoints are always reached directly.
+  if (IsLoopbackHost(request.url.host) || IsMetadataHost(request.url.host)) {
+    curl_easy_setopt(h, CURLOPT_PROXY, "");
+  }
 
   if (request.method == "GET") {
     curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);

@@ -10,7 +10,8 @@
 // certificate and host-name verification, always. Plain http:// is refused
 // unless the host is loopback (local test endpoints) or, when
 // `allow_metadata_http` is set, one of the fixed link-local credential
-// endpoints of ECS/EKS/EC2 (which only speak plain HTTP).
+// endpoints of ECS/EKS/EC2 (which only speak plain HTTP). Proxies come from
+// the environment (https_proxy, no_proxy) except for those local hosts.
 #pragma once
 
 #include <chrono>

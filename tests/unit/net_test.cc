@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -101,9 +103,16 @@ class EchoServer {
     shutdown(fd_, SHUT_RDWR);
     close(fd_);
     thread_.join();
+    // Connection threads end when their client hangs up (clients are
+    // destroyed first); wait so none outlives this object.
+    while (active_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   int port() const { return port_; }
   int connections() const { return connections_; }
+  std::vector<std::string> heads() {
+    std::lock_guard lock(mu_);
+    return heads_;
+  }
 
  private:
   void Run() {
@@ -111,10 +120,14 @@ class EchoServer {
       int c = accept(fd_, nullptr, nullptr);
       if (c < 0) return;
       ++connections_;
-      std::thread([c] { Serve(c); }).detach();
+      ++active_;
+      std::thread([this, c] {
+        Serve(c);
+        --active_;
+      }).detach();
     }
   }
-  static void Serve(int c) {
+  void Serve(int c) {
     std::string buf;
     char tmp[4096];
     for (;;) {
@@ -128,6 +141,10 @@ class EchoServer {
         buf.append(tmp, n);
       }
       std::string head = buf.substr(0, end);
+      {
+        std::lock_guard lock(mu_);
+        heads_.push_back(head);
+      }
       size_t body_len = 0;
       if (auto p = head.find("Content-Length: "); p != std::string::npos)
         body_len = std::stoul(head.substr(p + 16));
@@ -152,6 +169,9 @@ class EchoServer {
   int port_ = 0;
   std::atomic<bool> stop_{false};
   std::atomic<int> connections_{0};
+  std::atomic<int> active_{0};
+  std::mutex mu_;
+  std::vector<std::string> heads_;
   std::thread thread_;
 };
 
@@ -177,6 +197,37 @@ TEST(HttpClient, SendsHeadersAsGivenAndReusesConnections) {
     EXPECT_EQ(resp->body.substr(resp->body.size() - 2), "{}");
   }
   EXPECT_EQ(server.connections(), 1);  // keep-alive: one TCP connection for all three
+}
+
+TEST(HttpClient, ProxyFromEnvironmentExceptForLoopback) {
+  EchoServer proxy;
+  EchoServer direct;
+  const std::string proxy_url = "http://127.0.0.1:" + std::to_string(proxy.port());
+  setenv("https_proxy", proxy_url.c_str(), 1);
+  setenv("http_proxy", proxy_url.c_str(), 1);
+  HttpClientOptions o;
+  o.request_timeout = std::chrono::milliseconds(1500);
+  {
+    HttpClient client(o);
+    // A remote https host goes through the proxy (CONNECT); the handshake
+    // then fails against the echo "proxy", which is fine here.
+    HttpRequest remote;
+    remote.url = *Url::Parse("https://kes-proxy-test.invalid/");
+    EXPECT_FALSE(client.Do(remote).ok());
+    // Loopback is always direct.
+    HttpRequest local;
+    local.url = *Url::Parse("http://127.0.0.1:" + std::to_string(direct.port()) + "/x");
+    auto resp = client.Do(local);
+    ASSERT_TRUE(resp.ok()) << resp.status().message();
+    EXPECT_NE(resp->body.find("GET /x HTTP/1.1"), std::string::npos);
+  }
+  unsetenv("https_proxy");
+  unsetenv("http_proxy");
+  auto heads = proxy.heads();
+  ASSERT_FALSE(heads.empty());
+  EXPECT_TRUE(heads[0].starts_with("CONNECT kes-proxy-test.invalid:443")) << heads[0];
+  for (const auto& h : heads)
+    EXPECT_EQ(h.find("127.0.0.1:" + std::to_string(direct.port())), std::string::npos);
 }
 
 TEST(HttpClient, TransportFailureIsUnreachable) {
