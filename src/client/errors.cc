@@ -1,6 +1,7 @@
 // The SDK's error decoding (api.md §5.3) and the Status codes the C++ side
 // uses for the KES sentinels.
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "client/client.h"
 
@@ -32,8 +33,16 @@ std::string_view TrimSpace(std::string_view s) {
 Status DecodeError(int http_status, std::string_view content_type, std::string_view body) {
   std::string message(body);
   if (TrimSpace(content_type).starts_with("application/json")) {
-    auto json = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-    if (json.is_discarded() || !json.is_object()) {
+    // Like Go's json.Decoder: the first JSON value counts, trailing data is
+    // ignored (upstream's failed key listing appends `{"names":null}`).
+    nlohmann::json json;
+    try {
+      std::istringstream in{std::string(body)};
+      in >> json;
+    } catch (const nlohmann::json::exception&) {
+      json = nlohmann::json();
+    }
+    if (!json.is_object()) {
       return Status(Code::kInternal, http_status, "kes: invalid error response: not JSON");
     }
     message.clear();

@@ -53,6 +53,13 @@ TEST(DecodeError, NonJsonBodyIsTheMessage) {
   EXPECT_EQ(s.message(), "bad gateway");
 }
 
+TEST(DecodeError, TrailingDataAfterTheErrorObjectIsIgnored) {
+  Status s = DecodeError(502, "application/json",
+                         "{\"message\":\"failed to list keys\"\n}\n{\"names\":null}\n");
+  EXPECT_EQ(s.http_status(), 502);
+  EXPECT_EQ(s.message(), "failed to list keys");
+}
+
 TEST(DecodeError, InvalidJsonIsADecodeError) {
   Status s = DecodeError(400, "application/json", "not json");
   EXPECT_FALSE(s.ok());
