@@ -565,7 +565,7 @@ def ratio_rows(rows):
 
 def print_table(rows):
     hdr = (f"{'row':28} {'server':8} {'tool':12} {'conns':>5} {'req/s':>9} {'p50us':>8} "
-           f"{'p99us':>8} {'p999us':>8} {'srvCPU':>6} {'req/CPUs':>9} {'err':>4}")
+           f"{'p99us':>8} {'p999us':>8} {'srvCPU':>6} {'cliCPU':>6} {'req/CPUs':>9} {'err':>4}")
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
@@ -578,6 +578,7 @@ def print_table(rows):
         print(f"{r['row']:28} {r['server']:8} {r['tool'][:12]:12} {r.get('connections', ''):>5} "
               f"{f(r.get('rps'), '9.0f')} {f(lat.get('p50'), '8.1f')} {f(lat.get('p99'), '8.1f')} "
               f"{f(lat.get('p999'), '8.1f')} {f(r.get('server_cpu_util'), '6.2f')} "
+              f"{f(r.get('client_cpu_util'), '6.2f')} "
               f"{f(r.get('req_per_server_cpu_s'), '9.0f')} "
               f"{(r.get('errors') or 0) + (r.get('non_2xx') or 0):>4}")
 
