@@ -92,18 +92,6 @@ inline void StoreLe32(uint8_t* p, uint32_t v) {
 
 // ---- Subkey derivation and AEAD ---------------------------------------------
 
-void DeriveSubkey(KeyType type, std::span<const uint8_t> key, std::span<const uint8_t, kIVSize> iv,
-                  SecretBytes& subkey) {
-  std::array<uint8_t, 32> k;
-  if (type == KeyType::kAES256) {
-    k = HmacSha256(key, iv);
-  } else {
-    k = HChaCha20(std::span<const uint8_t, 32>(key.data(), 32), iv);
-  }
-  std::memcpy(subkey.data(), k.data(), k.size());
-  Zeroize(k.data(), k.size());
-}
-
 const EVP_CIPHER* CipherFor(KeyType type) {
   return type == KeyType::kAES256 ? AesGcm() : ChaChaPoly();
 }
@@ -270,6 +258,75 @@ std::optional<LegacyCiphertext> ParseJson(std::span<const uint8_t> b) {
 
 }  // namespace
 
+struct SecretKey::HmacState {
+  EVP_MD_CTX* inner = EVP_MD_CTX_new();  // SHA-256 after (key ^ ipad)
+  EVP_MD_CTX* outer = EVP_MD_CTX_new();  // SHA-256 after (key ^ opad)
+  ~HmacState() {
+    EVP_MD_CTX_free(inner);  // frees (and cleanses) the hash states
+    EVP_MD_CTX_free(outer);
+  }
+
+  // nullptr if OpenSSL fails; callers then use the one-shot HMAC.
+  static std::shared_ptr<const HmacState> Make(std::span<const uint8_t> key) {
+    static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    auto state = std::make_shared<HmacState>();
+    if (md == nullptr || key.size() > 64 || state->inner == nullptr || state->outer == nullptr) {
+      return nullptr;
+    }
+    uint8_t ipad[64], opad[64];
+    for (size_t i = 0; i < 64; ++i) {
+      const uint8_t k = i < key.size() ? key[i] : 0;
+      ipad[i] = k ^ 0x36;
+      opad[i] = k ^ 0x5c;
+    }
+    const bool ok = EVP_DigestInit_ex2(state->inner, md, nullptr) == 1 &&
+                    EVP_DigestUpdate(state->inner, ipad, sizeof ipad) == 1 &&
+                    EVP_DigestInit_ex2(state->outer, md, nullptr) == 1 &&
+                    EVP_DigestUpdate(state->outer, opad, sizeof opad) == 1;
+    Zeroize(ipad, sizeof ipad);
+    Zeroize(opad, sizeof opad);
+    return ok ? state : nullptr;
+  }
+
+  bool Sum(std::span<const uint8_t> message, uint8_t out[32]) const {
+    struct MdCtxDeleter {
+      void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+    };
+    thread_local std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> work(EVP_MD_CTX_new());
+    EVP_MD_CTX* w = work.get();
+    uint8_t inner_hash[32];
+    unsigned int len = 0;
+    const bool ok = w != nullptr && EVP_MD_CTX_copy_ex(w, inner) == 1 &&
+                    EVP_DigestUpdate(w, message.data(), message.size()) == 1 &&
+                    EVP_DigestFinal_ex(w, inner_hash, &len) == 1 &&
+                    EVP_MD_CTX_copy_ex(w, outer) == 1 &&
+                    EVP_DigestUpdate(w, inner_hash, sizeof inner_hash) == 1 &&
+                    EVP_DigestFinal_ex(w, out, &len) == 1;
+    if (w != nullptr) EVP_MD_CTX_reset(w);  // no keyed state left behind
+    Zeroize(inner_hash, sizeof inner_hash);
+    return ok;
+  }
+};
+
+SecretKey::SecretKey(KeyType type, SecretBytes key)
+    : type_(type),
+      key_(std::move(key)),
+      hmac_(type == KeyType::kAES256 ? HmacState::Make(key_.span()) : nullptr) {}
+
+void SecretKey::DeriveSubkey(KeyType algorithm, std::span<const uint8_t, kIVSize> iv,
+                             SecretBytes& subkey) const {
+  if (algorithm == KeyType::kChaCha20) {
+    auto k = HChaCha20(std::span<const uint8_t, 32>(key_.data(), 32), iv);
+    std::memcpy(subkey.data(), k.data(), k.size());
+    Zeroize(k.data(), k.size());
+    return;
+  }
+  if (hmac_ && hmac_->Sum(iv, subkey.data())) return;
+  auto k = HmacSha256(key_.span(), iv);
+  std::memcpy(subkey.data(), k.data(), k.size());
+  Zeroize(k.data(), k.size());
+}
+
 std::string_view KeyTypeName(KeyType type) {
   return type == KeyType::kAES256 ? "AES256" : "ChaCha20";
 }
@@ -326,7 +383,7 @@ Result<std::vector<uint8_t>> SecretKey::EncryptWith(std::span<const uint8_t, kIV
     return Status::Invalid("crypto: plaintext is too large");
   }
   SecretBytes subkey(kKeySize);
-  DeriveSubkey(type_, key_.span(), iv, subkey);
+  DeriveSubkey(type_, iv, subkey);
   std::vector<uint8_t> out(plaintext.size() + kCiphertextOverhead);
   if (!Seal(type_, subkey.span(), nonce, plaintext, context, out.data())) {
     return Status::Internal("crypto: failed to encrypt plaintext");
@@ -366,8 +423,7 @@ Result<SecretBytes> SecretKey::Decrypt(std::span<const uint8_t> ciphertext,
   }
 
   SecretBytes subkey(kKeySize);
-  DeriveSubkey(algorithm, key_.span(), std::span<const uint8_t, kIVSize>(iv.data(), kIVSize),
-               subkey);
+  DeriveSubkey(algorithm, std::span<const uint8_t, kIVSize>(iv.data(), kIVSize), subkey);
   SecretBytes plaintext(sealed.size() - kTagSize);
   if (!Open(algorithm, subkey.span(), nonce, sealed, context, plaintext.data())) {
     return Status::NotAuthentic();

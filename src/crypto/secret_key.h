@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -66,10 +67,18 @@ class SecretKey {
                               std::span<const uint8_t> context) const;
 
  private:
-  SecretKey(KeyType type, SecretBytes key) : type_(type), key_(std::move(key)) {}
+  // HMAC-SHA256 keyed with this key, its inner and outer hash states computed
+  // once: the AES subkey derivation then costs two hash finalizations.
+  struct HmacState;
+
+  SecretKey(KeyType type, SecretBytes key);
+  void DeriveSubkey(KeyType algorithm, std::span<const uint8_t, kIVSize> iv,
+                    SecretBytes& subkey) const;
+
   KeyType type_;
   SecretBytes key_;
   bool untyped_ = false;
+  std::shared_ptr<const HmacState> hmac_;  // immutable, shared by clones
 };
 
 // HChaCha20 (crypto.md §5.2); exposed for its test vector.

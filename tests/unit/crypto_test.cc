@@ -2,8 +2,10 @@
 // groups, plus malformed-input cases.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/time.h"
@@ -354,6 +356,34 @@ TEST_P(DecryptBadInput, EmptyPlaintextAndEmptyContextEqualAbsent) {
 INSTANTIATE_TEST_SUITE_P(BothTypes, DecryptBadInput,
                          ::testing::Values(KeyType::kAES256, KeyType::kChaCha20),
                          [](const auto& info) { return std::string(KeyTypeName(info.param)); });
+
+// One key shared by many threads (the server's cache does this): the
+// precomputed HMAC state and the per-thread cipher contexts must not race.
+TEST(SecretKeyThreads, SharedKeyAcrossThreads) {
+  for (KeyType type : {KeyType::kAES256, KeyType::kChaCha20}) {
+    auto key = SecretKey::Generate(type);
+    ASSERT_TRUE(key.ok());
+    std::atomic<int> failures{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        const std::vector<uint8_t> plaintext(16 + t, static_cast<uint8_t>(t));
+        const auto context = Bytes("thread-" + std::to_string(t));
+        for (int i = 0; i < 500; ++i) {
+          auto ct = key->Encrypt(plaintext, context);
+          if (!ct.ok()) {
+            ++failures;
+            continue;
+          }
+          auto pt = key->Decrypt(*ct, context);
+          if (!pt.ok() || ToVec(pt->span()) != plaintext) ++failures;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(failures.load(), 0) << KeyTypeName(type);
+  }
+}
 
 // Builds a MessagePack ciphertext from the parts of a raw one.
 struct MsgpackParts {
