@@ -1,12 +1,12 @@
 // LoadConfigFile: parse (config.md §1), decode (§2-3) and validate (§4).
+#include <fcntl.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <optional>
 #include <set>
-#include <sstream>
 
 #include "config/config.h"
 #include "config/yaml_decoder.h"
@@ -29,15 +29,23 @@ std::string GoErrnoText(int err) {
 
 // Reads a whole file; errors worded like Go's os.ReadFile.
 Result<std::string> ReadWholeFile(const std::string& path) {
-  errno = 0;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return Status::Invalid("open " + path + ": " + GoErrnoText(errno != 0 ? errno : ENOENT));
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::Invalid("open " + path + ": " + GoErrnoText(errno));
+  std::string out;
+  char buf[8192];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return Status::Invalid("read " + path + ": " + GoErrnoText(err));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
   }
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) return Status::Invalid("read " + path + ": " + GoErrnoText(errno ? errno : EIO));
-  return buf.str();
+  ::close(fd);
+  return out;
 }
 
 // --- the raw file, as decoded (before validation) -------------------------------

@@ -227,6 +227,10 @@ TEST(ConfigFile, OpenErrorIsGoStyle) {
   EXPECT_EQ(LoadConfigFile("/nonexistent-kes-dir/config.yml").status().message(),
             "open /nonexistent-kes-dir/config.yml: no such file or directory");
   EXPECT_EQ(LoadConfigFile("").status().message(), "open : no such file or directory");
+  const stdfs::path dir = TempDir();
+  EXPECT_EQ(LoadConfigFile(dir.string()).status().message(),
+            "read " + dir.string() + ": is a directory");
+  stdfs::remove(dir);
 }
 
 TEST(ConfigFile, EmptyFileIsEof) {
