@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <set>
 
+#include "aws/base64.h"
 #include "aws/credential_providers.h"
 #include "aws/json_client.h"
 #include "keystore/aws/error_mapping.h"
@@ -29,37 +30,6 @@ std::string NewUuid4() {
                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
                 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
                 b[15]);
-  return out;
-}
-
-std::optional<std::string> Base64Decode(std::string_view in) {
-  auto val = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  if (in.size() % 4 != 0) return std::nullopt;
-  std::string out;
-  for (size_t i = 0; i < in.size(); i += 4) {
-    int v[4];
-    int pad = 0;
-    for (int k = 0; k < 4; ++k) {
-      char c = in[i + k];
-      if (c == '=' && i + 4 == in.size() && k >= 2) {
-        v[k] = 0;
-        ++pad;
-      } else if (pad > 0 || (v[k] = val(c)) < 0) {
-        return std::nullopt;
-      }
-    }
-    uint32_t n = (v[0] << 18) | (v[1] << 12) | (v[2] << 6) | v[3];
-    out.push_back(static_cast<char>(n >> 16));
-    if (pad < 2) out.push_back(static_cast<char>((n >> 8) & 0xff));
-    if (pad < 1) out.push_back(static_cast<char>(n & 0xff));
-  }
   return out;
 }
 
@@ -123,7 +93,7 @@ class SecretsManagerKeyStore : public KeyStore {
       return std::move(it->get_ref<std::string&>());
     }
     if (auto it = r.body.find("SecretBinary"); it != r.body.end() && it->is_string()) {
-      auto bytes = Base64Decode(it->get<std::string>());
+      auto bytes = kes::aws::Base64Decode(it->get<std::string>());
       if (!bytes)
         return kes::Status::Unavailable("aws: failed to read '" + std::string(name) +
                                         "': invalid SecretBinary");
