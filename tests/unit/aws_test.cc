@@ -833,7 +833,7 @@ TEST(JsonClient, ResignsOnceWithTheServerClockAfterSkew) {
   EXPECT_EQ(BodyOf(reqs[0]), "{}");  // an empty input is still a JSON object
 }
 
-TEST(Base64, RoundTripAndStrictness) {
+TEST(AwsBase64, RoundTripAndStrictness) {
   const std::vector<std::string> samples = {
       "", "f", "fo", "foo", "foob", "fooba", "foobar", std::string("\0\xff\x10", 3)};
   for (const std::string& s : samples) {
