@@ -466,7 +466,7 @@ keystore:
     def cached_keys_rows(self, kes):
         """Copies one stored key under many names, touches each once through
         the cache, and divides the RSS growth by the number of keys."""
-        n = self.args.keys
+        n = self.args.keys or (20000 if self.quick else 100000)
         log(f"memory per cached key: {n} keys")
         keys = os.path.join(self.tmp, "keys")
         src = open(os.path.join(keys, KEY), "rb").read()
@@ -589,7 +589,8 @@ def main():
     ap.add_argument("--source-dir", required=True)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--keys", type=int, default=100000)
+    ap.add_argument("--keys", type=int, default=0,
+                    help="cached keys for the memory-per-key row (default 1e5, quick 2e4)")
     ap.add_argument("--rss-requests", type=int, default=0,
                     help="requests before the second RSS reading (default 1e6, quick 1e5)")
     ap.add_argument("--keep-tmp", action="store_true")
