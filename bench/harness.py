@@ -630,6 +630,8 @@ def main():
         b.stop(nginx)
         if kes is not None:
             b.stop(kes)
+            # The keystore holds one key here; the memory row adds many.
+            summary["cold_start"] = b.cold_start()
             kes = b.start_kes(name="kes-mem")
             b.prepare_kes(kes)
             summary["memory"] = b.memory_rows(kes)
@@ -639,7 +641,8 @@ def main():
                 summary["scaling"] = b.scaling_rows()
             except Exception as e:
                 b.notes.append(f"scaling rows skipped: {e}")
-            summary["cold_start"] = b.cold_start()
+            summary["cold_start_many_keys"] = b.cold_start()
+            summary["cold_start_many_keys"]["stored_keys"] = summary["cached_keys"]["keys"] + 1
         summary["micro_ns"] = b.micro()
     finally:
         b.cleanup()
@@ -718,6 +721,10 @@ def targets(rows, s):
     add(f"bytes per cached key ({k.get('keys', 0)} keys)", v, "< 300", v is not None and v < 300)
     c = (s.get("cold_start") or {}).get("median_ms")
     add("cold start to first served request (ms)", c, "< 50", c is not None and c < 50)
+    many = s.get("cold_start_many_keys") or {}
+    c = many.get("median_ms")
+    add(f"cold start, {many.get('stored_keys', 0)} keys in the keystore (ms)", c, "< 50",
+        c is not None and c < 50)
     g = [x.get("backend_gets_per_request") for x in rows if x["row"] == "generate"]
     g = [x for x in g if x is not None]
     v = max(g) if g else None
