@@ -88,7 +88,8 @@ def test_acknowledged_creates_survive_kill(kes_server, tmp_path):
     threads = [threading.Thread(target=burst, args=(w,)) for w in range(8)]
     for t in threads:
         t.start()
-    while len(acked) < 100:
+    deadline = time.monotonic() + 300  # a bound against hanging, not a timing assertion
+    while len(acked) < 100 and time.monotonic() < deadline and srv.proc.poll() is None:
         time.sleep(0.01)
     srv.kill()
     stop.set()
