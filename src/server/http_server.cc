@@ -348,12 +348,30 @@ asio::awaitable<void> HttpServer::Connection::StreamLog(LogStream which,
 
   auto timer = std::make_shared<asio::steady_timer>(ex);
   timer->expires_at(asio::steady_timer::time_point::max());
+  // The subscriber may outlive this coroutine and the io_context (the log
+  // hub keeps it until unsubscribed), so it holds only a weak reference to
+  // the executor it wakes.
+  struct Waker {
+    asio::any_io_executor ex;
+    std::weak_ptr<asio::steady_timer> timer;
+  };
+  auto waker = std::make_shared<Waker>(Waker{ex, timer});
   Logs& logs = server_.services_.logs;
-  auto sub = logs.Subscribe(which, [ex, weak = std::weak_ptr<asio::steady_timer>(timer)] {
-    asio::post(ex, [weak] {
-      if (auto t = weak.lock()) t->cancel();
-    });
+  auto sub = logs.Subscribe(which, [weak = std::weak_ptr<Waker>(waker)] {
+    if (auto w = weak.lock()) {
+      asio::post(w->ex, [t = w->timer] {
+        if (auto p = t.lock()) p->cancel();
+      });
+    }
   });
+  // Unsubscribes however the coroutine ends, including its destruction
+  // when the server stops with the stream still open.
+  struct Unsubscriber {
+    Logs& logs;
+    LogStream which;
+    std::shared_ptr<LogSubscriber> sub;
+    ~Unsubscriber() { logs.Unsubscribe(which, sub); }
+  } unsubscriber{logs, which, sub};
 
   http::response<http::empty_body> res{http::status::ok, 11};
   res.set(http::field::content_type, "application/x-ndjson");
@@ -405,7 +423,6 @@ asio::awaitable<void> HttpServer::Connection::StreamLog(LogStream which,
       }
     }
   }
-  logs.Unsubscribe(which, sub);
   if (!reader_done) {
     lowest.socket().shutdown(tcp::socket::shutdown_both, ec);
     lowest.socket().cancel(ec);
