@@ -69,6 +69,16 @@ void BM_GenerateDEK(benchmark::State& state) {
 }
 BENCHMARK(BM_GenerateDEK);
 
+// generate as one call: DEK, iv and nonce from a single RandomBytes draw.
+void BM_GenerateDataKey(benchmark::State& state) {
+  SecretKey key = MakeKey(KeyType::kAES256);
+  for (auto _ : state) {
+    auto dk = key.GenerateDataKey(kContext);
+    benchmark::DoNotOptimize(dk);
+  }
+}
+BENCHMARK(BM_GenerateDataKey);
+
 void BM_RandomBytes32(benchmark::State& state) {
   std::array<uint8_t, 32> buf;
   for (auto _ : state) {

@@ -394,6 +394,20 @@ Result<std::vector<uint8_t>> SecretKey::EncryptWith(std::span<const uint8_t, kIV
   return out;
 }
 
+Result<DataKey> SecretKey::GenerateDataKey(std::span<const uint8_t> context) const {
+  // One draw: DEK || iv || nonce. SecretBytes zeroizes all of it on return.
+  SecretBytes random(kKeySize + kIVSize + kNonceSize);
+  KES_TRY(RandomBytes(random.span()));
+  const uint8_t* p = random.data();
+  DataKey key{SecretBytes(std::span<const uint8_t>(p, kKeySize)), {}};
+  KES_ASSIGN_OR_RETURN(
+      key.ciphertext,
+      EncryptWith(std::span<const uint8_t, kIVSize>(p + kKeySize, kIVSize),
+                  std::span<const uint8_t, kNonceSize>(p + kKeySize + kIVSize, kNonceSize),
+                  key.plaintext.span(), context));
+  return key;
+}
+
 Result<SecretBytes> SecretKey::Decrypt(std::span<const uint8_t> ciphertext,
                                        std::span<const uint8_t> context) const {
   KeyType algorithm = type_;

@@ -34,6 +34,13 @@ std::optional<KeyType> ParseKeyType(std::string_view name);
 // support, ChaCha20 otherwise (crypto.md §2.2).
 KeyType DefaultKeyType();
 
+// A fresh data encryption key: the plaintext and its ciphertext under a
+// SecretKey (what /v1/key/generate returns).
+struct DataKey {
+  SecretBytes plaintext;            // kKeySize random bytes
+  std::vector<uint8_t> ciphertext;  // kKeySize + kCiphertextOverhead bytes
+};
+
 class SecretKey {
  public:
   // `bytes` must be exactly 32 bytes.
@@ -61,6 +68,10 @@ class SecretKey {
                                            std::span<const uint8_t, kNonceSize> nonce,
                                            std::span<const uint8_t> plaintext,
                                            std::span<const uint8_t> context) const;
+  // A random 32-byte data key sealed under this key with `context` as AAD,
+  // exactly as Encrypt(plaintext, context) would. The key, iv and nonce come
+  // from one RandomBytes call (one CSPRNG round trip instead of two).
+  Result<DataKey> GenerateDataKey(std::span<const uint8_t> context) const;
   // Decrypts any of the three ciphertext formats (binary, MessagePack, JSON).
   // Every malformed or unauthentic input gives Status::NotAuthentic().
   Result<SecretBytes> Decrypt(std::span<const uint8_t> ciphertext,

@@ -1,6 +1,8 @@
 // Crypto module: every vector of the secret-key, stored-key and derived
 // groups, plus malformed-input cases.
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <atomic>
 #include <fstream>
@@ -384,6 +386,118 @@ TEST(SecretKeyThreads, SharedKeyAcrossThreads) {
     EXPECT_EQ(failures.load(), 0) << KeyTypeName(type);
   }
 }
+
+// ---- HMAC-SHA256 (reused per-thread EVP_MAC context) -----------------------
+
+std::string HexSum(std::span<const uint8_t> key, std::string_view message) {
+  return HexEncode(HmacSha256(key, Bytes(message)));
+}
+
+// RFC 4231 test cases 1, 2 and 6 (a key longer than the block size), and the
+// empty key with the empty message.
+TEST(HmacSha256Test, Rfc4231AndEmptyInputs) {
+  EXPECT_EQ(HexSum(std::vector<uint8_t>(20, 0x0b), "Hi There"),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+  EXPECT_EQ(HexSum(Bytes("Jefe"), "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  EXPECT_EQ(HexSum(std::vector<uint8_t>(131, 0xaa),
+                   "Test Using Larger Than Block-Size Key - Hash Key First"),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+  EXPECT_EQ(HexSum({}, ""), "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+}
+
+// The context is reused across calls: each call must use its own key, never
+// the previous one (including after an empty key).
+TEST(HmacSha256Test, AlternatingKeysOnOneThreadMatchOneShotHmac) {
+  for (int i = 0; i < 64; ++i) {
+    std::vector<uint8_t> key(static_cast<size_t>(i % 3 == 0 ? 0 : 32 + i));
+    std::vector<uint8_t> msg(static_cast<size_t>(i * 7));
+    ASSERT_TRUE(RandomBytes(key).ok());
+    ASSERT_TRUE(RandomBytes(msg).ok());
+    std::array<uint8_t, 32> want{};
+    unsigned int len = 0;
+    const uint8_t empty = 0;
+    ASSERT_NE(HMAC(EVP_sha256(), key.empty() ? &empty : key.data(), static_cast<int>(key.size()),
+                   msg.empty() ? &empty : msg.data(), msg.size(), want.data(), &len),
+              nullptr);
+    EXPECT_EQ(HmacSha256(key, msg), want) << i;
+    if (key.size() == 32) {
+      auto hk = HMACKey::Make(key);
+      ASSERT_TRUE(hk.ok());
+      EXPECT_EQ(hk->Sum(msg), want) << i;
+    }
+  }
+}
+
+TEST(HmacSha256Test, ThreadsWithDistinctKeysAgree) {
+  std::vector<std::array<uint8_t, 32>> want(4);
+  std::vector<HMACKey> keys;
+  const auto msg = Bytes("message");
+  for (int t = 0; t < 4; ++t) {
+    auto k = HMACKey::Generate();
+    ASSERT_TRUE(k.ok());
+    want[static_cast<size_t>(t)] = k->Sum(msg);
+    keys.push_back(std::move(*k));
+  }
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 500; ++i) {
+        const size_t k = static_cast<size_t>((t + i) % 4);
+        if (keys[k].Sum(msg) != want[k]) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+// ---- Data keys (/v1/key/generate, crypto.md §7) -----------------------------
+
+class GenerateDataKeyTest : public ::testing::TestWithParam<KeyType> {};
+
+TEST_P(GenerateDataKeyTest, SealsA32ByteKeyWithContextAsAad) {
+  auto key = SecretKey::Generate(GetParam());
+  ASSERT_TRUE(key.ok());
+  const auto context = Bytes(R"({"bucket":"b","object":"o"})");
+  for (const auto& ctx : {context, std::vector<uint8_t>{}}) {
+    auto dk = key->GenerateDataKey(ctx);
+    ASSERT_TRUE(dk.ok()) << dk.status().message();
+    EXPECT_EQ(dk->plaintext.size(), 32u);
+    EXPECT_EQ(dk->ciphertext.size(), 76u);
+    auto pt = key->Decrypt(dk->ciphertext, ctx);
+    ASSERT_TRUE(pt.ok());
+    EXPECT_TRUE(ConstantTimeEqual(pt->span(), dk->plaintext.span()));
+  }
+  auto dk = key->GenerateDataKey(context);
+  ASSERT_TRUE(dk.ok());
+  EXPECT_FALSE(key->Decrypt(dk->ciphertext, Bytes(R"({"bucket":"b","object":"x"})")).ok());
+  EXPECT_FALSE(key->Decrypt(dk->ciphertext, {}).ok());
+  auto other = SecretKey::Generate(GetParam());
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(other->Decrypt(dk->ciphertext, context).ok());
+}
+
+TEST_P(GenerateDataKeyTest, EveryCallIsFresh) {
+  auto key = SecretKey::Generate(GetParam());
+  ASSERT_TRUE(key.ok());
+  auto a = key->GenerateDataKey({});
+  auto b = key->GenerateDataKey({});
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(ToVec(a->plaintext.span()), ToVec(b->plaintext.span()));
+  EXPECT_NE(a->ciphertext, b->ciphertext);
+  // The key, iv and nonce are distinct parts of the one random draw.
+  const std::vector<uint8_t> iv(a->ciphertext.begin() + 48, a->ciphertext.begin() + 64);
+  const std::vector<uint8_t> nonce(a->ciphertext.begin() + 64, a->ciphertext.end());
+  EXPECT_NE(iv, std::vector<uint8_t>(b->ciphertext.begin() + 48, b->ciphertext.begin() + 64));
+  EXPECT_NE(nonce, std::vector<uint8_t>(b->ciphertext.begin() + 64, b->ciphertext.end()));
+  EXPECT_NE(ToVec(a->plaintext.span().first(16)), iv);
+}
+
+INSTANTIATE_TEST_SUITE_P(BothTypes, GenerateDataKeyTest,
+                         ::testing::Values(KeyType::kAES256, KeyType::kChaCha20),
+                         [](const auto& info) { return std::string(KeyTypeName(info.param)); });
 
 // Builds a MessagePack ciphertext from the parts of a raw one.
 struct MsgpackParts {
