@@ -1,6 +1,7 @@
 #include "crypto/key_version.h"
 
 #include <google/protobuf/stubs/logging.h>
+
 #include <nlohmann/json.hpp>
 
 #include "crypto/encoding.h"
@@ -149,6 +150,9 @@ Result<KeyVersion> NewKeyVersion(KeyType type, std::string_view creator) {
 
 Result<KeyVersion> ParseKeyVersion(std::string_view stored) {
   // §4.2: valid JSON (surrounding whitespace allowed) is the legacy form.
+  // Every value this server writes starts with 'C' (base64 of the protobuf
+  // tag byte 0x0a), and no JSON text can start with 'C': skip the attempt.
+  if (!stored.empty() && stored.front() == 'C') return ParseProtobuf(stored);
   auto doc = nlohmann::ordered_json::parse(stored, nullptr, /*allow_exceptions=*/false);
   if (!doc.is_discarded()) return ParseLegacyJson(doc);
   return ParseProtobuf(stored);

@@ -811,6 +811,25 @@ TEST(KeyVersionCodec, CorruptProtobufKeysAreRejected) {
   EXPECT_FALSE(ParseKeyVersion(good.substr(0, good.size() - 8)).ok());
 }
 
+// Values starting with 'C' skip the JSON attempt (no JSON text starts so);
+// any other start still decides by trying JSON first (§4.2).
+TEST(KeyVersionCodec, ProtobufDetectionByFirstByte) {
+  auto kv = NewKeyVersion(KeyType::kAES256, "me");
+  ASSERT_TRUE(kv.ok());
+  auto encoded = EncodeKeyVersion(*kv);
+  ASSERT_TRUE(encoded.ok());
+  ASSERT_EQ(encoded->front(), 'C');
+  auto parsed = ParseKeyVersion(*encoded);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(ToVec(parsed->key.bytes()), ToVec(kv->key.bytes()));
+  auto newline_first = ParseKeyVersion("\r\n" + *encoded + "\n");  // Go base64 skips CR/LF
+  ASSERT_TRUE(newline_first.ok()) << newline_first.status().message();
+  EXPECT_EQ(newline_first->created_by, "me");
+  EXPECT_FALSE(ParseKeyVersion("C").ok());
+  EXPECT_FALSE(
+      ParseKeyVersion(R"(C{"bytes":"J8qmOyEV2ce2yoAC+5t0Y7CSP/hTMppL7XHpAnyc+0E="})").ok());
+}
+
 TEST(KeyVersionCodec, LegacyJsonRules) {
   const std::string b = "J8qmOyEV2ce2yoAC+5t0Y7CSP/hTMppL7XHpAnyc+0E=";
   {
