@@ -56,10 +56,6 @@ std::string Arch() {
 }
 
 int Version() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  std::string year = std::to_string(tm.tm_year + 1900);
   auto line = [](const std::string& label, const std::string& value, const std::string& note) {
     std::string v = value;
     if (v.size() < 22) v.append(22 - v.size(), ' ');
@@ -70,8 +66,9 @@ int Version() {
   std::string out;
   out += line("Version", std::string(BuildVersion()), "commit=" + std::string(BuildCommit()));
   out += line("Runtime", "C++20 linux/" + Arch(), "compiler=gcc");
-  out += line("License", "AGPLv3", "https://www.gnu.org/licenses/agpl-3.0.html");
-  out += line("Copyright", "2015-" + year + " MinIO Inc.", "https://min.io");
+  // Upstream prints its own licence and copyright; kes-cpp is a separate
+  // code base and names itself instead.
+  out += line("Project", "kes-cpp", "drop-in replacement for MinIO KES");
   Out(out);
   return 0;
 }

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "common/status.h"
+#include "common/strings.h"  // GoQuote, used by every command
 
 namespace kes::cli {
 
@@ -46,9 +47,6 @@ int FailSee(std::string_view message, std::string_view command);
 // Reads a password without echo from the terminal (prompt on stderr, newline
 // after). KES_CLIENT_KEY_PASSWORD, when set, is used instead (scripts/tests).
 Result<std::string> ReadPassword(std::string_view prompt);
-
-// Go %q of a plain string (quotes, escapes).
-std::string GoQuote(std::string_view s);
 
 // Wraps text in upstream's one-space frame: blank first/last line, one
 // leading space, lines right-padded to equal width.

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/strings.h"
 #include "crypto/encoding.h"
 #include "kes.pb.h"
 
@@ -11,17 +12,6 @@ namespace kes::crypto {
 namespace {
 
 constexpr uint32_t kHashSHA256 = 1;
-
-bool EqualFold(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
 
 std::span<const uint8_t> Bytes(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
@@ -41,8 +31,9 @@ Result<KeyVersion> ParseLegacyJson(const nlohmann::ordered_json& doc) {
   std::string algorithm, created_by;
   std::optional<Timestamp> created_at;
   for (const auto& [name, value] : doc.items()) {
-    const bool is_bytes = EqualFold(name, "bytes"), is_alg = EqualFold(name, "algorithm"),
-               is_at = EqualFold(name, "created_at"), is_by = EqualFold(name, "created_by");
+    const bool is_bytes = EqualFoldAscii(name, "bytes"), is_alg = EqualFoldAscii(name, "algorithm"),
+               is_at = EqualFoldAscii(name, "created_at"),
+               is_by = EqualFoldAscii(name, "created_by");
     if (!is_bytes && !is_alg && !is_at && !is_by) continue;
     if (value.is_null()) continue;
     if (!value.is_string()) {

@@ -4,6 +4,8 @@
 #include <memory>
 #include <string>
 
+#include "common/strings.h"
+
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
 #endif
@@ -204,18 +206,6 @@ std::optional<LegacyCiphertext> ParseMsgpack(std::span<const uint8_t> b) {
   return c;
 }
 
-// ASCII case-insensitive equality, as Go's encoding/json matches field names.
-bool EqualFold(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 std::optional<LegacyCiphertext> ParseJson(std::span<const uint8_t> b) {
   const auto doc =
       nlohmann::ordered_json::parse(b.begin(), b.end(), nullptr, /*allow_exceptions=*/false);
@@ -226,9 +216,9 @@ std::optional<LegacyCiphertext> ParseJson(std::span<const uint8_t> b) {
   std::string aead;
   std::optional<std::vector<uint8_t>> iv, nonce, bytes;
   for (const auto& [name, value] : doc.items()) {
-    const bool is_aead = EqualFold(name, "aead"), is_id = EqualFold(name, "id"),
-               is_iv = EqualFold(name, "iv"), is_nonce = EqualFold(name, "nonce"),
-               is_bytes = EqualFold(name, "bytes");
+    const bool is_aead = EqualFoldAscii(name, "aead"), is_id = EqualFoldAscii(name, "id"),
+               is_iv = EqualFoldAscii(name, "iv"), is_nonce = EqualFoldAscii(name, "nonce"),
+               is_bytes = EqualFoldAscii(name, "bytes");
     if (!is_aead && !is_id && !is_iv && !is_nonce && !is_bytes) continue;
     if (value.is_null()) continue;
     if (!value.is_string()) return std::nullopt;

@@ -346,13 +346,15 @@ asio::awaitable<Response> KeyCrypto(const Request& req, const State& st, Service
   JsonWriter w(resp.body);
   switch (id) {
     case RouteId::kKeyGenerate: {
-      crypto::SecretBytes dek(crypto::kKeySize);
-      if (!crypto::RandomBytes(dek.span()).ok()) {
-        co_return Response::Error(500, "failed to generate encryption key");
-      }
-      auto ct = kv.key.Encrypt(dek.span(), values[0]);
-      if (!ct.ok()) co_return Response::Error(500, "failed to generate encryption key");
-      w.BeginObject().Key("plaintext").Bytes(dek.span()).Key("ciphertext").Bytes(*ct).EndObject();
+      // One CSPRNG draw for DEK, iv and nonce (see docs/performance.md).
+      auto dk = kv.key.GenerateDataKey(values[0]);
+      if (!dk.ok()) co_return Response::Error(500, "failed to generate encryption key");
+      w.BeginObject()
+          .Key("plaintext")
+          .Bytes(dk->plaintext.span())
+          .Key("ciphertext")
+          .Bytes(dk->ciphertext)
+          .EndObject();
       break;
     }
     case RouteId::kKeyEncrypt: {

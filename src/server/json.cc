@@ -3,6 +3,7 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 
+#include "common/strings.h"
 #include "crypto/encoding.h"
 
 namespace kes::server {
@@ -51,17 +52,6 @@ size_t Utf8SequenceLength(std::string_view s, size_t i, uint32_t* cp) {
   }
   *cp = v;
   return n;
-}
-
-bool EqualFoldAscii(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
 }
 
 // SAX consumer that records the top-level string members we were asked for.

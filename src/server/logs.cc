@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "common/strings.h"
 #include "common/time.h"
 #include "config/config.h"
 #include "server/json.h"
@@ -28,36 +29,7 @@ void AppendValue(std::string& out, std::string_view v) {
     out += v;
     return;
   }
-  // strconv.Quote for the ASCII subset; other bytes are passed through.
-  out += '"';
-  for (unsigned char c : v) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\x%02x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
+  AppendGoQuoted(out, v);
 }
 
 // Local time, RFC 3339 with milliseconds, as slog's text handler prints it.

@@ -243,16 +243,13 @@ std::string Banner(const BannerInfo& b) {
   auto line = [](std::string_view label, std::string_view value) {
     return Pad(label, 33) + " " + std::string(value) + "\n";
   };
-  std::time_t now = std::time(nullptr);
-  struct tm tm;
-  gmtime_r(&now, &tm);
   std::string out;
   out += line("Version", Pad(BuildVersion(), 23) + " commit=" + std::string(BuildCommit()));
   out += line("Runtime", Pad("c++20 " + std::string(GoOs()) + "/" + std::string(GoArch()), 23) +
                              " compiler=gcc-" + std::to_string(__GNUC__));
-  out += line("License", Pad("AGPLv3", 23) + " https://www.gnu.org/licenses/agpl-3.0.html");
-  out += line("Copyright", Pad("MinIO, Inc.", 12) + " 2015-" + std::to_string(tm.tm_year + 1900) +
-                               "  https://min.io");
+  // Upstream prints its own licence and copyright here; kes-cpp is a
+  // separate code base, so it names itself instead (nothing parses the line).
+  out += line("Project", Pad("kes-cpp", 23) + " drop-in replacement for MinIO KES");
   out += "\n";
   out += line("KMS", b.kms);
   for (size_t i = 0; i < b.urls.size(); ++i) {
@@ -333,6 +330,17 @@ int ThreadCount() {
   return std::max(1, sys.num_cpu_used);
 }
 
+// Locks all current and future pages in RAM so key material never reaches
+// swap. MCL_ONFAULT locks pages as they are touched instead of faulting in
+// every mapping (all of libcrypto, libprotobuf, thread stacks) at start-up:
+// same guarantee, a fraction of the resident memory (docs/performance.md).
+bool LockMemory() {
+#ifdef MCL_ONFAULT
+  if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == 0) return true;
+#endif
+  return mlockall(MCL_CURRENT | MCL_FUTURE) == 0;
+}
+
 // Small default thread stacks: coroutine frames live on the heap, and
 // mlockall(MCL_FUTURE) would otherwise pin 8 MiB per thread.
 void SetDefaultThreadStack() {
@@ -375,7 +383,7 @@ int RunDev(const Flags& flags) {
   if (Status s = SplitAddress(addr, &ip, &port); !s.ok()) return Fail(s.message());
   bool mlocked = false;
   if (flags.mlock) {
-    mlocked = mlockall(MCL_CURRENT | MCL_FUTURE) == 0;
+    mlocked = LockMemory();
     if (!mlocked) {
       WriteLine(2,
                 std::string("WARNING: failed to lock memory (--mlock): ") + std::strerror(errno));
@@ -441,7 +449,7 @@ int RunDev(const Flags& flags) {
 }
 
 int RunWithConfig(const Flags& flags) {
-  const bool mlocked = mlockall(MCL_CURRENT | MCL_FUTURE) == 0;
+  const bool mlocked = LockMemory();
   if (!mlocked && flags.mlock) {
     WriteLine(2, std::string("WARNING: failed to lock memory (--mlock): ") + std::strerror(errno));
   }

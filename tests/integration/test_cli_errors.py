@@ -174,7 +174,7 @@ def test_version_usage_and_unknown_commands():
     p = kes(["--version"])
     assert p.returncode == 0
     lines = out(p).splitlines()
-    assert [l[:11] for l in lines] == ["Version    ", "Runtime    ", "License    ", "Copyright  "]
+    assert [l[:11] for l in lines] == ["Version    ", "Runtime    ", "Project    "]
     assert re.match(r"Version    \S+\s+commit=", lines[0])
     p = kes([])
     assert p.returncode == 2 and "server" in err(p)
