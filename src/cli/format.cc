@@ -174,7 +174,7 @@ std::string FormatDate(std::string_view rfc3339, bool local) {
     time_t t = timegm(&tm) - offset;
     localtime_r(&t, &tm);
   }
-  char buf[32];
+  char buf[80];  // room for any int values: no truncation warning
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
   return buf;
