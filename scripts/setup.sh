@@ -9,7 +9,7 @@ packages=(
   g++ cmake ninja-build ccache pkg-config git
   # libraries
   libssl-dev libboost1.81-dev libcurl4-openssl-dev nlohmann-json3-dev
-  libyaml-cpp-dev libspdlog-dev libfmt-dev libprotobuf-dev
+  libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev libprotobuf-dev
   protobuf-compiler libmsgpuck-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # tests: independent clients and real servers
