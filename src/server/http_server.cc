@@ -9,7 +9,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -25,6 +24,13 @@ using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 
 namespace {
+
+// A connection runs on one single-threaded io_context, so its socket and
+// timers name that executor directly instead of the type-erased
+// any_io_executor (no per-operation executor copies through a vtable).
+using IoExecutor = asio::io_context::executor_type;
+using Socket = tcp::socket::rebind_executor<IoExecutor>::other;
+using TcpStream = beast::basic_stream<tcp, IoExecutor>;
 
 constexpr auto kHeaderTimeout = 5s;
 constexpr auto kIdleTimeout = 90s;
@@ -79,7 +85,7 @@ bool MethodAllowed(std::string_view got, std::string_view want) {
 // One TLS connection: handshake, identity, request loop.
 class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::Connection> {
  public:
-  Connection(HttpServer& server, tcp::socket socket, std::shared_ptr<const State> state,
+  Connection(HttpServer& server, Socket socket, std::shared_ptr<const State> state,
              uint64_t generation)
       : server_(server),
         state_(std::move(state)),
@@ -116,7 +122,7 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
   std::shared_ptr<const State> state_;
   uint64_t generation_;
   std::shared_ptr<asio::ssl::context> tls_;  // keeps the context alive across reloads
-  beast::ssl_stream<beast::tcp_stream> stream_;
+  beast::ssl_stream<TcpStream> stream_;
   beast::flat_buffer buffer_;
   PeerIdentity peer_;
   std::string remote_ip_;
@@ -380,7 +386,8 @@ asio::awaitable<void> HttpServer::Connection::StreamLog(LogStream which,
   http::response_serializer<http::empty_body> sr{res};
   co_await http::async_write_header(stream_, sr, asio::redirect_error(asio::use_awaitable, ec));
 
-  // A reader on the same strand notices the client going away.
+  // A reader on the same (single-threaded) io_context notices the client
+  // going away; the two coroutines never run at the same time.
   bool closed = !!ec;
   bool reader_done = false;
   if (!closed) {
@@ -434,7 +441,17 @@ asio::awaitable<void> HttpServer::Connection::StreamLog(LogStream which,
 }
 
 HttpServer::HttpServer(Services& services, StateHolder& state)
-    : services_(services), state_(state), acceptor_(io_) {
+    : services_(services),
+      state_(state),
+      // Concurrency hint 1: each io_context is run by exactly one thread.
+      // It keeps its locks, so the worker pool and the log hub may still
+      // post to it from other threads.
+      ios_([] {
+        std::vector<std::unique_ptr<asio::io_context>> v;
+        v.push_back(std::make_unique<asio::io_context>(1));
+        return v;
+      }()),
+      acceptor_(*ios_[0]) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
     // Leave room for the keystore's own files and sockets.
@@ -466,20 +483,25 @@ uint16_t HttpServer::port() const {
 }
 
 void HttpServer::Accept() {
-  acceptor_.async_accept(asio::make_strand(io_), [this](beast::error_code ec, tcp::socket sock) {
+  // Round-robin: the socket is created on the io_context that will run the
+  // connection; this handler runs on the acceptor's (ios_[0]) thread.
+  asio::io_context& io = *ios_[next_io_];
+  next_io_ = (next_io_ + 1) % ios_.size();
+  auto sock = std::make_shared<Socket>(io.get_executor());
+  acceptor_.async_accept(*sock, [this, sock](beast::error_code ec) {
     if (ec) {
       if (stopping_.load() || !acceptor_.is_open()) return;
       Accept();
       return;
     }
     if (connections_.load() >= max_connections_) {
-      sock.close(ec);
+      sock->close(ec);
       Accept();
       return;
     }
-    sock.set_option(tcp::no_delay(true), ec);
+    sock->set_option(tcp::no_delay(true), ec);
     auto conn =
-        std::make_shared<Connection>(*this, std::move(sock), state_.Load(), state_.generation());
+        std::make_shared<Connection>(*this, std::move(*sock), state_.Load(), state_.generation());
     connections_.fetch_add(1);
     auto ex = conn->executor();
     asio::co_spawn(
@@ -498,9 +520,13 @@ void HttpServer::Accept() {
 }
 
 void HttpServer::Start(int threads) {
+  const int n = std::max(1, threads);
+  while (static_cast<int>(ios_.size()) < n) ios_.push_back(std::make_unique<asio::io_context>(1));
+  // An io_context with no connection yet must not return from run().
+  for (auto& io : ios_) guards_.push_back(asio::make_work_guard(*io));
   Accept();
-  for (int i = 0; i < std::max(1, threads); ++i) {
-    threads_.emplace_back([this] { io_.run(); });
+  for (auto& io : ios_) {
+    threads_.emplace_back([io = io.get()] { io->run(); });
   }
 }
 
@@ -511,7 +537,7 @@ void HttpServer::Shutdown(std::chrono::milliseconds grace) {
     }
     return;
   }
-  asio::post(io_, [this] {
+  asio::post(*ios_[0], [this] {
     beast::error_code ec;
     acceptor_.close(ec);
   });
@@ -519,7 +545,7 @@ void HttpServer::Shutdown(std::chrono::milliseconds grace) {
   while (in_flight_.load() > 0 && std::chrono::steady_clock::now() < until) {
     std::this_thread::sleep_for(10ms);
   }
-  io_.stop();
+  for (auto& io : ios_) io->stop();
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }

@@ -1,11 +1,13 @@
 // HttpServer: the TLS listener and its connections (api.md §1). One
-// io_context runs on N threads; every connection is a coroutine on its own
-// strand. Per connection: TLS handshake, identity computed once, then
-// HTTP/1.1 keep-alive requests with upstream's timeouts (header 5 s, idle
-// 90 s, per-route write deadline).
+// single-threaded io_context per I/O thread; the acceptor (on the first) hands
+// accepted sockets round-robin to them, and a connection then lives entirely
+// on its io_context, so it needs no strand. Per connection: TLS handshake,
+// identity computed once, then HTTP/1.1 keep-alive requests with upstream's
+// timeouts (header 5 s, idle 90 s, per-route write deadline).
 #pragma once
 
 #include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
@@ -43,7 +45,11 @@ class HttpServer {
 
   Services& services_;
   StateHolder& state_;
-  boost::asio::io_context io_;
+  // ios_[0] exists from construction (it owns the acceptor); Start adds the
+  // rest. Declared before acceptor_ so that it is destroyed after it.
+  std::vector<std::unique_ptr<boost::asio::io_context>> ios_;
+  std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guards_;
+  size_t next_io_ = 0;  // round-robin cursor; only the acceptor's thread uses it
   boost::asio::ip::tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;
   std::atomic<bool> stopping_{false};
