@@ -391,11 +391,7 @@ int List(const Args& args) {
   if (prefix == "*") prefix.clear();
   auto ids = (*client)->ListIdentities(prefix);
   if (!ids.ok()) return FailRequest(ids.status());
-  if (*as_json) Out((ids->empty() ? json(nullptr) : json(*ids)).dump() + "\n");
-  if (ids->empty()) return 0;
-  std::string out = Underline("Identity") + "\n";
-  for (auto& id : *ids) out += id + "\n";
-  Out(out);
+  PrintNames(*ids, "Identity", *as_json);
   return 0;
 }
 

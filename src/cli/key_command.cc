@@ -146,18 +146,6 @@ int Info(const Args& args) {
   return 0;
 }
 
-void PrintNames(const std::vector<std::string>& names, const std::string& header, bool as_json,
-                bool table_after_json) {
-  if (as_json) {
-    Out((names.empty() ? json(nullptr) : json(names)).dump() + "\n");
-    if (!table_after_json) return;
-  }
-  if (names.empty()) return;
-  std::string out = Underline(header) + "\n";
-  for (const auto& n : names) out += n + "\n";
-  Out(out);
-}
-
 int List(const Args& args) {
   const std::string cmd = "kes key ls";
   FlagSet f(SubUsage("kes key ls [options] [<pattern>]",
@@ -176,7 +164,7 @@ int List(const Args& args) {
   std::string prefix = pattern == "*" ? "" : pattern;
   auto names = (*client)->ListKeys(prefix);
   if (!names.ok()) return FailKeyRequest(names.status(), "failed to list keys: ");
-  PrintNames(*names, "Key", *as_json, true);
+  PrintNames(*names, "Key", *as_json);
   return 0;
 }
 

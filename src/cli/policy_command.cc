@@ -56,11 +56,7 @@ int List(const Args& args) {
   if (prefix == "*") prefix.clear();
   auto names = (*client)->ListPolicies(prefix);
   if (!names.ok()) return FailRequest(names.status(), "failed to list keys: ");  // sic
-  if (*as_json) Out((names->empty() ? json(nullptr) : json(*names)).dump() + "\n");
-  if (names->empty()) return 0;
-  std::string out = Underline("Key") + "\n";  // sic (cli.md §3.6)
-  for (auto& n : *names) out += n + "\n";
-  Out(out);
+  PrintNames(*names, "Key", *as_json);  // header "Key": sic (cli.md §3.6)
   return 0;
 }
 
@@ -208,14 +204,7 @@ int LsCommand(const Args& args) {
     header = "Key";
   }
   if (!names.ok()) return FailRequest(names.status());
-  if (*as_json) {
-    Out((names->empty() ? json(nullptr) : json(*names)).dump() + "\n");
-    return 0;
-  }
-  if (names->empty()) return 0;
-  std::string out = Underline(header) + "\n";
-  for (auto& n : *names) out += n + "\n";
-  Out(out);
+  PrintNames(*names, header, *as_json);
   return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "crypto/secret_bytes.h"
@@ -165,6 +166,17 @@ std::string Frame(std::string_view text) {
   for (auto& l : lines) out += " " + l + std::string(width - visible(l) + 1, ' ') + "\n";
   out += std::string(width + 2, ' ') + "\n";
   return out;
+}
+
+void PrintNames(const std::vector<std::string>& names, std::string_view header, bool as_json) {
+  if (as_json) {
+    Out((names.empty() ? nlohmann::json(nullptr) : nlohmann::json(names)).dump() + "\n");
+    return;
+  }
+  if (names.empty()) return;
+  std::string out = Underline(header) + "\n";
+  for (const auto& n : names) out += n + "\n";
+  Out(out);
 }
 
 }  // namespace kes::cli

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 #include "common/strings.h"  // GoQuote, used by every command
@@ -37,6 +38,11 @@ inline constexpr uint32_t kCyan = 0x00a6d6;
 inline constexpr uint32_t kDenyRed = 0xd70000;
 
 void Out(std::string_view s);  // stdout, unbuffered write of all bytes
+
+// Output of the `ls` commands: with `as_json` one JSON array line (`null`
+// when empty) and nothing else, so it can be piped to a JSON tool; otherwise
+// an underlined header and one name per line (nothing when empty).
+void PrintNames(const std::vector<std::string>& names, std::string_view header, bool as_json);
 void Err(std::string_view s);  // stderr
 
 // Prints "Error: <msg>" (red "Error:" with colour) on stderr; returns 1.

@@ -161,7 +161,8 @@ def test_identity_info_and_ls_online(kes_server):
     assert p.returncode == 0, err(p)
     assert "Policy      my-app\n" in out(p) and "Role        User\n" in out(p)
     p = kes(["identity", "ls", "--json"], env)
-    ids = json.loads(out(p).split("\n")[0])
+    assert out(p).count("\n") == 1  # JSON only, no table after it
+    ids = json.loads(out(p))
     assert admin in ids and client in ids and ids == sorted(ids)
     p = kes(["identity", "info", "ff" * 32], env)
     assert p.returncode == 1

@@ -134,6 +134,7 @@ def test_policy_commands(srv):
     env = server_env(srv)
     p = kes(["policy", "ls"], env)
     assert out(p) == "Key\nmy-app\n"  # header "Key" (sic, upstream)
+    assert out(kes(["policy", "ls", "--json"], env)) == '["my-app"]\n'  # JSON only
     p = kes(["policy", "show", "my-app"], env)
     pol = json.loads(out(p))
     assert "/v1/key/create/my-app*" in pol["allow"]
