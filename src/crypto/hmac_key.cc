@@ -57,16 +57,16 @@ Result<HMACKey> HMACKey::Make(std::span<const uint8_t> bytes) {
     return Status::Invalid("crypto: invalid HMAC key length '" + std::to_string(bytes.size()) +
                            "'");
   }
-  return HMACKey(SecretBytes(bytes));
+  return HMACKey(bytes.first<32>());
 }
 
 Result<HMACKey> HMACKey::Generate() {
-  SecretBytes key(32);
+  SecretArray<32> key;
   KES_TRY(RandomBytes(key.span()));
-  return HMACKey(std::move(key));
+  return HMACKey(key.span());
 }
 
-HMACKey HMACKey::Clone() const { return HMACKey(key_.Clone()); }
+HMACKey HMACKey::Clone() const { return HMACKey(key_.span()); }
 
 std::array<uint8_t, 32> HMACKey::Sum(std::span<const uint8_t> message) const {
   return HmacSha256(key_.span(), message);

@@ -24,8 +24,8 @@ class HMACKey {
   std::array<uint8_t, 32> Sum(std::span<const uint8_t> message) const;
 
  private:
-  explicit HMACKey(SecretBytes key) : key_(std::move(key)) {}
-  SecretBytes key_;
+  explicit HMACKey(std::span<const uint8_t, 32> key) : key_(key) {}
+  SecretArray<32> key_;  // inline: no heap block per cached key
 };
 
 // HMAC-SHA256 of `message` under `key` (any key length).

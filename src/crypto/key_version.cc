@@ -2,7 +2,10 @@
 
 #include <google/protobuf/stubs/logging.h>
 
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <ostream>
+#include <unordered_map>
 
 #include "common/strings.h"
 #include "crypto/encoding.h"
@@ -128,6 +131,31 @@ Result<KeyVersion> ParseProtobuf(std::string_view stored) {
 
 }  // namespace
 
+SharedString::SharedString(std::string_view s) {
+  if (s.empty()) return;
+  // Bounds on what the table keeps (it never shrinks): creator identities
+  // are few and short. Anything else gets its own copy.
+  constexpr size_t kMaxInternedSize = 256;
+  constexpr size_t kMaxInternedCount = 1024;
+  if (s.size() > kMaxInternedSize) {
+    s_ = std::make_shared<const std::string>(s);
+    return;
+  }
+  static std::mutex mu;
+  // Never destroyed: SharedStrings may outlive static destruction order.
+  static auto* const table =
+      new std::unordered_map<std::string_view, std::shared_ptr<const std::string>>();
+  std::lock_guard lock(mu);
+  if (auto it = table->find(s); it != table->end()) {
+    s_ = it->second;
+    return;
+  }
+  s_ = std::make_shared<const std::string>(s);
+  if (table->size() < kMaxInternedCount) table->emplace(*s_, s_);
+}
+
+std::ostream& operator<<(std::ostream& os, const SharedString& s) { return os << s.view(); }
+
 KeyVersion KeyVersion::Clone() const {
   return KeyVersion{key.Clone(), hmac ? std::optional<HMACKey>(hmac->Clone()) : std::nullopt,
                     created_at, created_by};
@@ -139,11 +167,26 @@ Result<KeyVersion> NewKeyVersion(KeyType type, std::string_view creator) {
   return KeyVersion{std::move(key), std::move(hmac), Timestamp::Now(), std::string(creator)};
 }
 
+namespace {
+
+// Whether `s` can be JSON text at all: after optional JSON whitespace, a
+// JSON value starts with one of {["-0123456789tfn. Anything else (every
+// base64 protobuf value: those this server and upstream write start with 'C',
+// the encoding of the tag byte 0x0a) skips the JSON parser, which would
+// otherwise build a parse_error, message string included, for each such key.
+bool MayBeJson(std::string_view s) {
+  const size_t i = s.find_first_not_of(" \t\n\r");
+  if (i == std::string_view::npos) return false;
+  const char c = s[i];
+  return c == '{' || c == '[' || c == '"' || c == '-' || (c >= '0' && c <= '9') || c == 't' ||
+         c == 'f' || c == 'n';
+}
+
+}  // namespace
+
 Result<KeyVersion> ParseKeyVersion(std::string_view stored) {
   // §4.2: valid JSON (surrounding whitespace allowed) is the legacy form.
-  // Every value this server writes starts with 'C' (base64 of the protobuf
-  // tag byte 0x0a), and no JSON text can start with 'C': skip the attempt.
-  if (!stored.empty() && stored.front() == 'C') return ParseProtobuf(stored);
+  if (!MayBeJson(stored)) return ParseProtobuf(stored);
   auto doc = nlohmann::ordered_json::parse(stored, nullptr, /*allow_exceptions=*/false);
   if (!doc.is_discarded()) return ParseLegacyJson(doc);
   return ParseProtobuf(stored);
@@ -167,7 +210,7 @@ Result<std::string> EncodeKeyVersion(const KeyVersion& version) {
   auto* ts = pb.mutable_createdat();
   ts->set_seconds(version.created_at.seconds);
   ts->set_nanos(version.created_at.nanos);
-  pb.set_createdby(version.created_by);
+  pb.set_createdby(std::string(version.created_by.view()));
 
   // libprotobuf writes known fields in field-number order and omits proto3
   // zero scalars, which is exactly Go's proto.Marshal output for this schema.

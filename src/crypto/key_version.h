@@ -3,6 +3,8 @@
 // JSON form.
 #pragma once
 
+#include <iosfwd>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,11 +16,38 @@
 
 namespace kes::crypto {
 
+// An immutable string shared by every holder of the same text: the creator
+// identity of a key (64 hex characters), which nearly all keys of a keystore
+// have in common. A cached key then holds a pointer instead of its own copy.
+// Equal short strings are interned process-wide in a bounded table; the text
+// is not secret.
+class SharedString {
+ public:
+  SharedString() = default;
+  // Implicit, so a SharedString is initialized like the std::string it
+  // replaces.
+  SharedString(std::string_view s);  // NOLINT(google-explicit-constructor)
+  SharedString(const std::string& s) : SharedString(std::string_view(s)) {}  // NOLINT
+  SharedString(const char* s) : SharedString(std::string_view(s)) {}         // NOLINT
+
+  std::string_view view() const { return s_ ? std::string_view(*s_) : std::string_view(); }
+  operator std::string_view() const { return view(); }  // NOLINT
+  bool empty() const { return view().empty(); }
+  size_t size() const { return view().size(); }
+  void clear() { s_.reset(); }
+
+  friend bool operator==(const SharedString& a, std::string_view b) { return a.view() == b; }
+
+ private:
+  std::shared_ptr<const std::string> s_;  // nullptr for ""
+};
+std::ostream& operator<<(std::ostream& os, const SharedString& s);
+
 struct KeyVersion {
   SecretKey key;
   std::optional<HMACKey> hmac;  // absent only for legacy JSON keys
   Timestamp created_at;         // legacy keys keep their zone offset
-  std::string created_by;
+  SharedString created_by;
 
   KeyVersion Clone() const;
 };

@@ -1,3 +1,9 @@
+// SHA256_Init/Update/Final are deprecated in OpenSSL 3 but remain the only
+// API that resumes a hash from a saved chaining value (see HmacWithStates).
+// Defined before any OpenSSL header: it takes effect where macros.h is first
+// included.
+#define OPENSSL_SUPPRESS_DEPRECATED
+
 #include "crypto/secret_key.h"
 
 #include <cstring>
@@ -12,6 +18,7 @@
 
 #include <msgpuck.h>
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include <nlohmann/json.hpp>
 
@@ -248,70 +255,70 @@ std::optional<LegacyCiphertext> ParseJson(std::span<const uint8_t> b) {
 
 }  // namespace
 
-struct SecretKey::HmacState {
-  EVP_MD_CTX* inner = EVP_MD_CTX_new();  // SHA-256 after (key ^ ipad)
-  EVP_MD_CTX* outer = EVP_MD_CTX_new();  // SHA-256 after (key ^ opad)
-  ~HmacState() {
-    EVP_MD_CTX_free(inner);  // frees (and cleanses) the hash states
-    EVP_MD_CTX_free(outer);
-  }
+namespace {
 
-  // nullptr if OpenSSL fails; callers then use the one-shot HMAC.
-  static std::shared_ptr<const HmacState> Make(std::span<const uint8_t> key) {
-    static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-    auto state = std::make_shared<HmacState>();
-    if (md == nullptr || key.size() > 64 || state->inner == nullptr || state->outer == nullptr) {
-      return nullptr;
-    }
-    uint8_t ipad[64], opad[64];
-    for (size_t i = 0; i < 64; ++i) {
-      const uint8_t k = i < key.size() ? key[i] : 0;
-      ipad[i] = k ^ 0x36;
-      opad[i] = k ^ 0x5c;
-    }
-    const bool ok = EVP_DigestInit_ex2(state->inner, md, nullptr) == 1 &&
-                    EVP_DigestUpdate(state->inner, ipad, sizeof ipad) == 1 &&
-                    EVP_DigestInit_ex2(state->outer, md, nullptr) == 1 &&
-                    EVP_DigestUpdate(state->outer, opad, sizeof opad) == 1;
-    Zeroize(ipad, sizeof ipad);
-    Zeroize(opad, sizeof opad);
-    return ok ? state : nullptr;
-  }
+// HMAC-SHA256 with precomputed pads (RFC 2104): H((K ^ opad) || H((K ^ ipad)
+// || m)). After one 64-byte block, a SHA-256 state is fully described by its
+// chaining value h[8] and the length processed (512 bits), so only the two
+// chaining values are kept per key and each hash resumes from one. The
+// low-level SHA256_CTX API is the only OpenSSL interface that exposes that
+// state without a heap object per key.
+constexpr size_t kChainSize = 32;  // sizeof(SHA256_CTX::h)
+static_assert(sizeof(SHA256_CTX::h) == kChainSize);
 
-  bool Sum(std::span<const uint8_t> message, uint8_t out[32]) const {
-    struct MdCtxDeleter {
-      void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-    };
-    thread_local std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> work(EVP_MD_CTX_new());
-    EVP_MD_CTX* w = work.get();
-    uint8_t inner_hash[32];
-    unsigned int len = 0;
-    const bool ok = w != nullptr && EVP_MD_CTX_copy_ex(w, inner) == 1 &&
-                    EVP_DigestUpdate(w, message.data(), message.size()) == 1 &&
-                    EVP_DigestFinal_ex(w, inner_hash, &len) == 1 &&
-                    EVP_MD_CTX_copy_ex(w, outer) == 1 &&
-                    EVP_DigestUpdate(w, inner_hash, sizeof inner_hash) == 1 &&
-                    EVP_DigestFinal_ex(w, out, &len) == 1;
-    if (w != nullptr) EVP_MD_CTX_reset(w);  // no keyed state left behind
-    Zeroize(inner_hash, sizeof inner_hash);
-    return ok;
+void PrecomputeHmacStates(std::span<const uint8_t, kKeySize> key,
+                          std::span<uint8_t, 2 * kChainSize> states) {
+  uint8_t pad[64];
+  SHA256_CTX c;
+  for (int half = 0; half < 2; ++half) {
+    const uint8_t x = half == 0 ? 0x36 : 0x5c;  // ipad, opad
+    for (size_t i = 0; i < sizeof pad; ++i) pad[i] = (i < key.size() ? key[i] : 0) ^ x;
+    SHA256_Init(&c);
+    SHA256_Update(&c, pad, sizeof pad);  // exactly one block: c.num == 0
+    std::memcpy(states.data() + half * kChainSize, c.h, kChainSize);
   }
-};
+  Zeroize(pad, sizeof pad);
+  Zeroize(&c, sizeof c);
+}
 
-SecretKey::SecretKey(KeyType type, SecretBytes key)
-    : type_(type),
-      key_(std::move(key)),
-      hmac_(type == KeyType::kAES256 ? HmacState::Make(key_.span()) : nullptr) {}
+// Hashes `message` continuing from a chaining value saved after one block.
+void ResumeSha256(const uint8_t* chain, std::span<const uint8_t> message, uint8_t out[32]) {
+  SHA256_CTX c;
+  SHA256_Init(&c);
+  std::memcpy(c.h, chain, kChainSize);
+  c.Nl = 512;  // bits already hashed; Nh (high word) stays 0
+  SHA256_Update(&c, message.data(), message.size());
+  SHA256_Final(out, &c);
+  Zeroize(&c, sizeof c);  // Final wipes only the block buffer, not h
+}
+
+void HmacWithStates(std::span<const uint8_t, 2 * kChainSize> states,
+                    std::span<const uint8_t> message, uint8_t out[32]) {
+  uint8_t inner[32];
+  ResumeSha256(states.data(), message, inner);
+  ResumeSha256(states.data() + kChainSize, inner, out);
+  Zeroize(inner, sizeof inner);
+}
+
+}  // namespace
+
+SecretKey::SecretKey(KeyType type, std::span<const uint8_t, kKeySize> key)
+    : key_(key), type_(static_cast<uint8_t>(type)) {
+  if (type == KeyType::kAES256) PrecomputeHmacStates(key_.span(), hmac_states_.span());
+}
 
 void SecretKey::DeriveSubkey(KeyType algorithm, std::span<const uint8_t, kIVSize> iv,
                              SecretBytes& subkey) const {
   if (algorithm == KeyType::kChaCha20) {
-    auto k = HChaCha20(std::span<const uint8_t, 32>(key_.data(), 32), iv);
+    auto k = HChaCha20(key_.span(), iv);
     std::memcpy(subkey.data(), k.data(), k.size());
     Zeroize(k.data(), k.size());
     return;
   }
-  if (hmac_ && hmac_->Sum(iv, subkey.data())) return;
+  if (type() == KeyType::kAES256) {
+    HmacWithStates(hmac_states_.span(), iv, subkey.data());
+    return;
+  }
   auto k = HmacSha256(key_.span(), iv);
   std::memcpy(subkey.data(), k.data(), k.size());
   Zeroize(k.data(), k.size());
@@ -341,17 +348,17 @@ Result<SecretKey> SecretKey::Make(KeyType type, std::span<const uint8_t> bytes) 
     return Status::Invalid("crypto: invalid secret key length '" + std::to_string(bytes.size()) +
                            "'");
   }
-  return SecretKey(type, SecretBytes(bytes));
+  return SecretKey(type, bytes.first<kKeySize>());
 }
 
 Result<SecretKey> SecretKey::Generate(KeyType type) {
-  SecretBytes key(kKeySize);
+  SecretArray<kKeySize> key;
   KES_TRY(RandomBytes(key.span()));
   return Make(type, key.span());
 }
 
 SecretKey SecretKey::Clone() const {
-  SecretKey k(type_, key_.Clone());
+  SecretKey k(type(), key_.span());
   k.untyped_ = untyped_;
   return k;
 }
@@ -373,9 +380,9 @@ Result<std::vector<uint8_t>> SecretKey::EncryptWith(std::span<const uint8_t, kIV
     return Status::Invalid("crypto: plaintext is too large");
   }
   SecretBytes subkey(kKeySize);
-  DeriveSubkey(type_, iv, subkey);
+  DeriveSubkey(type(), iv, subkey);
   std::vector<uint8_t> out(plaintext.size() + kCiphertextOverhead);
-  if (!Seal(type_, subkey.span(), nonce, plaintext, context, out.data())) {
+  if (!Seal(type(), subkey.span(), nonce, plaintext, context, out.data())) {
     return Status::Internal("crypto: failed to encrypt plaintext");
   }
   uint8_t* tail = out.data() + plaintext.size() + kTagSize;
@@ -400,7 +407,7 @@ Result<DataKey> SecretKey::GenerateDataKey(std::span<const uint8_t> context) con
 
 Result<SecretBytes> SecretKey::Decrypt(std::span<const uint8_t> ciphertext,
                                        std::span<const uint8_t> context) const {
-  KeyType algorithm = type_;
+  KeyType algorithm = type();
   std::optional<LegacyCiphertext> legacy;
   if (!ciphertext.empty() && ciphertext[0] == 0x95) {
     legacy = ParseMsgpack(ciphertext);

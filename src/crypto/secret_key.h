@@ -6,7 +6,6 @@
 
 #include <array>
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -51,7 +50,7 @@ class SecretKey {
   SecretKey& operator=(SecretKey&&) noexcept = default;
   SecretKey Clone() const;
 
-  KeyType type() const { return type_; }
+  KeyType type() const { return static_cast<KeyType>(type_); }
   std::span<const uint8_t> bytes() const { return key_.span(); }
 
   // A legacy JSON key stored without "algorithm" (crypto.md §6.5): it acts as
@@ -78,19 +77,22 @@ class SecretKey {
                               std::span<const uint8_t> context) const;
 
  private:
-  // HMAC-SHA256 keyed with this key, its inner and outer hash states computed
-  // once: the AES subkey derivation then costs two hash finalizations.
-  struct HmacState;
-
-  SecretKey(KeyType type, SecretBytes key);
+  SecretKey(KeyType type, std::span<const uint8_t, kKeySize> key);
   void DeriveSubkey(KeyType algorithm, std::span<const uint8_t, kIVSize> iv,
                     SecretBytes& subkey) const;
 
-  KeyType type_;
-  SecretBytes key_;
+  // HMAC-SHA256 keyed with this key, precomputed for the AES subkey
+  // derivation (AES256 keys only): the SHA-256 chaining values after the
+  // (key ^ ipad) and (key ^ opad) blocks, 32 bytes each. A derivation then
+  // costs two hash finalizations and no allocation. Key-derived, so secret.
+  SecretArray<64> hmac_states_;
+  SecretArray<kKeySize> key_;
+  // One byte, so the key has no padding (every member is byte-aligned).
+  uint8_t type_;
   bool untyped_ = false;
-  std::shared_ptr<const HmacState> hmac_;  // immutable, shared by clones
 };
+// The inline states, key and flags: no heap block (a cached key's size).
+static_assert(sizeof(SecretKey) == 64 + kKeySize + 2);
 
 // HChaCha20 (crypto.md §5.2); exposed for its test vector.
 std::array<uint8_t, 32> HChaCha20(std::span<const uint8_t, 32> key,

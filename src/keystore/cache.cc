@@ -29,10 +29,12 @@ struct Equal {
   bool operator()(std::string_view a, std::string_view b) const { return a == b; }
 };
 
+// Held in the map node itself: one allocation per cached name besides the
+// key's own block.
 struct Entry {
   explicit Entry(KeyRef k) : key(std::move(k)) {}
   KeyRef key;
-  std::atomic<bool> used{true};
+  mutable std::atomic<bool> used{true};  // cleared by the unused sweep
 };
 
 // One miss in progress for a name; later callers wait on `mu`.
@@ -43,7 +45,7 @@ struct Flight {
 
 struct Shard {
   std::shared_mutex mu;
-  std::unordered_map<std::string, std::unique_ptr<Entry>, Hash, Equal> entries;
+  std::unordered_map<std::string, Entry, Hash, Equal> entries;
 
   std::mutex flights_mu;
   std::unordered_map<std::string, std::shared_ptr<Flight>, Hash, Equal> flights;
@@ -73,16 +75,21 @@ struct KeyCache::Impl {
     auto it = shard.entries.find(name);
     if (it == shard.entries.end()) return nullptr;
     // Avoid a store (and cache-line traffic) when already marked.
-    if (!it->second->used.load(std::memory_order_relaxed)) {
-      it->second->used.store(true, std::memory_order_relaxed);
+    Entry& entry = it->second;
+    if (!entry.used.load(std::memory_order_relaxed)) {
+      entry.used.store(true, std::memory_order_relaxed);
     }
-    return it->second->key;
+    return entry.key;
   }
 
   void Insert(std::string_view name, KeyRef key) {
     Shard& shard = ShardOf(name);
     std::unique_lock lock(shard.mu);
-    shard.entries.insert_or_assign(std::string(name), std::make_unique<Entry>(std::move(key)));
+    auto [it, inserted] = shard.entries.try_emplace(std::string(name), key);
+    if (!inserted) {
+      it->second.key = std::move(key);
+      it->second.used.store(true, std::memory_order_relaxed);
+    }
   }
 
   void Evict(std::string_view name) {
@@ -104,7 +111,7 @@ struct KeyCache::Impl {
     for (Shard& shard : shards) {
       std::unique_lock lock(shard.mu);
       std::erase_if(shard.entries, [](const auto& kv) {
-        return !kv.second->used.exchange(false, std::memory_order_relaxed);
+        return !kv.second.used.exchange(false, std::memory_order_relaxed);
       });
     }
   }

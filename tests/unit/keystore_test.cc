@@ -299,16 +299,37 @@ TEST_F(FsKeystoreTest, ListIgnoresHiddenFilesAndDirectories) {
   EXPECT_EQ(list->names, (std::vector<std::string>{"a", "b"}));
 }
 
-TEST_F(FsKeystoreTest, StaleTemporariesAreRemovedOnOpen) {
+TEST_F(FsKeystoreTest, StaleTemporariesAreRemovedInTheBackgroundAfterOpen) {
   WriteFile(dir_ / ".kes-tmp-old", "partial");
   WriteFile(dir_ / ".kes-tmp-new", "in flight");
+  WriteFile(dir_ / "key", "value");
   // Only a temporary older than any create in progress is removed.
   const auto old = stdfs::file_time_type::clock::now() - std::chrono::hours(2);
   stdfs::last_write_time(dir_ / ".kes-tmp-old", old);
+  stdfs::last_write_time(dir_ / "key", old);  // keys are never touched, however old
   auto ks = OpenAt(dir_);
   ASSERT_NE(ks, nullptr);
+  // The store serves while the clean-up runs.
+  auto got = ks->Get("key");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(*got, "value");
+  fs::WaitForStartupCleanup(*ks);
   EXPECT_FALSE(stdfs::exists(dir_ / ".kes-tmp-old"));
   EXPECT_TRUE(stdfs::exists(dir_ / ".kes-tmp-new"));
+  EXPECT_TRUE(stdfs::exists(dir_ / "key"));
+  fs::WaitForStartupCleanup(*ks);  // idempotent
+}
+
+TEST_F(FsKeystoreTest, CloseAndDestructionEndTheStartupCleanup) {
+  for (int i = 0; i < 200; ++i) WriteFile(dir_ / (".kes-tmp-" + std::to_string(i)), "x");
+  auto ks = OpenAt(dir_);
+  ASSERT_NE(ks, nullptr);
+  ks->Close();  // stops (or finds finished) the clean-up; must not hang
+  ks->Close();
+  ks.reset();
+  auto again = OpenAt(dir_);
+  ASSERT_NE(again, nullptr);
+  again.reset();  // destruction while the clean-up may still run joins it
 }
 
 TEST_F(FsKeystoreTest, VanishedDirectoryIsUnreachable) {

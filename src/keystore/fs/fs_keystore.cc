@@ -11,6 +11,9 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <mutex>
+#include <stop_token>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -80,6 +83,18 @@ Status MakeDirs(const std::string& path) {
 class FsKeyStore final : public KeyStore {
  public:
   explicit FsKeyStore(std::string dir) : dir_(std::move(dir)) {}
+  ~FsKeyStore() override { StopCleanup(); }
+
+  // Runs RemoveStaleTemporaries on a thread of its own: it reads the whole
+  // directory (one entry per key), which must not delay start-up, and only
+  // removes files older than any create in progress, so nothing waits for it.
+  void StartCleanup() {
+    cleanup_ = std::jthread([this](std::stop_token stop) { RemoveStaleTemporaries(stop); });
+  }
+  void WaitForCleanup() {
+    std::lock_guard lock(cleanup_mu_);
+    if (cleanup_.joinable()) cleanup_.join();
+  }
 
   std::string DisplayName() const override { return "Filesystem: " + dir_; }
 
@@ -192,13 +207,17 @@ class FsKeyStore final : public KeyStore {
     return ListAll(std::move(names), prefix, limit);
   }
 
+  void Close() override { StopCleanup(); }
+
+ private:
   // Removes temporaries left behind by a crash during Create. Recent ones
   // may belong to another process writing the same directory right now.
-  void RemoveStaleTemporaries() {
+  void RemoveStaleTemporaries(std::stop_token stop) {
     DIR* d = ::opendir(dir_.c_str());
     if (d == nullptr) return;
     const time_t cutoff = ::time(nullptr) - 600;
     while (const dirent* e = ::readdir(d)) {
+      if (stop.stop_requested()) break;
       if (!std::string_view(e->d_name).starts_with(kTempPrefix)) continue;
       struct stat st {};
       if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
@@ -209,7 +228,12 @@ class FsKeyStore final : public KeyStore {
     ::closedir(d);
   }
 
- private:
+  // Abandons a clean-up still running (it resumes at the next start).
+  void StopCleanup() {
+    cleanup_.request_stop();
+    WaitForCleanup();
+  }
+
   std::string PathOf(std::string_view name) const { return dir_ + "/" + std::string(name); }
 
   static kes::Status CheckName(std::string_view name) {
@@ -238,6 +262,8 @@ class FsKeyStore final : public KeyStore {
   }
 
   const std::string dir_;
+  std::mutex cleanup_mu_;  // serializes joins of cleanup_
+  std::jthread cleanup_;   // last: stopped and joined before dir_ is destroyed
 };
 
 }  // namespace
@@ -256,8 +282,12 @@ Result<std::unique_ptr<KeyStore>> Open(const std::string& path) {
     return Status::Invalid("fs: '" + path + "' is not a directory");
   }
   auto store = std::make_unique<FsKeyStore>(path);
-  store->RemoveStaleTemporaries();
+  store->StartCleanup();
   return std::unique_ptr<KeyStore>(std::move(store));
+}
+
+void WaitForStartupCleanup(KeyStore& store) {
+  if (auto* fs = dynamic_cast<FsKeyStore*>(&store)) fs->WaitForCleanup();
 }
 
 }  // namespace kes::keystore::fs

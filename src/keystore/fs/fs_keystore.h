@@ -21,9 +21,15 @@ namespace kes::keystore::fs {
 // Upstream's file-name guard: non-empty and none of '/', '\\', '.'.
 bool IsValidName(std::string_view name);
 
-// Opens (and creates, mode 0700, with parents) the directory `path`.
+// Opens (and creates, mode 0700, with parents) the directory `path`. Stale
+// temporaries (older than 10 minutes, left by a crash) are removed on a
+// background thread, so opening does not read the whole directory.
 // Display name "Filesystem: <path>". Fails if `path` exists and is not a
 // directory: "fs: '<path>' is not a directory".
 Result<std::unique_ptr<KeyStore>> Open(const std::string& path);
+
+// Blocks until the background removal of stale temporaries started by Open
+// has finished. No-op for a store that Open did not return.
+void WaitForStartupCleanup(KeyStore& store);
 
 }  // namespace kes::keystore::fs
