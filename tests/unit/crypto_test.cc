@@ -429,6 +429,54 @@ TEST(HmacSha256Test, AlternatingKeysOnOneThreadMatchOneShotHmac) {
   }
 }
 
+// The AES256 subkey comes from per-key precomputed HMAC states (resumed
+// SHA-256 chaining values): the ciphertext must be exactly what the plain
+// construction gives, subkey = HMAC-SHA256(key, iv), for many random keys.
+TEST(HmacSha256Test, PrecomputedSubkeyDerivationMatchesPlainHmac) {
+  for (int i = 0; i < 32; ++i) {
+    std::array<uint8_t, 32> raw{};
+    std::array<uint8_t, kIVSize> iv{};
+    std::array<uint8_t, kNonceSize> nonce{};
+    std::vector<uint8_t> plaintext(static_cast<size_t>(i * 3)), aad(static_cast<size_t>(i));
+    ASSERT_TRUE(RandomBytes(raw).ok());
+    ASSERT_TRUE(RandomBytes(iv).ok());
+    ASSERT_TRUE(RandomBytes(nonce).ok());
+    ASSERT_TRUE(RandomBytes(plaintext).ok());
+    ASSERT_TRUE(RandomBytes(aad).ok());
+    auto key = SecretKey::Make(KeyType::kAES256, raw);
+    ASSERT_TRUE(key.ok());
+    auto got = key->EncryptWith(iv, nonce, plaintext, aad);
+    ASSERT_TRUE(got.ok());
+
+    const std::array<uint8_t, 32> subkey = HmacSha256(raw, iv);
+    std::vector<uint8_t> want(plaintext.size() + kTagSize);
+    EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+    int len = 0;
+    ASSERT_EQ(EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, subkey.data(), nonce.data()), 1);
+    if (!aad.empty()) {
+      ASSERT_EQ(EVP_EncryptUpdate(ctx, nullptr, &len, aad.data(), static_cast<int>(aad.size())), 1);
+    }
+    if (!plaintext.empty()) {
+      ASSERT_EQ(EVP_EncryptUpdate(ctx, want.data(), &len, plaintext.data(),
+                                  static_cast<int>(plaintext.size())),
+                1);
+    }
+    ASSERT_EQ(EVP_EncryptFinal_ex(ctx, want.data() + plaintext.size(), &len), 1);
+    ASSERT_EQ(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, static_cast<int>(kTagSize),
+                                  want.data() + plaintext.size()),
+              1);
+    EVP_CIPHER_CTX_free(ctx);
+    want.insert(want.end(), iv.begin(), iv.end());
+    want.insert(want.end(), nonce.begin(), nonce.end());
+    EXPECT_EQ(*got, want) << i;
+
+    // A moved-to and a cloned key derive the same subkeys.
+    SecretKey moved = std::move(*key);
+    EXPECT_EQ(moved.EncryptWith(iv, nonce, plaintext, aad).value(), want) << i;
+    EXPECT_EQ(moved.Clone().EncryptWith(iv, nonce, plaintext, aad).value(), want) << i;
+  }
+}
+
 TEST(HmacSha256Test, ThreadsWithDistinctKeysAgree) {
   std::vector<std::array<uint8_t, 32>> want(4);
   std::vector<HMACKey> keys;
@@ -828,6 +876,29 @@ TEST(KeyVersionCodec, ProtobufDetectionByFirstByte) {
   EXPECT_FALSE(ParseKeyVersion("C").ok());
   EXPECT_FALSE(
       ParseKeyVersion(R"(C{"bytes":"J8qmOyEV2ce2yoAC+5t0Y7CSP/hTMppL7XHpAnyc+0E="})").ok());
+
+  // Only text that can start a JSON value (after JSON whitespace) goes to the
+  // legacy parser; everything else is base64 protobuf.
+  const std::string b = "J8qmOyEV2ce2yoAC+5t0Y7CSP/hTMppL7XHpAnyc+0E=";
+  auto spaced = ParseKeyVersion(" \t\r\n{\"bytes\":\"" + b + "\"}\n");
+  ASSERT_TRUE(spaced.ok()) << spaced.status().message();
+  EXPECT_TRUE(spaced->key.untyped());
+  auto number = ParseKeyVersion("12");
+  ASSERT_FALSE(number.ok());
+  EXPECT_EQ(number.status().message(),
+            "json: cannot unmarshal number into Go value of type crypto.KeyVersion");
+  auto null = ParseKeyVersion("null");
+  ASSERT_FALSE(null.ok());
+  EXPECT_EQ(null.status().message(), "crypto: invalid key length '0' for 'AES256'");
+  // Protobuf with only the HMAC key (field 2, tag 0x12: base64 starts 'E').
+  miniohq::kms::KeyVersion pb;
+  pb.mutable_hmackey()->set_key(std::string(32, 'h'));
+  pb.mutable_hmackey()->set_hash(1);
+  const std::string only_hmac = Base64Encode(pb.SerializeAsString());
+  ASSERT_EQ(only_hmac.front(), 'E');
+  auto no_key = ParseKeyVersion(only_hmac);
+  ASSERT_FALSE(no_key.ok());
+  EXPECT_EQ(no_key.status().message(), "crypto: stored key has no secret key");
 }
 
 TEST(KeyVersionCodec, LegacyJsonRules) {
@@ -958,6 +1029,52 @@ TEST(SecretBytesTest, MoveClearsSourceAndCompareIsExact) {
   EXPECT_EQ(ToVec(c.span()), std::vector<uint8_t>(8, 0));
   c.Clear();
   EXPECT_TRUE(c.empty());
+}
+
+TEST(SecretBytesTest, SecretArrayMoveZeroizesSourceAndCloneCopies) {
+  const std::array<uint8_t, 4> raw{9, 8, 7, 6};
+  SecretArray<4> a(raw);
+  EXPECT_EQ(ToVec(a.span()), ToVec(raw));
+  SecretArray<4> b = std::move(a);
+  EXPECT_EQ(ToVec(a.span()), std::vector<uint8_t>(4, 0));  // NOLINT(bugprone-use-after-move)
+  EXPECT_EQ(ToVec(b.span()), ToVec(raw));
+  SecretArray<4> c = b.Clone();
+  EXPECT_EQ(ToVec(c.span()), ToVec(raw));
+  SecretArray<4> d;
+  EXPECT_EQ(ToVec(d.span()), std::vector<uint8_t>(4, 0));
+  d = std::move(c);
+  EXPECT_EQ(ToVec(d.span()), ToVec(raw));
+  EXPECT_EQ(ToVec(c.span()), std::vector<uint8_t>(4, 0));  // NOLINT(bugprone-use-after-move)
+  static_assert(sizeof(SecretArray<32>) == 32);            // inline, no heap block
+}
+
+TEST(SharedStringTest, EqualTextIsSharedAndBehavesLikeAString) {
+  const std::string creator(64, 'e');
+  SharedString a(creator), b{std::string_view(creator)};
+  EXPECT_EQ(a, creator);
+  EXPECT_EQ(a.view().data(), b.view().data());  // one copy for both
+  EXPECT_EQ(a.size(), 64u);
+  SharedString other("someone else");
+  EXPECT_FALSE(other == creator);
+  EXPECT_NE(other.view().data(), a.view().data());
+  SharedString empty("");
+  EXPECT_TRUE(empty.empty());
+  EXPECT_EQ(empty, "");
+  const std::string huge(4096, 'h');  // too long to intern: still correct
+  SharedString h1(huge), h2(huge);
+  EXPECT_EQ(h1, huge);
+  EXPECT_EQ(h2, huge);
+  a.clear();
+  EXPECT_TRUE(a.empty());
+  EXPECT_EQ(b, creator);  // clearing one holder leaves the others
+  // Parsed key versions share their creator.
+  auto kv = NewKeyVersion(KeyType::kAES256, creator);
+  ASSERT_TRUE(kv.ok());
+  auto p1 = ParseKeyVersion(EncodeKeyVersion(*kv).value());
+  auto p2 = ParseKeyVersion(EncodeKeyVersion(*kv).value());
+  ASSERT_TRUE(p1.ok() && p2.ok());
+  EXPECT_EQ(p1->created_by, creator);
+  EXPECT_EQ(p1->created_by.view().data(), p2->created_by.view().data());
 }
 
 TEST(Random, ProducesDistinctOutput) {
