@@ -320,6 +320,21 @@ TEST_F(FsKeystoreTest, StaleTemporariesAreRemovedInTheBackgroundAfterOpen) {
   fs::WaitForStartupCleanup(*ks);  // idempotent
 }
 
+// Without anyone asking, the clean-up runs by itself a few seconds after
+// Open. Polls for the outcome (no fixed sleep decides the result).
+TEST_F(FsKeystoreTest, StaleTemporariesAreRemovedWithoutBeingAsked) {
+  WriteFile(dir_ / ".kes-tmp-old", "partial");
+  stdfs::last_write_time(dir_ / ".kes-tmp-old",
+                         stdfs::file_time_type::clock::now() - std::chrono::hours(2));
+  auto ks = OpenAt(dir_);
+  ASSERT_NE(ks, nullptr);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  while (stdfs::exists(dir_ / ".kes-tmp-old") && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_FALSE(stdfs::exists(dir_ / ".kes-tmp-old"));
+}
+
 TEST_F(FsKeystoreTest, CloseAndDestructionEndTheStartupCleanup) {
   for (int i = 0; i < 200; ++i) WriteFile(dir_ / (".kes-tmp-" + std::to_string(i)), "x");
   auto ks = OpenAt(dir_);

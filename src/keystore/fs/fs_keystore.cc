@@ -2,6 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +11,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <ctime>
 #include <mutex>
@@ -85,15 +88,32 @@ class FsKeyStore final : public KeyStore {
   explicit FsKeyStore(std::string dir) : dir_(std::move(dir)) {}
   ~FsKeyStore() override { StopCleanup(); }
 
-  // Runs RemoveStaleTemporaries on a thread of its own: it reads the whole
-  // directory (one entry per key), which must not delay start-up, and only
-  // removes files older than any create in progress, so nothing waits for it.
+  // Runs RemoveStaleTemporaries on a thread of its own, a few seconds after
+  // Open: the scan reads the whole directory (one entry per key) and would
+  // otherwise compete with start-up and the first requests even off the
+  // start path (a server pinned to one CPU). It only removes files older
+  // than any create in progress, so nothing waits for it. SCHED_IDLE keeps
+  // the scan to CPU time nothing else wants (best effort).
   void StartCleanup() {
-    cleanup_ = std::jthread([this](std::stop_token stop) { RemoveStaleTemporaries(stop); });
+    cleanup_ = std::jthread([this](std::stop_token stop) {
+      {
+        std::unique_lock lock(delay_mu_);
+        delay_cv_.wait_for(lock, stop, kCleanupDelay, [this] { return run_now_; });
+      }
+      if (stop.stop_requested()) return;
+      sched_param param{};
+      (void)::pthread_setschedparam(::pthread_self(), SCHED_IDLE, &param);
+      RemoveStaleTemporaries(stop);
+    });
   }
+  // Starts the clean-up now if it is still waiting, and waits for its end.
   void WaitForCleanup() {
-    std::lock_guard lock(cleanup_mu_);
-    if (cleanup_.joinable()) cleanup_.join();
+    {
+      std::lock_guard lock(delay_mu_);
+      run_now_ = true;
+    }
+    delay_cv_.notify_all();
+    JoinCleanup();
   }
 
   std::string DisplayName() const override { return "Filesystem: " + dir_; }
@@ -230,8 +250,13 @@ class FsKeyStore final : public KeyStore {
 
   // Abandons a clean-up still running (it resumes at the next start).
   void StopCleanup() {
-    cleanup_.request_stop();
-    WaitForCleanup();
+    cleanup_.request_stop();  // also ends the initial delay
+    JoinCleanup();
+  }
+
+  void JoinCleanup() {
+    std::lock_guard lock(join_mu_);
+    if (cleanup_.joinable()) cleanup_.join();
   }
 
   std::string PathOf(std::string_view name) const { return dir_ + "/" + std::string(name); }
@@ -262,8 +287,12 @@ class FsKeyStore final : public KeyStore {
   }
 
   const std::string dir_;
-  std::mutex cleanup_mu_;  // serializes joins of cleanup_
-  std::jthread cleanup_;   // last: stopped and joined before dir_ is destroyed
+  static constexpr std::chrono::seconds kCleanupDelay{3};
+  std::mutex delay_mu_;
+  std::condition_variable_any delay_cv_;
+  bool run_now_ = false;  // guarded by delay_mu_
+  std::mutex join_mu_;    // serializes joins of cleanup_
+  std::jthread cleanup_;  // last: stopped and joined before the members it uses go
 };
 
 }  // namespace

@@ -22,14 +22,16 @@ namespace kes::keystore::fs {
 bool IsValidName(std::string_view name);
 
 // Opens (and creates, mode 0700, with parents) the directory `path`. Stale
-// temporaries (older than 10 minutes, left by a crash) are removed on a
-// background thread, so opening does not read the whole directory.
+// temporaries (older than 10 minutes, left by a crash) are removed by a
+// background thread a few seconds later, so neither opening nor the first
+// requests wait for a read of the whole directory.
 // Display name "Filesystem: <path>". Fails if `path` exists and is not a
 // directory: "fs: '<path>' is not a directory".
 Result<std::unique_ptr<KeyStore>> Open(const std::string& path);
 
-// Blocks until the background removal of stale temporaries started by Open
-// has finished. No-op for a store that Open did not return.
+// Starts the background removal of stale temporaries now if it is still
+// waiting, and blocks until it has finished. No-op for a store that Open
+// did not return, or once the store is closed.
 void WaitForStartupCleanup(KeyStore& store);
 
 }  // namespace kes::keystore::fs
