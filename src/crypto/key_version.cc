@@ -154,6 +154,11 @@ SharedString::SharedString(std::string_view s) {
   if (table->size() < kMaxInternedCount) table->emplace(*s_, s_);
 }
 
+const std::string& SharedString::str() const {
+  static const std::string kEmpty;
+  return s_ ? *s_ : kEmpty;
+}
+
 std::ostream& operator<<(std::ostream& os, const SharedString& s) { return os << s.view(); }
 
 KeyVersion KeyVersion::Clone() const {

@@ -31,6 +31,9 @@ class SharedString {
   SharedString(const char* s) : SharedString(std::string_view(s)) {}         // NOLINT
 
   std::string_view view() const { return s_ ? std::string_view(*s_) : std::string_view(); }
+  // For callers that need a std::string (no implicit conversion: with both a
+  // string and a string_view conversion, `str = shared` would be ambiguous).
+  const std::string& str() const;
   operator std::string_view() const { return view(); }  // NOLINT
   bool empty() const { return view().empty(); }
   size_t size() const { return view().size(); }

@@ -1054,6 +1054,8 @@ TEST(SharedStringTest, EqualTextIsSharedAndBehavesLikeAString) {
   EXPECT_EQ(a, creator);
   EXPECT_EQ(a.view().data(), b.view().data());  // one copy for both
   EXPECT_EQ(a.size(), 64u);
+  EXPECT_EQ(a.str(), creator);
+  EXPECT_EQ(SharedString().str(), "");
   SharedString other("someone else");
   EXPECT_FALSE(other == creator);
   EXPECT_NE(other.view().data(), a.view().data());
