@@ -14,6 +14,9 @@
 namespace kes::crypto {
 
 std::string Base64Encode(std::span<const uint8_t> bytes);
+// Appends the encoding to `out` without a temporary (a secret stays in the
+// one buffer its owner zeroizes).
+void Base64Append(std::string& out, std::span<const uint8_t> bytes);
 std::string Base64Encode(std::string_view bytes);
 // Strict standard base64 with padding. '\r' and '\n' anywhere are ignored,
 // as Go's decoder does. nullopt on any other deviation.

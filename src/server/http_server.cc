@@ -3,18 +3,19 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
+#include <charconv>
 
 #include "crypto/secret_bytes.h"
+#include "server/tls_socket.h"
 
 namespace kes::server {
 namespace asio = boost::asio;
@@ -29,8 +30,7 @@ namespace {
 // timers name that executor directly instead of the type-erased
 // any_io_executor (no per-operation executor copies through a vtable).
 using IoExecutor = asio::io_context::executor_type;
-using Socket = tcp::socket::rebind_executor<IoExecutor>::other;
-using TcpStream = beast::basic_stream<tcp, IoExecutor>;
+using Socket = TlsSocket::Socket;
 
 constexpr auto kHeaderTimeout = 5s;
 constexpr auto kIdleTimeout = 90s;
@@ -82,28 +82,65 @@ bool MethodAllowed(std::string_view got, std::string_view want) {
 
 }  // namespace
 
+// The connections of one I/O thread, and what runs them.
+struct HttpServer::IoThread {
+  // Connections of this thread for the deadline sweep (an intrusive list:
+  // linking costs no allocation). Declared before `io` so that connections
+  // destroyed with io's pending handlers can still unlink themselves.
+  Connection* connections = nullptr;
+  asio::io_context io{1};  // run by exactly one thread
+  asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
+  asio::steady_timer sweep{io};
+};
+
 // One TLS connection: handshake, identity, request loop.
 class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::Connection> {
  public:
-  Connection(HttpServer& server, Socket socket, std::shared_ptr<const State> state,
+  Connection(HttpServer& server, IoThread& home, Socket socket, std::shared_ptr<const State> state,
              uint64_t generation)
       : server_(server),
+        home_(home),
         state_(std::move(state)),
         generation_(generation),
-        tls_(state_->tls),
-        stream_(std::move(socket), *tls_) {
+        tls_(std::move(socket), state_->tls->native_handle()) {
     beast::error_code ec;
-    auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
+    auto ep = tls_.socket().remote_endpoint(ec);
     if (!ec) {
       remote_ip_ = ep.address().to_string();
       remote_port_ = ep.port();
     }
   }
+  ~Connection() { Unlink(); }
 
   asio::awaitable<void> Run();
-  auto executor() { return stream_.get_executor(); }
+
+  // Called by the sweep: ends whatever the connection is waiting for once
+  // its deadline has passed.
+  void ExpireIfDue(std::chrono::steady_clock::time_point now) {
+    if (now >= deadline_ && !tls_.expired()) tls_.Expire();
+  }
+  Connection* next() const { return next_; }
 
  private:
+  using Clock = std::chrono::steady_clock;
+
+  void Link() {
+    next_ = home_.connections;
+    if (next_ != nullptr) next_->prev_ = this;
+    home_.connections = this;
+    linked_ = true;
+  }
+  void Unlink() {
+    if (!linked_) return;
+    if (prev_ != nullptr)
+      prev_->next_ = next_;
+    else
+      home_.connections = next_;
+    if (next_ != nullptr) next_->prev_ = prev_;
+    linked_ = false;
+  }
+  void ExpiresAfter(Clock::duration d) { deadline_ = Clock::now() + d; }
+
   const State& CurrentState() {
     uint64_t g = server_.state_.generation();
     if (g != generation_) {
@@ -113,70 +150,112 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
     return *state_;
   }
 
+  // Reads more bytes into buffer_; eof when the peer closed.
+  asio::awaitable<beast::error_code> Fill();
+  // Feeds buffer_ to the parser until `done` holds, reading as needed, the
+  // way beast::http::read does.
+  template <class Done>
+  asio::awaitable<beast::error_code> Parse(http::request_parser<http::string_body>& parser,
+                                           Done done);
   asio::awaitable<bool> ServeOne(bool first);
-  asio::awaitable<bool> Write(Response& resp, const http::request_header<>& req,
-                              std::chrono::steady_clock::time_point deadline, bool keep_alive);
-  asio::awaitable<void> StreamLog(LogStream which, const http::request_header<>& req);
+  asio::awaitable<bool> Write(Response& resp, unsigned version, bool head,
+                              Clock::time_point deadline, bool keep_alive);
+  asio::awaitable<void> StreamLog(LogStream which);
 
   HttpServer& server_;
+  IoThread& home_;
+  Connection* prev_ = nullptr;
+  Connection* next_ = nullptr;
+  bool linked_ = false;
+  Clock::time_point deadline_ = Clock::time_point::max();
   std::shared_ptr<const State> state_;
   uint64_t generation_;
-  std::shared_ptr<asio::ssl::context> tls_;  // keeps the context alive across reloads
-  beast::ssl_stream<TcpStream> stream_;
+  TlsSocket tls_;
   beast::flat_buffer buffer_;
+  std::string out_;  // the response being written; its capacity is reused
   PeerIdentity peer_;
   std::string remote_ip_;
   uint16_t remote_port_ = 0;
 };
 
 asio::awaitable<void> HttpServer::Connection::Run() {
-  beast::error_code ec;
-  beast::get_lowest_layer(stream_).expires_after(kHeaderTimeout);
-  co_await stream_.async_handshake(asio::ssl::stream_base::server,
-                                   asio::redirect_error(asio::use_awaitable, ec));
+  Link();
+  ExpiresAfter(kHeaderTimeout);
+  beast::error_code ec = co_await tls_.Handshake();
   if (ec) {
     if (ec != asio::error::eof && ec != asio::error::operation_aborted) {
       server_.services_.logs.Error(config::kLevelInfo,
                                    "http: TLS handshake error from " + remote_ip_ + ":" +
                                        std::to_string(remote_port_) + ": " + ec.message());
     }
+    tls_.Close();
     co_return;
   }
-  peer_ = PeerIdentityOf(stream_.native_handle());
+  peer_ = PeerIdentityOf(tls_.native_handle());
   bool first = true;
   while (co_await ServeOne(first)) first = false;
-  beast::get_lowest_layer(stream_).expires_after(1s);
-  co_await stream_.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+  tls_.Close();
+}
+
+asio::awaitable<beast::error_code> HttpServer::Connection::Fill() {
+  size_t n = 0;
+  auto space = buffer_.prepare(std::max<size_t>(4096, buffer_.capacity() - buffer_.size()));
+  beast::error_code ec =
+      co_await tls_.ReadSome(std::span<char>(static_cast<char*>(space.data()), space.size()), n);
+  buffer_.commit(n);
+  co_return ec;
+}
+
+template <class Done>
+asio::awaitable<beast::error_code> HttpServer::Connection::Parse(
+    http::request_parser<http::string_body>& parser, Done done) {
+  beast::error_code ec;
+  bool need_more = buffer_.size() == 0;
+  while (!done()) {
+    if (need_more) {
+      ec = co_await Fill();
+      if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
+        if (!parser.got_some()) co_return http::error::end_of_stream;
+        parser.put_eof(ec);
+        if (ec) co_return ec;
+        continue;
+      }
+      if (ec) co_return ec;
+    }
+    const size_t used = parser.put(buffer_.data(), ec);
+    buffer_.consume(used);
+    if (ec == http::error::need_more) {
+      need_more = true;
+      continue;
+    }
+    if (ec) co_return ec;
+    need_more = buffer_.size() == 0;
+  }
+  co_return beast::error_code{};
 }
 
 // Serves one request; false when the connection must close.
 asio::awaitable<bool> HttpServer::Connection::ServeOne(bool first) {
   beast::error_code ec;
-  auto& lowest = beast::get_lowest_layer(stream_);
   if (buffer_.size() == 0) {
     // Idle keep-alive wait for the first byte of the next request.
-    lowest.expires_after(first ? std::chrono::steady_clock::duration(kHeaderTimeout)
-                               : std::chrono::steady_clock::duration(kIdleTimeout));
-    size_t n = co_await stream_.async_read_some(buffer_.prepare(4096),
-                                                asio::redirect_error(asio::use_awaitable, ec));
+    ExpiresAfter(first ? Clock::duration(kHeaderTimeout) : Clock::duration(kIdleTimeout));
+    ec = co_await Fill();
     if (ec) co_return false;
-    buffer_.commit(n);
   }
   if (server_.stopping_.load()) co_return false;
 
-  lowest.expires_after(kHeaderTimeout);
+  ExpiresAfter(kHeaderTimeout);
   http::request_parser<http::string_body> parser;
   parser.header_limit(kHeaderLimit);
   parser.body_limit(boost::none);
-  co_await http::async_read_header(stream_, buffer_, parser,
-                                   asio::redirect_error(asio::use_awaitable, ec));
+  ec = co_await Parse(parser, [&] { return parser.is_header_done(); });
   if (ec) {
     if (ec != asio::error::eof && ec != beast::error::timeout &&
         ec != asio::error::operation_aborted && ec != asio::ssl::error::stream_truncated &&
         ec != http::error::end_of_stream) {
       Response bad = Response::BadRequestPage();
-      http::request_header<> none;
-      co_await Write(bad, none, {}, false);
+      co_await Write(bad, 11, false, {}, false);
     }
     co_return false;
   }
@@ -187,11 +266,13 @@ asio::awaitable<bool> HttpServer::Connection::ServeOne(bool first) {
     ~InFlight() { n.fetch_sub(1); }
   } in_flight{server_.in_flight_};
 
-  const auto received = std::chrono::steady_clock::now();
+  const auto received = Clock::now();
   const State& st = CurrentState();
   std::shared_ptr<const State> pin = state_;  // the snapshot outlives a reload mid-request
   auto& hdr = parser.get();
   const std::string_view method(hdr.method_string().data(), hdr.method_string().size());
+  const unsigned version = hdr.version() == 10 ? 10 : 11;
+  const bool head = hdr.method() == http::verb::head;
   bool keep_alive = hdr.keep_alive() && !server_.stopping_.load();
 
   Resolution res = ResolveTarget(std::string_view(hdr.target().data(), hdr.target().size()));
@@ -211,20 +292,18 @@ asio::awaitable<bool> HttpServer::Connection::ServeOne(bool first) {
     } else {
       const bool drain = parser.content_length() && *parser.content_length() > limit;
       if (auto expect = hdr[http::field::expect]; beast::iequals(expect, "100-continue")) {
-        http::response<http::empty_body> cont{http::status::continue_, 11};
-        lowest.expires_after(kHeaderTimeout);
-        co_await http::async_write(stream_, cont, asio::redirect_error(asio::use_awaitable, ec));
+        ExpiresAfter(kHeaderTimeout);
+        ec = co_await tls_.Write("HTTP/1.1 100 Continue\r\n\r\n");
         if (ec) co_return false;
       }
       // An over-long body with a known length is read and dropped, so the
       // client can finish sending and read the answer on a live connection.
       parser.body_limit(drain ? *parser.content_length() : limit);
-      lowest.expires_after(route != nullptr && st.settings(*route).timeout.count() > 0
-                               ? std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                     st.settings(*route).timeout)
-                               : std::chrono::steady_clock::duration(15s));
-      co_await http::async_read(stream_, buffer_, parser,
-                                asio::redirect_error(asio::use_awaitable, ec));
+      parser.eager(true);
+      ExpiresAfter(route != nullptr && st.settings(*route).timeout.count() > 0
+                       ? std::chrono::duration_cast<Clock::duration>(st.settings(*route).timeout)
+                       : Clock::duration(15s));
+      ec = co_await Parse(parser, [&] { return parser.is_done(); });
       if (ec == http::error::body_limit) {
         too_large = true;
         keep_alive = false;
@@ -255,15 +334,14 @@ asio::awaitable<bool> HttpServer::Connection::ServeOne(bool first) {
   }
   if (route == nullptr) {
     if (too_large) keep_alive = false;
-    co_return co_await Write(resp, hdr, {}, keep_alive);
+    co_return co_await Write(resp, version, head, {}, keep_alive);
   }
 
   const RouteSettings& settings = st.settings(*route);
   const auto deadline =
       settings.timeout.count() > 0
-          ? received +
-                std::chrono::duration_cast<std::chrono::steady_clock::duration>(settings.timeout)
-          : std::chrono::steady_clock::time_point{};
+          ? received + std::chrono::duration_cast<Clock::duration>(settings.timeout)
+          : Clock::time_point{};
   Services& sv = server_.services_;
   if (route->metered) sv.metrics.RequestStarted();
 
@@ -290,8 +368,7 @@ asio::awaitable<bool> HttpServer::Connection::ServeOne(bool first) {
   }
 
   if (!early && (route->id == RouteId::kLogError || route->id == RouteId::kLogAudit)) {
-    co_await StreamLog(route->id == RouteId::kLogError ? LogStream::kError : LogStream::kAudit,
-                       hdr);
+    co_await StreamLog(route->id == RouteId::kLogError ? LogStream::kError : LogStream::kAudit);
     co_return false;
   }
 
@@ -302,54 +379,72 @@ asio::awaitable<bool> HttpServer::Connection::ServeOne(bool first) {
     resp = co_await Handle(req, st, sv);
     crypto::Zeroize(req.body.data(), req.body.size());
   }
-  if (route->metered) {
-    sv.metrics.RequestFinished(resp.status, std::chrono::steady_clock::now() - received);
-  }
-  co_return co_await Write(resp, hdr, deadline, keep_alive);
+  if (route->metered) sv.metrics.RequestFinished(resp.status, Clock::now() - received);
+  co_return co_await Write(resp, version, head, deadline, keep_alive);
 }
 
-asio::awaitable<bool> HttpServer::Connection::Write(Response& resp,
-                                                    const http::request_header<>& req,
-                                                    std::chrono::steady_clock::time_point deadline,
-                                                    bool keep_alive) {
-  auto& lowest = beast::get_lowest_layer(stream_);
-  if (deadline != std::chrono::steady_clock::time_point{}) {
-    // The route's write deadline has passed: upstream's write fails and the
-    // client sees a broken connection.
-    if (std::chrono::steady_clock::now() >= deadline) co_return false;
-    lowest.expires_at(deadline);
-  } else {
-    lowest.expires_after(kIdleTimeout);
-  }
-  // HTTP/1.0 clients (ab) get a 1.0 answer, with "Connection: keep-alive"
-  // when they asked for it, as Go does.
-  http::response<http::string_body> res{static_cast<http::status>(resp.status),
-                                        req.version() == 10 ? 10u : 11u};
-  if (!resp.accept.empty()) res.set(http::field::accept, resp.accept);
-  if (!resp.location.empty()) res.set(http::field::location, resp.location);
-  if (resp.type != Response::Type::kNone) {
-    res.set(http::field::content_type, ContentTypeOf(resp.type));
-  }
-  if (resp.type == Response::Type::kText && resp.status == 404) {
-    res.set("X-Content-Type-Options", "nosniff");
-  }
-  res.set(http::field::date, HttpDate());
-  res.content_length(resp.body.size());
-  res.keep_alive(keep_alive);
-  const bool head = req.method() == http::verb::head;
-  if (!head) res.body() = std::move(resp.body);
+namespace {
 
-  beast::error_code ec;
-  co_await http::async_write(stream_, res, asio::redirect_error(asio::use_awaitable, ec));
-  if (resp.sensitive) crypto::Zeroize(res.body().data(), res.body().size());
+// The status line and header fields, in the order and spelling Beast's
+// serializer produced them before (integration tests compare them).
+void AppendHead(std::string& out, const Response& resp, unsigned version, bool keep_alive,
+                size_t content_length) {
+  out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  char num[24];
+  auto [end, _] = std::to_chars(num, num + sizeof num, resp.status);
+  out.append(num, end);
+  out += ' ';
+  const auto reason = http::obsolete_reason(static_cast<http::status>(resp.status));
+  out.append(reason.data(), reason.size());
+  out += "\r\n";
+  auto field = [&](std::string_view name, std::string_view value) {
+    out += name;
+    out += ": ";
+    out += value;
+    out += "\r\n";
+  };
+  if (!resp.accept.empty()) field("Accept", resp.accept);
+  if (!resp.location.empty()) field("Location", resp.location);
+  if (resp.type != Response::Type::kNone) field("Content-Type", ContentTypeOf(resp.type));
+  if (resp.type == Response::Type::kText && resp.status == 404) {
+    field("X-Content-Type-Options", "nosniff");
+  }
+  field("Date", HttpDate());
+  end = std::to_chars(num, num + sizeof num, content_length).ptr;
+  field("Content-Length", std::string_view(num, static_cast<size_t>(end - num)));
+  // HTTP/1.0 clients (ab) get "Connection: keep-alive" when they asked for
+  // it, as from Go; HTTP/1.1 ones "Connection: close" when it ends.
+  if (version == 10 && keep_alive) field("Connection", "keep-alive");
+  if (version == 11 && !keep_alive) field("Connection", "close");
+  out += "\r\n";
+}
+
+}  // namespace
+
+asio::awaitable<bool> HttpServer::Connection::Write(Response& resp, unsigned version, bool head,
+                                                    Clock::time_point deadline, bool keep_alive) {
+  if (deadline != Clock::time_point{}) {
+    // The route's deadline has passed: upstream's write fails and the
+    // client sees a broken connection.
+    if (Clock::now() >= deadline) co_return false;
+    deadline_ = deadline;
+  } else {
+    ExpiresAfter(kIdleTimeout);
+  }
+  out_.clear();
+  AppendHead(out_, resp, version, keep_alive, resp.body.size());
+  if (!head) out_ += resp.body;
+  const beast::error_code ec = co_await tls_.Write(out_);
+  if (resp.sensitive) {
+    crypto::Zeroize(out_.data(), out_.size());
+    crypto::Zeroize(resp.body.data(), resp.body.size());
+  }
   co_return !ec && keep_alive;
 }
 
-asio::awaitable<void> HttpServer::Connection::StreamLog(LogStream which,
-                                                        const http::request_header<>& req) {
+asio::awaitable<void> HttpServer::Connection::StreamLog(LogStream which) {
   auto ex = co_await asio::this_coro::executor;
-  auto& lowest = beast::get_lowest_layer(stream_);
-  lowest.expires_never();
+  deadline_ = Clock::time_point::max();
   beast::error_code ec;
 
   auto timer = std::make_shared<asio::steady_timer>(ex);
@@ -379,12 +474,11 @@ asio::awaitable<void> HttpServer::Connection::StreamLog(LogStream which,
     ~Unsubscriber() { logs.Unsubscribe(which, sub); }
   } unsubscriber{logs, which, sub};
 
-  http::response<http::empty_body> res{http::status::ok, 11};
-  res.set(http::field::content_type, "application/x-ndjson");
-  res.set(http::field::date, HttpDate());
-  res.chunked(true);
-  http::response_serializer<http::empty_body> sr{res};
-  co_await http::async_write_header(stream_, sr, asio::redirect_error(asio::use_awaitable, ec));
+  out_.clear();
+  out_ += "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nDate: ";
+  out_ += HttpDate();
+  out_ += "\r\nTransfer-Encoding: chunked\r\n\r\n";
+  ec = co_await tls_.Write(out_);
 
   // A reader on the same (single-threaded) io_context notices the client
   // going away; the two coroutines never run at the same time.
@@ -394,12 +488,10 @@ asio::awaitable<void> HttpServer::Connection::StreamLog(LogStream which,
     asio::co_spawn(
         ex,
         [&]() -> asio::awaitable<void> {
-          beast::error_code rec;
           char byte[64];
           for (;;) {
-            co_await stream_.async_read_some(asio::buffer(byte),
-                                             asio::redirect_error(asio::use_awaitable, rec));
-            if (rec) break;
+            size_t n = 0;
+            if (co_await tls_.ReadSome(std::span<char>(byte), n)) break;
           }
           closed = true;
           reader_done = true;
@@ -420,10 +512,14 @@ asio::awaitable<void> HttpServer::Connection::StreamLog(LogStream which,
       continue;
     }
     for (const auto& l : lines) {
-      chunk.assign(l);
-      chunk += '\n';
-      co_await asio::async_write(stream_, http::make_chunk(asio::buffer(chunk)),
-                                 asio::redirect_error(asio::use_awaitable, ec));
+      // One HTTP/1.1 chunk per line: hex size, CRLF, the line and its '\n', CRLF.
+      char size[20];
+      auto end = std::to_chars(size, size + sizeof size, l.size() + 1, 16).ptr;
+      chunk.assign(size, end);
+      chunk += "\r\n";
+      chunk += l;
+      chunk += "\n\r\n";
+      ec = co_await tls_.Write(chunk);
       if (ec) {
         closed = true;
         break;
@@ -431,8 +527,7 @@ asio::awaitable<void> HttpServer::Connection::StreamLog(LogStream which,
     }
   }
   if (!reader_done) {
-    lowest.socket().shutdown(tcp::socket::shutdown_both, ec);
-    lowest.socket().cancel(ec);
+    tls_.Abort();
     while (!reader_done) {
       timer->expires_after(100ms);
       co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -443,15 +538,12 @@ asio::awaitable<void> HttpServer::Connection::StreamLog(LogStream which,
 HttpServer::HttpServer(Services& services, StateHolder& state)
     : services_(services),
       state_(state),
-      // Concurrency hint 1: each io_context is run by exactly one thread.
-      // It keeps its locks, so the worker pool and the log hub may still
-      // post to it from other threads.
-      ios_([] {
-        std::vector<std::unique_ptr<asio::io_context>> v;
-        v.push_back(std::make_unique<asio::io_context>(1));
+      io_([] {
+        std::vector<std::unique_ptr<IoThread>> v;
+        v.push_back(std::make_unique<IoThread>());
         return v;
       }()),
-      acceptor_(*ios_[0]) {
+      acceptor_(io_[0]->io) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
     // Leave room for the keystore's own files and sockets.
@@ -484,11 +576,11 @@ uint16_t HttpServer::port() const {
 
 void HttpServer::Accept() {
   // Round-robin: the socket is created on the io_context that will run the
-  // connection; this handler runs on the acceptor's (ios_[0]) thread.
-  asio::io_context& io = *ios_[next_io_];
-  next_io_ = (next_io_ + 1) % ios_.size();
-  auto sock = std::make_shared<Socket>(io.get_executor());
-  acceptor_.async_accept(*sock, [this, sock](beast::error_code ec) {
+  // connection; this handler runs on the acceptor's (io_[0]) thread.
+  IoThread& home = *io_[next_io_];
+  next_io_ = (next_io_ + 1) % io_.size();
+  auto sock = std::make_shared<Socket>(home.io.get_executor());
+  acceptor_.async_accept(*sock, [this, sock, &home](beast::error_code ec) {
     if (ec) {
       if (stopping_.load() || !acceptor_.is_open()) return;
       Accept();
@@ -500,12 +592,11 @@ void HttpServer::Accept() {
       return;
     }
     sock->set_option(tcp::no_delay(true), ec);
-    auto conn =
-        std::make_shared<Connection>(*this, std::move(*sock), state_.Load(), state_.generation());
+    auto conn = std::make_shared<Connection>(*this, home, std::move(*sock), state_.Load(),
+                                             state_.generation());
     connections_.fetch_add(1);
-    auto ex = conn->executor();
     asio::co_spawn(
-        ex,
+        home.io,
         [conn, this]() -> asio::awaitable<void> {
           try {
             co_await conn->Run();
@@ -519,14 +610,29 @@ void HttpServer::Accept() {
   });
 }
 
+// Expires the connections of `t` whose deadline has passed, four times a
+// second: a timeout fires at most 250 ms late, and a request arms no timer.
+void HttpServer::Sweep(IoThread& t) {
+  t.sweep.expires_after(250ms);
+  t.sweep.async_wait([this, &t](beast::error_code ec) {
+    if (ec || stopping_.load()) return;
+    const auto now = std::chrono::steady_clock::now();
+    for (Connection* c = t.connections; c != nullptr;) {
+      Connection* next = c->next();  // expiring never unlinks synchronously
+      c->ExpireIfDue(now);
+      c = next;
+    }
+    Sweep(t);
+  });
+}
+
 void HttpServer::Start(int threads) {
   const int n = std::max(1, threads);
-  while (static_cast<int>(ios_.size()) < n) ios_.push_back(std::make_unique<asio::io_context>(1));
-  // An io_context with no connection yet must not return from run().
-  for (auto& io : ios_) guards_.push_back(asio::make_work_guard(*io));
+  while (static_cast<int>(io_.size()) < n) io_.push_back(std::make_unique<IoThread>());
   Accept();
-  for (auto& io : ios_) {
-    threads_.emplace_back([io = io.get()] { io->run(); });
+  for (auto& t : io_) {
+    Sweep(*t);
+    threads_.emplace_back([io = &t->io] { io->run(); });
   }
 }
 
@@ -537,7 +643,7 @@ void HttpServer::Shutdown(std::chrono::milliseconds grace) {
     }
     return;
   }
-  asio::post(*ios_[0], [this] {
+  asio::post(io_[0]->io, [this] {
     beast::error_code ec;
     acceptor_.close(ec);
   });
@@ -545,7 +651,7 @@ void HttpServer::Shutdown(std::chrono::milliseconds grace) {
   while (in_flight_.load() > 0 && std::chrono::steady_clock::now() < until) {
     std::this_thread::sleep_for(10ms);
   }
-  for (auto& io : ios_) io->stop();
+  for (auto& t : io_) t->io.stop();
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }

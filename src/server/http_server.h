@@ -1,9 +1,11 @@
 // HttpServer: the TLS listener and its connections (api.md §1). One
 // single-threaded io_context per I/O thread; the acceptor (on the first) hands
 // accepted sockets round-robin to them, and a connection then lives entirely
-// on its io_context, so it needs no strand. Per connection: TLS handshake,
-// identity computed once, then HTTP/1.1 keep-alive requests with upstream's
-// timeouts (header 5 s, idle 90 s, per-route write deadline).
+// on its io_context, so it needs no strand. Per connection: TLS handshake
+// (TlsSocket), identity computed once, then HTTP/1.1 keep-alive requests
+// parsed with Beast's parser, with upstream's timeouts (header 5 s, idle
+// 90 s, per-route deadline). Deadlines are plain fields that a sweep on each
+// I/O thread checks a few times a second, so a request arms no timer.
 #pragma once
 
 #include <atomic>
@@ -41,14 +43,15 @@ class HttpServer {
 
  private:
   class Connection;
+  struct IoThread;
   void Accept();
+  void Sweep(IoThread& t);
 
   Services& services_;
   StateHolder& state_;
-  // ios_[0] exists from construction (it owns the acceptor); Start adds the
+  // io_[0] exists from construction (it owns the acceptor); Start adds the
   // rest. Declared before acceptor_ so that it is destroyed after it.
-  std::vector<std::unique_ptr<boost::asio::io_context>> ios_;
-  std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guards_;
+  std::vector<std::unique_ptr<IoThread>> io_;
   size_t next_io_ = 0;  // round-robin cursor; only the acceptor's thread uses it
   boost::asio::ip::tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;

@@ -254,7 +254,7 @@ JsonWriter& JsonWriter::String(std::string_view value) {
 JsonWriter& JsonWriter::Bytes(std::span<const uint8_t> value) {
   Separate();
   out_ += '"';
-  out_ += crypto::Base64Encode(value);
+  crypto::Base64Append(out_, value);
   out_ += '"';
   return *this;
 }

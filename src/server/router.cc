@@ -93,6 +93,21 @@ std::string EscapePath(std::string_view p) {
 }
 
 // ServeMux's cleanPath: leading '/', path.Clean, trailing slash kept.
+// Whether MuxCleanPath(p) == p: rooted, and no empty (but a trailing), "."
+// or ".." segment. Nearly every request is, and then needs no copy.
+bool IsMuxClean(std::string_view p) {
+  if (p.empty() || p[0] != '/') return false;
+  size_t i = 1;
+  while (i <= p.size()) {
+    size_t j = p.find('/', i);
+    if (j == std::string_view::npos) j = p.size();
+    const std::string_view seg = p.substr(i, j - i);
+    if (seg == "." || seg == ".." || (seg.empty() && j != p.size())) return false;
+    i = j + 1;
+  }
+  return true;
+}
+
 std::string MuxCleanPath(std::string_view p) {
   if (p.empty()) return "/";
   std::string withSlash;
@@ -120,8 +135,12 @@ bool MatchRoute(const Route& route, std::string_view path, std::string_view* res
     std::string_view want = pattern.substr(pi, pend - pi);
     size_t send = path.find('/', si);
     if (send == std::string_view::npos) send = path.size();
-    auto got = PercentDecode(path.substr(si, send - si));
-    if (!got || *got != want) return false;
+    const std::string_view seg = path.substr(si, send - si);
+    if (seg.find('%') == std::string_view::npos) {
+      if (seg != want) return false;
+    } else if (auto got = PercentDecode(seg); !got || *got != want) {
+      return false;
+    }
     if (pend == pattern.size()) {
       // Exact pattern: the path must end here.
       if (send != path.size()) return false;
@@ -229,14 +248,17 @@ Resolution ResolveTarget(std::string_view target) {
     res.kind = Resolution::Kind::kBadRequest;
     return res;
   }
-  const std::string clean = MuxCleanPath(escaped);
+  std::string clean_copy;
+  const std::string_view clean =
+      IsMuxClean(escaped) ? escaped : std::string_view(clean_copy = MuxCleanPath(escaped));
 
   std::string_view rest;
   bool exact = false;
   const Route* route = Match(clean, &rest, &exact);
   if (route == nullptr && clean.back() != '/') {
     // A subtree route requested without its trailing slash.
-    std::string with_slash = clean + "/";
+    std::string with_slash(clean);
+    with_slash += '/';
     bool exact2 = false;
     std::string_view rest2;
     if (Match(with_slash, &rest2, &exact2) != nullptr && exact2) {
