@@ -3,7 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <sched.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +16,7 @@
 #include <ctime>
 #include <mutex>
 #include <stop_token>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -92,19 +93,25 @@ class FsKeyStore final : public KeyStore {
   // Open: the scan reads the whole directory (one entry per key) and would
   // otherwise compete with start-up and the first requests even off the
   // start path (a server pinned to one CPU). It only removes files older
-  // than any create in progress, so nothing waits for it. SCHED_IDLE keeps
-  // the scan to CPU time nothing else wants (best effort).
+  // than any create in progress, so nothing waits for it.
   void StartCleanup() {
-    cleanup_ = std::jthread([this](std::stop_token stop) {
-      {
-        std::unique_lock lock(delay_mu_);
-        delay_cv_.wait_for(lock, stop, kCleanupDelay, [this] { return run_now_; });
-      }
-      if (stop.stop_requested()) return;
-      sched_param param{};
-      (void)::pthread_setschedparam(::pthread_self(), SCHED_IDLE, &param);
-      RemoveStaleTemporaries(stop);
-    });
+    // The thread must never take a process-directed signal (the server
+    // waits for them with sigwait), so it starts with all of them blocked.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    try {
+      cleanup_ = std::jthread([this](std::stop_token stop) {
+        {
+          std::unique_lock lock(delay_mu_);
+          delay_cv_.wait_for(lock, stop, kCleanupDelay, [this] { return run_now_; });
+        }
+        if (!stop.stop_requested()) RemoveStaleTemporaries(stop);
+      });
+    } catch (const std::system_error&) {
+      RemoveStaleTemporaries(std::stop_token());  // no thread to spare: scan now
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }
   // Starts the clean-up now if it is still waiting, and waits for its end.
   void WaitForCleanup() {
