@@ -343,6 +343,11 @@ asio::awaitable<Response> KeyCrypto(const Request& req, const State& st, Service
   Response resp;
   resp.type = Response::Type::kJson;
   resp.sensitive = true;
+  // Room for the whole answer up front: a reallocation would free a copy of
+  // the plaintext or DEK without wiping it.
+  size_t largest = crypto::kKeySize;
+  for (const auto& v : values) largest = std::max(largest, v.size());
+  resp.body.reserve(64 + 2 * ((largest + crypto::kCiphertextOverhead + 2) / 3 * 4));
   JsonWriter w(resp.body);
   switch (id) {
     case RouteId::kKeyGenerate: {

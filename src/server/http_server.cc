@@ -15,6 +15,7 @@
 #include <charconv>
 
 #include "crypto/secret_bytes.h"
+#include "server/request_parser.h"
 #include "server/tls_socket.h"
 
 namespace kes::server {
@@ -155,8 +156,7 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
   // Feeds buffer_ to the parser until `done` holds, reading as needed, the
   // way beast::http::read does.
   template <class Done>
-  asio::awaitable<beast::error_code> Parse(http::request_parser<http::string_body>& parser,
-                                           Done done);
+  asio::awaitable<beast::error_code> Parse(RequestParser& parser, Done done);
   asio::awaitable<bool> ServeOne(bool first);
   asio::awaitable<bool> Write(Response& resp, unsigned version, bool head,
                               Clock::time_point deadline, bool keep_alive);
@@ -172,7 +172,8 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
   uint64_t generation_;
   TlsSocket tls_;
   beast::flat_buffer buffer_;
-  std::string out_;  // the response being written; its capacity is reused
+  std::string target_;  // the request-target; its capacity is reused
+  std::string out_;     // the response being written; its capacity is reused
   PeerIdentity peer_;
   std::string remote_ip_;
   uint16_t remote_port_ = 0;
@@ -207,8 +208,7 @@ asio::awaitable<beast::error_code> HttpServer::Connection::Fill() {
 }
 
 template <class Done>
-asio::awaitable<beast::error_code> HttpServer::Connection::Parse(
-    http::request_parser<http::string_body>& parser, Done done) {
+asio::awaitable<beast::error_code> HttpServer::Connection::Parse(RequestParser& parser, Done done) {
   beast::error_code ec;
   bool need_more = buffer_.size() == 0;
   while (!done()) {
@@ -246,7 +246,7 @@ asio::awaitable<bool> HttpServer::Connection::ServeOne(bool first) {
   if (server_.stopping_.load()) co_return false;
 
   ExpiresAfter(kHeaderTimeout);
-  http::request_parser<http::string_body> parser;
+  RequestParser parser(target_);
   parser.header_limit(kHeaderLimit);
   parser.body_limit(boost::none);
   ec = co_await Parse(parser, [&] { return parser.is_header_done(); });
@@ -269,13 +269,12 @@ asio::awaitable<bool> HttpServer::Connection::ServeOne(bool first) {
   const auto received = Clock::now();
   const State& st = CurrentState();
   std::shared_ptr<const State> pin = state_;  // the snapshot outlives a reload mid-request
-  auto& hdr = parser.get();
-  const std::string_view method(hdr.method_string().data(), hdr.method_string().size());
-  const unsigned version = hdr.version() == 10 ? 10 : 11;
-  const bool head = hdr.method() == http::verb::head;
-  bool keep_alive = hdr.keep_alive() && !server_.stopping_.load();
+  const std::string_view method = parser.method_string();
+  const unsigned version = parser.version() == 10 ? 10 : 11;
+  const bool head = parser.method() == http::verb::head;
+  bool keep_alive = parser.keep_alive() && !server_.stopping_.load();
 
-  Resolution res = ResolveTarget(std::string_view(hdr.target().data(), hdr.target().size()));
+  Resolution res = ResolveTarget(parser.target());
   const Route* route = res.kind == Resolution::Kind::kMatch ? res.route : nullptr;
 
   // The body: read it (bounded) so the connection stays usable.
@@ -291,7 +290,7 @@ asio::awaitable<bool> HttpServer::Connection::ServeOne(bool first) {
       keep_alive = false;
     } else {
       const bool drain = parser.content_length() && *parser.content_length() > limit;
-      if (auto expect = hdr[http::field::expect]; beast::iequals(expect, "100-continue")) {
+      if (parser.expect_continue()) {
         ExpiresAfter(kHeaderTimeout);
         ec = co_await tls_.Write("HTTP/1.1 100 Continue\r\n\r\n");
         if (ec) co_return false;
@@ -312,7 +311,8 @@ asio::awaitable<bool> HttpServer::Connection::ServeOne(bool first) {
       }
       if (drain) {
         too_large = true;
-        parser.get().body().clear();
+        crypto::Zeroize(parser.body().data(), parser.body().size());
+        parser.body().clear();
       }
     }
   }
@@ -375,7 +375,7 @@ asio::awaitable<bool> HttpServer::Connection::ServeOne(bool first) {
   if (early) {
     resp = std::move(*early);
   } else {
-    req.body = std::move(parser.get().body());
+    req.body = std::move(parser.body());
     resp = co_await Handle(req, st, sv);
     crypto::Zeroize(req.body.data(), req.body.size());
   }
