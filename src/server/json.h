@@ -60,4 +60,11 @@ struct JsonFields {
 std::optional<JsonFields> DecodeJsonFields(std::string_view body,
                                            std::span<const std::string_view> names);
 
+namespace detail {
+// The same decoder with the JSON library only (DecodeJsonFields scans flat
+// objects of plain strings itself first); for tests that compare the two.
+std::optional<JsonFields> DecodeJsonFieldsWithLibrary(std::string_view body,
+                                                      std::span<const std::string_view> names);
+}  // namespace detail
+
 }  // namespace kes::server

@@ -2,8 +2,10 @@
 // routing and redirects, the Prometheus float format and slog lines.
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "server/json.h"
 #include "server/logs.h"
@@ -40,6 +42,71 @@ TEST(ServerJson, WriterShapes) {
 std::optional<JsonFields> Decode(std::string_view body) {
   static constexpr std::string_view kNames[] = {"plaintext", "context"};
   return DecodeJsonFields(body, kNames);
+}
+
+// DecodeJsonFields scans flat objects of plain strings itself; on every input
+// it must agree with the library-only decoder.
+TEST(ServerJson, FastPathAgreesWithTheLibrary) {
+  static constexpr std::string_view kNames[] = {"ciphertext", "context"};
+  const auto agree = [&](const std::string& body) {
+    auto fast = DecodeJsonFields(body, kNames);
+    auto slow = detail::DecodeJsonFieldsWithLibrary(body, kNames);
+    ASSERT_EQ(fast.has_value(), slow.has_value()) << body;
+    if (fast) EXPECT_EQ(fast->values, slow->values) << body;
+  };
+  for (const char* body : {"",
+                           " ",
+                           "{}",
+                           " {} ",
+                           "{",
+                           "}",
+                           "[]",
+                           "null",
+                           "\"x\"",
+                           R"({"ciphertext":"YQ=="})",
+                           R"( { "Ciphertext" : "YQ==" , "CONTEXT":"" } tail)",
+                           R"({"ciphertext":"a","ciphertext":"b"})",
+                           R"({"ciphertext":"a",})",
+                           R"({"ciphertext":"a" "context":"b"})",
+                           R"({"ciphertext":1})",
+                           R"({"ciphertext":null})",
+                           R"({"ciphertext":"a","ciphertext":null})",
+                           R"({"ciphertext":"\u0041"})",
+                           R"({"cipher\u0074ext":"a"})",
+                           "{\"ciphertext\":\"\xc3\xa9\"}",
+                           "{\"ciphertext\":\"\xff\"}",
+                           "{\"ciphertext\":\"a\tb\"}",
+                           R"({"x":{"ciphertext":"a"}})",
+                           R"({"x":"y","context":"c"})",
+                           R"({"ciphertext":"a"}})",
+                           R"({"ciphertext":"a)"}) {
+    agree(body);
+  }
+  // Random flat objects (the fast path's shape, with duplicates and case
+  // changes) and random token soup (mostly the library's).
+  std::mt19937 rng(20261129);
+  const std::vector<std::string> keys = {"\"ciphertext\"", "\"CipherText\"", "\"context\"",
+                                         "\"other\"",      "\"\"",           "\"contexts\""};
+  const std::vector<std::string> values = {"\"YQ==\"", "\"\"",        "\"a b\"", "null",      "1",
+                                           "[]",       "\"\\u00e9\"", "{}",      "\"x\\\"y\""};
+  const std::vector<std::string> soup = {
+      "{",     "}",    "[",    "]",      ":",    ",",           " ", "\n", "\"ciphertext\"",
+      "\"v\"", "null", "true", "-1.5e3", "\"\\", "\"\xe2\x82\""};
+  const auto pick = [&](const std::vector<std::string>& v) { return v[rng() % v.size()]; };
+  for (int i = 0; i < 5000; ++i) {
+    std::string body = "{";
+    const int members = static_cast<int>(rng() % 5);
+    for (int m = 0; m < members; ++m) {
+      if (m > 0) body += rng() % 8 == 0 ? " , " : ",";
+      body += pick(keys) + (rng() % 4 == 0 ? " : " : ":") + pick(values);
+    }
+    body += rng() % 10 == 0 ? "" : "}";
+    agree(body);
+    std::string noise;
+    const int tokens = static_cast<int>(rng() % 12);
+    for (int t = 0; t < tokens; ++t) noise += pick(soup);
+    agree(noise);
+  }
 }
 
 TEST(ServerJson, DecodesLeniently) {
