@@ -52,7 +52,9 @@ TEST(ServerJson, FastPathAgreesWithTheLibrary) {
     auto fast = DecodeJsonFields(body, kNames);
     auto slow = detail::DecodeJsonFieldsWithLibrary(body, kNames);
     ASSERT_EQ(fast.has_value(), slow.has_value()) << body;
-    if (fast) EXPECT_EQ(fast->values, slow->values) << body;
+    if (fast) {
+      EXPECT_EQ(fast->values, slow->values) << body;
+    }
   };
   for (const char* body : {"",
                            " ",
