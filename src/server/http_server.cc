@@ -89,6 +89,8 @@ struct HttpServer::IoThread {
   // linking costs no allocation). Declared before `io` so that connections
   // destroyed with io's pending handlers can still unlink themselves.
   Connection* connections = nullptr;
+  // Requests being served on this thread (read by Shutdown from another).
+  alignas(64) std::atomic<int64_t> in_flight{0};
   asio::io_context io{1};  // run by exactly one thread
   asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
   asio::steady_timer sweep{io};
@@ -260,15 +262,17 @@ asio::awaitable<bool> HttpServer::Connection::ServeOne(bool first) {
     co_return false;
   }
 
-  server_.in_flight_.fetch_add(1);
+  // Counted per I/O thread: a server-wide counter would be a cache line
+  // that every thread writes twice per request.
+  home_.in_flight.fetch_add(1, std::memory_order_relaxed);
   struct InFlight {
     std::atomic<int64_t>& n;
-    ~InFlight() { n.fetch_sub(1); }
-  } in_flight{server_.in_flight_};
+    ~InFlight() { n.fetch_sub(1, std::memory_order_release); }
+  } in_flight{home_.in_flight};
 
   const auto received = Clock::now();
+  // state_ changes only here, so the snapshot outlives a reload mid-request.
   const State& st = CurrentState();
-  std::shared_ptr<const State> pin = state_;  // the snapshot outlives a reload mid-request
   const std::string_view method = parser.method_string();
   const unsigned version = parser.version() == 10 ? 10 : 11;
   const bool head = parser.method() == http::verb::head;
@@ -648,7 +652,12 @@ void HttpServer::Shutdown(std::chrono::milliseconds grace) {
     acceptor_.close(ec);
   });
   const auto until = std::chrono::steady_clock::now() + grace;
-  while (in_flight_.load() > 0 && std::chrono::steady_clock::now() < until) {
+  const auto in_flight = [this] {
+    int64_t n = 0;
+    for (const auto& t : io_) n += t->in_flight.load(std::memory_order_acquire);
+    return n;
+  };
+  while (in_flight() > 0 && std::chrono::steady_clock::now() < until) {
     std::this_thread::sleep_for(10ms);
   }
   for (auto& t : io_) t->io.stop();

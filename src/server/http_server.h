@@ -56,7 +56,6 @@ class HttpServer {
   boost::asio::ip::tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;
   std::atomic<bool> stopping_{false};
-  std::atomic<int64_t> in_flight_{0};
   std::atomic<int64_t> connections_{0};
   int64_t max_connections_ = 10000;
 };

@@ -28,15 +28,29 @@ std::string FormatPromFloat(double v) {
   return std::string(buf, r.ptr - buf);
 }
 
+Metrics::Shard& Metrics::Local() {
+  // Metrics is one per process; a thread keeps the shard it was given.
+  thread_local size_t index = next_shard_.fetch_add(1, std::memory_order_relaxed) % kShards;
+  return shards_[index];
+}
+
+template <class F>
+uint64_t Metrics::Sum(F field) const {
+  uint64_t total = 0;
+  for (const Shard& s : shards_) total += field(s).load(std::memory_order_relaxed);
+  return total;
+}
+
 void Metrics::RequestFinished(unsigned status, std::chrono::nanoseconds elapsed) {
-  active_.fetch_sub(1, std::memory_order_relaxed);
-  if (status < by_code_.size()) by_code_[status].fetch_add(1, std::memory_order_relaxed);
+  Shard& s = Local();
+  s.active.fetch_sub(1, std::memory_order_relaxed);
+  if (status < s.by_code.size()) s.by_code[status].fetch_add(1, std::memory_order_relaxed);
   const double secs = std::chrono::duration<double>(elapsed).count();
   size_t i = 0;
   while (i < kBuckets.size() && secs > kBuckets[i]) ++i;
-  buckets_[i].fetch_add(1, std::memory_order_relaxed);
-  sum_ns_.fetch_add(static_cast<uint64_t>(elapsed.count()), std::memory_order_relaxed);
-  count_.fetch_add(1, std::memory_order_relaxed);
+  s.buckets[i].fetch_add(1, std::memory_order_relaxed);
+  s.sum_ns.fetch_add(static_cast<uint64_t>(elapsed.count()), std::memory_order_relaxed);
+  s.count.fetch_add(1, std::memory_order_relaxed);
 }
 
 namespace {
@@ -71,11 +85,12 @@ std::string Metrics::Exposition(const MetricsSnapshotInputs& in) const {
   // Counters by status class; families without samples are omitted.
   auto codes = [&](std::string_view name, std::string_view help, unsigned lo, unsigned hi) {
     bool any = false;
-    for (unsigned c = lo; c < hi; ++c) any |= by_code_[c].load(std::memory_order_relaxed) > 0;
+    for (unsigned c = lo; c < hi; ++c)
+      any |= Sum([c](const Shard& x) -> auto& { return x.by_code[c]; }) > 0;
     if (!any) return;
     Family(out, name, help, "counter");
     for (unsigned c = lo; c < hi; ++c) {
-      uint64_t n = by_code_[c].load(std::memory_order_relaxed);
+      uint64_t n = Sum([c](const Shard& x) -> auto& { return x.by_code[c]; });
       if (n == 0) continue;
       Sample(out, name, "{code=\"" + std::to_string(c) + "\"}", static_cast<double>(n));
     }
@@ -90,7 +105,8 @@ std::string Metrics::Exposition(const MetricsSnapshotInputs& in) const {
   Family(out, "kes_http_request_active", "Number of active requests that are not finished, yet.",
          "gauge");
   Sample(out, "kes_http_request_active", "",
-         static_cast<double>(active_.load(std::memory_order_relaxed)));
+         static_cast<double>(
+             static_cast<int64_t>(Sum([](const Shard& x) -> auto& { return x.active; }))));
   codes("kes_http_request_error",
         "Number of request that failed due to some error. (HTTP 4xx status code)", 400, 500);
   codes("kes_http_request_failure",
@@ -99,20 +115,20 @@ std::string Metrics::Exposition(const MetricsSnapshotInputs& in) const {
   codes("kes_http_request_success", "Number of requests that have been served successfully.", 200,
         300);
 
-  const uint64_t count = count_.load(std::memory_order_relaxed);
+  const uint64_t count = Sum([](const Shard& x) -> auto& { return x.count; });
   if (count > 0) {
     Family(out, "kes_http_response_time",
            "Histogram of request response times spawning from 10ms to 10s.", "histogram");
     uint64_t cumulative = 0;
     for (size_t i = 0; i < kBuckets.size(); ++i) {
-      cumulative += buckets_[i].load(std::memory_order_relaxed);
+      cumulative += Sum([i](const Shard& x) -> auto& { return x.buckets[i]; });
       Sample(out, "kes_http_response_time_bucket", "{le=\"" + FormatPromFloat(kBuckets[i]) + "\"}",
              static_cast<double>(cumulative));
     }
-    cumulative += buckets_[kBuckets.size()].load(std::memory_order_relaxed);
+    cumulative += Sum([](const Shard& x) -> auto& { return x.buckets[kBuckets.size()]; });
     Sample(out, "kes_http_response_time_bucket", "{le=\"+Inf\"}", static_cast<double>(cumulative));
     Sample(out, "kes_http_response_time_sum", "",
-           static_cast<double>(sum_ns_.load(std::memory_order_relaxed)) / 1e9);
+           static_cast<double>(Sum([](const Shard& x) -> auto& { return x.sum_ns; })) / 1e9);
     Sample(out, "kes_http_response_time_count", "", static_cast<double>(count));
   }
 
