@@ -321,6 +321,11 @@ asio::awaitable<bool> HttpServer::Connection::ServeOne(bool first) {
     }
   }
 
+  // The request is read. The handler may wait for the keystore for as long
+  // as it takes (the route's deadline is enforced on the write, as upstream
+  // does), so no read deadline may cut the connection meanwhile.
+  deadline_ = Clock::time_point::max();
+
   Response resp;
   switch (res.kind) {
     case Resolution::Kind::kBadRequest:

@@ -378,3 +378,20 @@ def test_https_endpoint_is_verified_against_the_ca_bundle(tmp_path, cert_factory
         assert after == before
     finally:
         ep.stop()
+
+
+def test_slow_backend_is_waited_for_past_the_header_timeout(endpoint, start_kes):
+    """A keystore that answers after 6.5 s (longer than the 5 s header timeout,
+    shorter than the 15 s route timeout) still gets its answer to the client:
+    the header timeout covers reading the request, not the handler."""
+    srv = start_kes(endpoint)
+    awscli(endpoint, "secretsmanager", "create-secret", "--name", "slow",
+           "--secret-string", UPSTREAM_VALUE)
+    endpoint.admin("POST", "/__faults", {"kind": "latency", "delay_ms": 6500, "count": 1,
+                                        "service": "secretsmanager",
+                                        "operation": "GetSecretValue"})
+    started = time.monotonic()
+    r = srv.get("/v1/key/describe/slow")
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == "slow"
+    assert time.monotonic() - started >= 6.0  # the fault was really in the path
