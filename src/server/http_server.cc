@@ -239,6 +239,11 @@ asio::awaitable<beast::error_code> HttpServer::Connection::Parse(RequestParser& 
 // Serves one request; false when the connection must close.
 asio::awaitable<bool> HttpServer::Connection::ServeOne(bool first) {
   beast::error_code ec;
+  // An idle keep-alive connection does not keep the buffers a large request
+  // or answer (a 1 MB body, a long key list) once needed.
+  constexpr size_t kKeepCapacity = 64 << 10;
+  if (buffer_.size() == 0 && buffer_.capacity() > kKeepCapacity) buffer_.shrink_to_fit();
+  if (out_.capacity() > kKeepCapacity) std::string().swap(out_);
   if (buffer_.size() == 0) {
     // Idle keep-alive wait for the first byte of the next request.
     ExpiresAfter(first ? Clock::duration(kHeaderTimeout) : Clock::duration(kIdleTimeout));
