@@ -116,4 +116,4 @@ class [[nodiscard]] Result {
   auto KES_CONCAT(kes_res_, __LINE__) = (expr);               \
   if (!KES_CONCAT(kes_res_, __LINE__).ok())                   \
     return ::kes::Status(KES_CONCAT(kes_res_, __LINE__).status()); \
-  lhs = std::move(KES_CONCAT(kes_res_, __LINE__)).value()
+  lhs = std::move(KES_CONCAT(kes_res_, __LINE__)).value()  // NOLINT(bugprone-macro-parentheses): lhs may be a declaration

@@ -18,7 +18,10 @@ std::string FormatPromFloat(double v) {
   auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
   std::string_view sci(buf, r.ptr - buf);
   size_t e = sci.find('e');
-  int exp = std::atoi(std::string(sci.substr(e + 1)).c_str());
+  std::string_view exp_text = sci.substr(e + 1);
+  if (!exp_text.empty() && exp_text[0] == '+') exp_text.remove_prefix(1);
+  int exp = 0;
+  std::from_chars(exp_text.data(), exp_text.data() + exp_text.size(), exp);
   if (exp < -4 || exp >= 21) return std::string(sci);
   if (exp >= 6) {
     // Go switches to %e at exponent >= 6 when printing shortest digits.
