@@ -97,7 +97,7 @@ struct HttpServer::IoThread {
 };
 
 // One TLS connection: handshake, identity, request loop.
-class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::Connection> {
+class HttpServer::Connection {
  public:
   Connection(HttpServer& server, IoThread& home, Socket socket, std::shared_ptr<const State> state,
              uint64_t generation)
