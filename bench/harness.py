@@ -42,10 +42,20 @@ def free_port():
 
 
 def cpu_seconds(pid):
-    """utime + stime of all threads of a process, from /proc."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """utime + stime of all threads of a process and of its direct children
+    (nginx's workers), from /proc."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid):
@@ -170,17 +180,21 @@ class Bench:
 
     # -- processes -------------------------------------------------------
 
-    def start_nginx(self, body):
+    def start_nginx(self, body, workers=1, cpus=None, name="nginx"):
+        """One nginx process by default; with workers > 1 a master and that
+        many workers (the scaling reference)."""
         port = free_port()
         tpl = open(os.path.join(self.args.source_dir, "bench", "nginx.conf.in")).read()
         conf = (tpl.replace("@DIR@", self.tmp).replace("@PORT@", str(port))
                 .replace("@BODY@", body)
+                .replace("@MASTER@", "on" if workers > 1 else "off")
+                .replace("@WORKERS@", str(workers))
                 .replace("@USER@", "user root;" if os.geteuid() == 0 else ""))
-        path = os.path.join(self.tmp, "nginx.conf")
+        path = os.path.join(self.tmp, f"{name}.conf")
         open(path, "w").write(conf)
-        s = Server("nginx", ["nginx", "-p", self.tmp, "-c", path, "-e",
-                             os.path.join(self.tmp, "nginx-error.log")],
-                   port, self.server_cpu, self.tmp)
+        s = Server(name, ["nginx", "-p", self.tmp, "-c", path, "-e",
+                          os.path.join(self.tmp, "nginx-error.log")],
+                   port, cpus or self.server_cpu, self.tmp)
         self.servers.append(s)
         if not s.ok:
             raise RuntimeError("nginx did not start: see " + s.log.name)
@@ -450,6 +464,26 @@ keystore:
                 self.stop(kes)
         return out
 
+    def scaling_ceiling_rows(self):
+        """The same with nginx, 1 worker vs 2: what adding a core gives the
+        ceiling itself on this machine, where the second server CPU is also
+        the load generator's."""
+        log("scaling reference: nginx with 1 vs 2 workers")
+        out = {}
+        body = '{"ciphertext":"' + "A" * 140 + '"}'
+        for workers, cpus in ((1, self.server_cpu), (2, "0-1")):
+            ng = self.start_nginx(body, workers=workers, cpus=cpus, name=f"nginx-{workers}w")
+            try:
+                rec = self.measure(f"scaling:nginx-{workers}-worker", ng,
+                                   ["-c", "32", "-w", str(self.warm), "-d", str(self.dur),
+                                    "-m", "POST", "-p", f"/v1/key/generate/{KEY}", "-b",
+                                    self.bodies["generate"]],
+                                   cpus="0-1" if workers == 2 else None, server_threads=workers)
+                out[workers] = rec.get("req_per_server_cpu_s")
+            finally:
+                self.stop(ng)
+        return out
+
     def memory_rows(self, kes):
         """`kes` is a fresh server that has served only the set-up requests."""
         time.sleep(0.5)
@@ -639,6 +673,7 @@ def main():
             b.stop(kes)
             try:
                 summary["scaling"] = b.scaling_rows()
+                summary["scaling_ceiling"] = b.scaling_ceiling_rows()
             except Exception as e:
                 b.notes.append(f"scaling rows skipped: {e}")
             summary["cold_start_many_keys"] = b.cold_start()
@@ -711,6 +746,9 @@ def targets(rows, s):
     sc = s.get("scaling") or {}
     v = round(sc[2] / sc[1], 3) if sc.get(1) and sc.get(2) else None
     add("req per CPU-s, 2 threads / 1 thread", v, ">= 0.9", v is not None and v >= 0.9)
+    sc = s.get("scaling_ceiling") or {}
+    v = round(sc[2] / sc[1], 3) if sc.get(1) and sc.get(2) else None
+    add("  reference: nginx 2 workers / 1 worker", v, "-", None)
     m = s.get("memory") or {}
     v = round(m["idle_rss_kib"] / 1024, 1) if m.get("idle_rss_kib") else None
     add("RSS idle (MB)", v, "< 20", v is not None and v < 20)

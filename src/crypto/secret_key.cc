@@ -62,11 +62,27 @@ struct CipherCtxDeleter {
   void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
 };
 
-// One context per thread, reused across calls: the server's hot path then
-// allocates nothing in OpenSSL per request.
-EVP_CIPHER_CTX* ThreadCipherCtx() {
-  thread_local std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter> ctx(EVP_CIPHER_CTX_new());
-  return ctx.get();
+// One context per thread and AEAD, set up with its cipher once and then only
+// re-keyed (EVP_*Init_ex2 with a null cipher keeps the provider context): a
+// full initialisation allocates and looks up parameters by name, about 5
+// allocations per seal. Between calls the context holds the schedule of the
+// last per-message subkey, which opens nothing but that one message (the
+// master keys it derives from are in the key cache anyway); OpenSSL wipes it
+// when the thread ends and the context is freed.
+EVP_CIPHER_CTX* ThreadCipherCtx(KeyType type) {
+  struct Ctx {
+    std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter> ctx{EVP_CIPHER_CTX_new()};
+    bool ready = false;
+  };
+  thread_local Ctx aes, chacha;
+  Ctx& c = type == KeyType::kAES256 ? aes : chacha;
+  if (!c.ready && c.ctx != nullptr) {
+    const EVP_CIPHER* cipher = type == KeyType::kAES256 ? AesGcm() : ChaChaPoly();
+    c.ready = cipher != nullptr &&
+              EVP_CipherInit_ex2(c.ctx.get(), cipher, nullptr, nullptr, 1, nullptr) == 1;
+    if (!c.ready) return nullptr;
+  }
+  return c.ctx.get();
 }
 
 // ---- HChaCha20 ------------------------------------------------------------
@@ -101,18 +117,13 @@ inline void StoreLe32(uint8_t* p, uint32_t v) {
 
 // ---- Subkey derivation and AEAD ---------------------------------------------
 
-const EVP_CIPHER* CipherFor(KeyType type) {
-  return type == KeyType::kAES256 ? AesGcm() : ChaChaPoly();
-}
-
 // Seals plaintext into out[0, len(plaintext) + 16).
 bool Seal(KeyType type, std::span<const uint8_t> subkey, std::span<const uint8_t> nonce,
           std::span<const uint8_t> plaintext, std::span<const uint8_t> aad, uint8_t* out) {
-  const EVP_CIPHER* cipher = CipherFor(type);
-  EVP_CIPHER_CTX* ctx = ThreadCipherCtx();
-  if (cipher == nullptr || ctx == nullptr) return false;
+  EVP_CIPHER_CTX* ctx = ThreadCipherCtx(type);
+  if (ctx == nullptr) return false;
   int len = 0;
-  bool ok = EVP_EncryptInit_ex2(ctx, cipher, subkey.data(), nonce.data(), nullptr) == 1;
+  bool ok = EVP_EncryptInit_ex2(ctx, nullptr, subkey.data(), nonce.data(), nullptr) == 1;
   if (ok && !aad.empty()) {
     ok = EVP_EncryptUpdate(ctx, nullptr, &len, aad.data(), static_cast<int>(aad.size())) == 1;
   }
@@ -127,7 +138,6 @@ bool Seal(KeyType type, std::span<const uint8_t> subkey, std::span<const uint8_t
     ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, static_cast<int>(kTagSize),
                              out + plaintext.size()) == 1;
   }
-  EVP_CIPHER_CTX_reset(ctx);
   return ok;
 }
 
@@ -136,11 +146,10 @@ bool Open(KeyType type, std::span<const uint8_t> subkey, std::span<const uint8_t
           std::span<const uint8_t> sealed, std::span<const uint8_t> aad, uint8_t* out) {
   if (sealed.size() < kTagSize) return false;
   const size_t ct_len = sealed.size() - kTagSize;
-  const EVP_CIPHER* cipher = CipherFor(type);
-  EVP_CIPHER_CTX* ctx = ThreadCipherCtx();
-  if (cipher == nullptr || ctx == nullptr) return false;
+  EVP_CIPHER_CTX* ctx = ThreadCipherCtx(type);
+  if (ctx == nullptr) return false;
   int len = 0;
-  bool ok = EVP_DecryptInit_ex2(ctx, cipher, subkey.data(), nonce.data(), nullptr) == 1;
+  bool ok = EVP_DecryptInit_ex2(ctx, nullptr, subkey.data(), nonce.data(), nullptr) == 1;
   if (ok && !aad.empty()) {
     ok = EVP_DecryptUpdate(ctx, nullptr, &len, aad.data(), static_cast<int>(aad.size())) == 1;
   }
@@ -155,7 +164,6 @@ bool Open(KeyType type, std::span<const uint8_t> subkey, std::span<const uint8_t
     ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, static_cast<int>(kTagSize), tag) == 1;
   }
   if (ok) ok = EVP_DecryptFinal_ex(ctx, out + written, &len) == 1;
-  EVP_CIPHER_CTX_reset(ctx);
   return ok;
 }
 

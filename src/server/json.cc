@@ -1,5 +1,6 @@
 #include "server/json.h"
 
+#include <array>
 #include <charconv>
 #include <nlohmann/json.hpp>
 
@@ -185,8 +186,10 @@ bool DecodeFlatStringObject(std::string_view in, std::span<const std::string_vie
     ++i;  // the closing quote
     return true;
   };
-  std::vector<std::string_view> found(names.size());
-  std::vector<bool> present(names.size(), false);
+  constexpr size_t kMaxNames = 8;  // request types name at most 3 fields
+  if (names.size() > kMaxNames) return false;
+  std::array<std::string_view, kMaxNames> found{};
+  std::array<bool, kMaxNames> present{};
   skip_ws();
   if (i >= in.size() || in[i] != '{') return false;
   ++i;
