@@ -2,6 +2,8 @@
 
 #include <array>
 
+#include "crypto/secret_bytes.h"
+
 namespace kes::crypto {
 namespace {
 
@@ -66,7 +68,52 @@ std::string Base64Encode(std::string_view bytes) {
 // Mirrors Go's base64.StdEncoding.DecodeString: CR/LF are skipped anywhere,
 // the input must be whole 4-character quanta with '=' padding only at the
 // end, and non-zero bits in the last partial quantum are tolerated.
+namespace {
+
+// The common case in one pass: whole quanta, no CR/LF, padding only at the
+// end. Returns false (and leaves `out` unspecified) on anything else, which
+// the general decoder below then handles, error offsets included.
+bool DecodeCanonical(std::string_view text, std::vector<uint8_t>& out) {
+  if (text.size() % 4 != 0) return false;
+  size_t pad = 0;
+  if (!text.empty() && text.back() == '=') pad = text[text.size() - 2] == '=' ? 2 : 1;
+  out.resize(text.size() / 4 * 3 - pad);
+  uint8_t* o = out.data();
+  const auto* in = reinterpret_cast<const uint8_t*>(text.data());
+  const size_t full = text.empty() ? 0 : text.size() / 4 - (pad > 0 ? 1 : 0);
+  int8_t bad = 0;  // the sign bit collects any invalid character
+  for (size_t q = 0; q < full; ++q, in += 4) {
+    const int8_t a = kDecode[in[0]], b = kDecode[in[1]], c = kDecode[in[2]], d = kDecode[in[3]];
+    bad = static_cast<int8_t>(bad | a | b | c | d);
+    const uint32_t v = (uint32_t(uint8_t(a)) << 18) | (uint32_t(uint8_t(b)) << 12) |
+                       (uint32_t(uint8_t(c)) << 6) | uint32_t(uint8_t(d));
+    *o++ = static_cast<uint8_t>(v >> 16);
+    *o++ = static_cast<uint8_t>(v >> 8);
+    *o++ = static_cast<uint8_t>(v);
+  }
+  if (bad < 0) return false;
+  if (pad > 0) {
+    const int8_t a = kDecode[in[0]], b = kDecode[in[1]];
+    const int8_t c = pad == 1 ? kDecode[in[2]] : 0;
+    if ((a | b | c) < 0) return false;
+    const uint32_t v =
+        (uint32_t(uint8_t(a)) << 18) | (uint32_t(uint8_t(b)) << 12) | (uint32_t(uint8_t(c)) << 6);
+    *o++ = static_cast<uint8_t>(v >> 16);
+    if (pad == 1) *o++ = static_cast<uint8_t>(v >> 8);
+  }
+  return true;
+}
+
+}  // namespace
+
 Result<std::vector<uint8_t>> Base64DecodeWithError(std::string_view text) {
+  std::vector<uint8_t> fast;
+  if (DecodeCanonical(text, fast)) return fast;
+  Zeroize(fast.data(), fast.size());  // may hold part of a secret
+  return detail::Base64DecodeGeneral(text);
+}
+
+Result<std::vector<uint8_t>> detail::Base64DecodeGeneral(std::string_view text) {
   auto corrupt = [](size_t at) {
     return Status::Invalid("illegal base64 data at input byte " + std::to_string(at));
   };

@@ -24,6 +24,11 @@ std::optional<std::vector<uint8_t>> Base64Decode(std::string_view text);
 // The same decoder; a failure carries Go's message "illegal base64 data at
 // input byte <n>" (n = offset into `text`, as Go's CorruptInputError).
 Result<std::vector<uint8_t>> Base64DecodeWithError(std::string_view text);
+namespace detail {
+// The character-by-character decoder behind Base64DecodeWithError, which
+// first tries a one-pass decode of canonical input; for tests comparing them.
+Result<std::vector<uint8_t>> Base64DecodeGeneral(std::string_view text);
+}  // namespace detail
 
 std::string HexEncode(std::span<const uint8_t> bytes);
 // Lower- or upper-case hex digits, even length; nullopt otherwise.

@@ -161,6 +161,18 @@ bool MatchRoute(const Route& route, std::string_view path, std::string_view* res
 }
 
 const Route* Match(std::string_view path, std::string_view* rest, bool* exact) {
+  if (path.find('%') == std::string_view::npos) {
+    // Nothing to unescape: segment-wise matching is a plain comparison with
+    // the pattern (equal, or a prefix for a subtree route).
+    for (const Route& r : kRoutes) {
+      if (r.subtree() ? path.starts_with(r.path) : path == r.path) {
+        *rest = r.subtree() ? path.substr(r.path.size()) : std::string_view();
+        *exact = !r.subtree() || rest->empty();
+        return &r;
+      }
+    }
+    return nullptr;
+  }
   for (const Route& r : kRoutes) {
     if (MatchRoute(r, path, rest, exact)) return &r;
   }

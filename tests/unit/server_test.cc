@@ -2,6 +2,8 @@
 // routing and redirects, the Prometheus float format and slog lines.
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <string_view>
@@ -177,6 +179,42 @@ TEST(ServerRouter, MatchesAndDecodes) {
 
   EXPECT_EQ(ResolveTarget("/v1/status").route->id, RouteId::kStatus);
   EXPECT_EQ(ResolveTarget("/v1/identity/self/describe").route->id, RouteId::kSelfDescribe);
+}
+
+// Paths without '%' are matched by plain comparison with the patterns; the
+// same path with one unreserved character percent-encoded goes through the
+// per-segment decoder. Both must find the same route, resource and path.
+TEST(ServerRouter, PlainAndEscapedSpellingsResolveAlike) {
+  const std::vector<std::string> prefixes = {
+      "/version",          "/v1/status",       "/v1/status/",
+      "/v1/key/create/",   "/v1/key/create",   "/v1/key/list/",
+      "/v1/key/generate/", "/v1/key/decrypt/", "/v1/identity/self/describe",
+      "/v1/log/audit",     "/v1/policy/read/", "/v1/identity/list/",
+      "/v1/keys/",         "/v2/key/create/",  "/v1/metrics/x"};
+  const std::vector<std::string> names = {"", "k", "my-key", "a/b", "x.y", "A_1"};
+  std::mt19937 rng(7);
+  for (const auto& prefix : prefixes) {
+    for (const auto& name : names) {
+      const std::string plain = prefix + name;
+      // Percent-encode one letter or digit somewhere after the leading '/'.
+      std::vector<size_t> spots;
+      for (size_t i = 1; i < plain.size(); ++i) {
+        if (std::isalnum(static_cast<unsigned char>(plain[i]))) spots.push_back(i);
+      }
+      if (spots.empty()) continue;
+      const size_t at = spots[rng() % spots.size()];
+      char hex[4];
+      std::snprintf(hex, sizeof hex, "%%%02X", static_cast<unsigned char>(plain[at]));
+      const std::string escaped = plain.substr(0, at) + hex + plain.substr(at + 1);
+      const Resolution a = ResolveTarget(plain), b = ResolveTarget(escaped);
+      ASSERT_EQ(a.kind, b.kind) << plain << " vs " << escaped;
+      EXPECT_EQ(a.route, b.route) << plain << " vs " << escaped;
+      if (a.kind == Resolution::Kind::kMatch) {
+        EXPECT_EQ(a.resource, b.resource) << plain;
+        EXPECT_EQ(a.path, b.path) << plain;
+      }
+    }
+  }
 }
 
 TEST(ServerRouter, NotFound) {
