@@ -27,10 +27,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A connection runs on one single-threaded io_context, so its socket and
-// timers name that executor directly instead of the type-erased
-// any_io_executor (no per-operation executor copies through a vtable).
-using IoExecutor = asio::io_context::executor_type;
+// A connection runs on one single-threaded io_context, so its socket names
+// that executor directly instead of the type-erased any_io_executor.
 using Socket = TlsSocket::Socket;
 
 constexpr auto kHeaderTimeout = 5s;
