@@ -55,24 +55,10 @@ struct Common {
 
 Common AddCommon(FlagSet& f) { return {f.Bool("insecure", 'k'), f.String("enclave", 'e')}; }
 
-std::optional<std::vector<uint8_t>> DecodeArg(const std::string& text) {
-  return crypto::Base64Decode(text);
-}
-
-std::string B64Error(const std::string& text) {
-  // Go's base64 error names the first offending byte.
-  static const std::string kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  size_t i = 0;
-  for (; i < text.size(); ++i) {
-    if (kAlphabet.find(text[i]) == std::string::npos && text[i] != '\r' && text[i] != '\n') break;
-  }
-  if (i < text.size() && text[i] == '=') {
-    // Padding in the wrong place or too much of it.
-    return "illegal base64 data at input byte " + std::to_string(i);
-  }
-  if (i == text.size()) i = text.size() - (text.size() % 4 == 0 ? 0 : text.size() % 4);
-  return "illegal base64 data at input byte " + std::to_string(i);
+// Go's base64.StdEncoding, including its error text ("illegal base64 data at
+// input byte N").
+Result<std::vector<uint8_t>> DecodeArg(const std::string& text) {
+  return crypto::Base64DecodeWithError(text);
 }
 
 int Create(const Args& args) {
@@ -102,7 +88,7 @@ int Import(const Args& args) {
   if (a.size() == 1) return FailSee("no crypto key specified", cmd);
   if (a.size() > 2) return FailSee("too many arguments", cmd);
   auto key = DecodeArg(a[1]);
-  if (!key) return FailSee("invalid key: " + B64Error(a[1]), cmd);
+  if (!key.ok()) return FailSee("invalid key: " + key.status().message(), cmd);
   crypto::SecretBytes secret(*key);
   crypto::Zeroize(key->data(), key->size());
   auto client = Connect({*c.insecure, {}, {}});
@@ -218,11 +204,11 @@ int Decrypt(const Args& args) {
   if (a.size() == 1) return FailSee("no ciphertext specified", cmd);
   if (a.size() > 3) return FailSee("too many arguments", cmd);
   auto ciphertext = DecodeArg(a[1]);
-  if (!ciphertext) return FailSee("invalid ciphertext: " + B64Error(a[1]), cmd);
+  if (!ciphertext.ok()) return FailSee("invalid ciphertext: " + ciphertext.status().message(), cmd);
   std::vector<uint8_t> context;
   if (a.size() == 3) {
     auto ctx = DecodeArg(a[2]);
-    if (!ctx) return FailSee("invalid context: " + B64Error(a[2]), cmd);
+    if (!ctx.ok()) return FailSee("invalid context: " + ctx.status().message(), cmd);
     context = std::move(*ctx);
   }
   auto client = Connect({*c.insecure, {}, {}});
@@ -250,7 +236,7 @@ int Dek(const Args& args) {
   std::vector<uint8_t> context;
   if (a.size() == 2) {
     auto ctx = DecodeArg(a[1]);
-    if (!ctx) return FailSee("invalid context: " + B64Error(a[1]), cmd);
+    if (!ctx.ok()) return FailSee("invalid context: " + ctx.status().message(), cmd);
     context = std::move(*ctx);
   }
   auto client = Connect({*c.insecure, {}, {}});
