@@ -28,6 +28,17 @@ int UpdateCommand(const Args& args);
 // `command` is empty). nullopt: go on.
 std::optional<int> ParseFlags(FlagSet& flags, const Args& args, const std::string& command);
 
+// --json and --color <when>: the output options of the ls, info and status
+// commands, registered on a command's FlagSet.
+struct OutputFlags {
+  bool* json;
+  std::string* color;
+};
+OutputFlags AddOutputFlags(FlagSet& flags);
+// ParseFlags, then applies --color; a bad value fails like a flag error.
+std::optional<int> ParseFlags(FlagSet& flags, const Args& args, const std::string& command,
+                              const OutputFlags& output);
+
 // Shell completion (cli.md §1.7): candidates for the words of COMP_LINE.
 std::vector<std::string> CompletionCandidates(const std::string& comp_line);
 

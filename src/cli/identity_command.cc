@@ -380,10 +380,8 @@ int List(const Args& args) {
   const std::string cmd = "kes identity ls";
   FlagSet f(kLsUsage);
   bool* insecure = f.Bool("insecure", 'k');
-  bool* as_json = f.Bool("json");
-  std::string* color = f.String("color", 0, "auto");
-  if (auto rc = ParseFlags(f, args, cmd)) return *rc;
-  if (Status s = SetColorMode(*color); !s.ok()) return FailSee(s.message(), cmd);
+  const OutputFlags output = AddOutputFlags(f);
+  if (auto rc = ParseFlags(f, args, cmd, output)) return *rc;
   if (f.args().size() > 1) return FailSee("too many arguments", cmd);
   auto client = Connect({*insecure, {}, {}});
   if (!client.ok()) return Fail(client.status().message());
@@ -391,7 +389,7 @@ int List(const Args& args) {
   if (prefix == "*") prefix.clear();
   auto ids = (*client)->ListIdentities(prefix);
   if (!ids.ok()) return FailRequest(ids.status());
-  PrintNames(*ids, "Identity", *as_json);
+  PrintNames(*ids, "Identity", *output.json);
   return 0;
 }
 

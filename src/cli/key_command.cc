@@ -105,17 +105,15 @@ int Info(const Args& args) {
                      "        --color <when>       Specify when to use colored output.\n",
                      "$ kes key info my-key"));
   Common c = AddCommon(f);
-  bool* as_json = f.Bool("json");
-  std::string* color = f.String("color", 0, "auto");
-  if (auto rc = ParseFlags(f, args, cmd)) return *rc;
-  if (Status s = SetColorMode(*color); !s.ok()) return FailSee(s.message(), cmd);
+  const OutputFlags output = AddOutputFlags(f);
+  if (auto rc = ParseFlags(f, args, cmd, output)) return *rc;
   if (f.args().empty()) return FailSee("no key name specified", cmd);
   if (f.args().size() > 1) return FailSee("too many arguments", cmd);
   auto client = Connect({*c.insecure, {}, {}});
   if (!client.ok()) return Fail(client.status().message());
   auto info = (*client)->DescribeKey(f.args()[0]);
   if (!info.ok()) return FailKeyRequest(info.status(), "failed to describe keys: ");
-  if (*as_json) {
+  if (*output.json) {
     json j = json::object();
     j["name"] = info->name;
     if (info->algorithm == "ChaCha20") j["algorithm"] = info->algorithm;  // AES256 omitted (sic)
@@ -139,10 +137,8 @@ int List(const Args& args) {
                      "        --color <when>       Specify when to use colored output.\n",
                      "$ kes key ls 'my-key*'"));
   Common c = AddCommon(f);
-  bool* as_json = f.Bool("json");
-  std::string* color = f.String("color", 0, "auto");
-  if (auto rc = ParseFlags(f, args, cmd)) return *rc;
-  if (Status s = SetColorMode(*color); !s.ok()) return FailSee(s.message(), cmd);
+  const OutputFlags output = AddOutputFlags(f);
+  if (auto rc = ParseFlags(f, args, cmd, output)) return *rc;
   if (f.args().size() > 1) return FailSee("too many arguments", cmd);
   std::string pattern = f.args().empty() ? "*" : f.args()[0];
   auto client = Connect({*c.insecure, {}, {}});
@@ -150,7 +146,7 @@ int List(const Args& args) {
   std::string prefix = pattern == "*" ? "" : pattern;
   auto names = (*client)->ListKeys(prefix);
   if (!names.ok()) return FailKeyRequest(names.status(), "failed to list keys: ");
-  PrintNames(*names, "Key", *as_json);
+  PrintNames(*names, "Key", *output.json);
   return 0;
 }
 

@@ -186,6 +186,17 @@ std::optional<int> ParseFlags(FlagSet& flags, const Args& args, const std::strin
   return std::nullopt;
 }
 
+OutputFlags AddOutputFlags(FlagSet& flags) {
+  return {flags.Bool("json"), flags.String("color", 0, "auto")};
+}
+
+std::optional<int> ParseFlags(FlagSet& flags, const Args& args, const std::string& command,
+                              const OutputFlags& output) {
+  if (auto rc = ParseFlags(flags, args, command)) return rc;
+  if (Status s = SetColorMode(*output.color); !s.ok()) return FailSee(s.message(), command);
+  return std::nullopt;
+}
+
 int Main(int argc, char** argv) {
   Args args(argv + 1, argv + argc);
   const char* shell = std::getenv("SHELL");

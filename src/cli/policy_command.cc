@@ -44,11 +44,9 @@ int List(const Args& args) {
   const std::string cmd = "kes policy ls";
   FlagSet f(Usage("kes policy ls [options] [<pattern>]", "$ kes policy ls 'my-app*'", true));
   bool* insecure = f.Bool("insecure", 'k');
-  bool* as_json = f.Bool("json");
-  std::string* color = f.String("color", 0, "auto");
+  const OutputFlags output = AddOutputFlags(f);
   f.String("enclave", 'e');
-  if (auto rc = ParseFlags(f, args, cmd)) return *rc;
-  if (Status s = SetColorMode(*color); !s.ok()) return FailSee(s.message(), cmd);
+  if (auto rc = ParseFlags(f, args, cmd, output)) return *rc;
   if (f.args().size() > 1) return FailSee("too many arguments", cmd);
   auto client = Connect({*insecure, {}, {}});
   if (!client.ok()) return Fail(client.status().message());
@@ -56,7 +54,7 @@ int List(const Args& args) {
   if (prefix == "*") prefix.clear();
   auto names = (*client)->ListPolicies(prefix);
   if (!names.ok()) return FailRequest(names.status(), "failed to list keys: ");  // sic
-  PrintNames(*names, "Key", *as_json);  // header "Key": sic (cli.md §3.6)
+  PrintNames(*names, "Key", *output.json);  // header "Key": sic (cli.md §3.6)
   return 0;
 }
 
@@ -64,17 +62,15 @@ int Info(const Args& args) {
   const std::string cmd = "kes policy info";
   FlagSet f(Usage("kes policy info [options] <name>", "$ kes policy info my-app", true));
   bool* insecure = f.Bool("insecure", 'k');
-  bool* as_json = f.Bool("json");
-  std::string* color = f.String("color", 0, "auto");
+  const OutputFlags output = AddOutputFlags(f);
   f.String("enclave", 'e');
-  if (auto rc = ParseFlags(f, args, cmd)) return *rc;
-  if (Status s = SetColorMode(*color); !s.ok()) return FailSee(s.message(), cmd);
+  if (auto rc = ParseFlags(f, args, cmd, output)) return *rc;
   if (f.args().empty()) return FailSee("no policy name specified", "kes policy show");  // sic
   auto client = Connect({*insecure, {}, {}});
   if (!client.ok()) return Fail(client.status().message());
   auto info = (*client)->DescribePolicy(f.args()[0]);
   if (!info.ok()) return FailRequest(info.status());
-  if (*as_json) {
+  if (*output.json) {
     json j = {
         {"name", info->name}, {"created_at", info->created_at}, {"created_by", info->created_by}};
     Out(Dump(j, IsTerminal()) + "\n");

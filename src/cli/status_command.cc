@@ -34,11 +34,9 @@ int StatusCommand(const Args& args) {
   bool* insecure = f.Bool("insecure", 'k');
   bool* short_form = f.Bool("short", 's');
   bool* api = f.Bool("api");
-  bool* as_json = f.Bool("json");
-  std::string* color = f.String("color", 0, "auto");
+  const OutputFlags output = AddOutputFlags(f);
   f.String("enclave", 'e');
-  if (auto rc = ParseFlags(f, args, cmd)) return *rc;
-  if (Status s = SetColorMode(*color); !s.ok()) return FailSee(s.message(), cmd);
+  if (auto rc = ParseFlags(f, args, cmd, output)) return *rc;
   if (!f.args().empty()) return FailSee("too many arguments", cmd);
 
   auto client = Connect({*insecure, {}, {}});
@@ -52,7 +50,7 @@ int StatusCommand(const Args& args) {
     routes = std::move(*r);
   }
 
-  if (*as_json) {
+  if (*output.json) {
     bool indent = IsTerminal() && !*short_form;
     if (*api) {
       json arr = json::array();
