@@ -2,7 +2,8 @@
 
 #include <openssl/crypto.h>
 
-#include "aws/base64.h"
+#include "crypto/encoding.h"
+#include "crypto/secret_bytes.h"
 
 namespace kes::aws {
 namespace {
@@ -22,9 +23,11 @@ Result<std::string> Blob(const nlohmann::json& body, const char* member) {
   if (it == body.end() || !it->is_string()) {
     return Status::Unavailable(std::string("kms: response without ") + member);
   }
-  auto bytes = Base64Decode(it->get_ref<const std::string&>());
+  auto bytes = crypto::Base64Decode(it->get_ref<const std::string&>());
   if (!bytes) return Status::Unavailable(std::string("kms: invalid base64 in ") + member);
-  return *bytes;
+  std::string out(bytes->begin(), bytes->end());
+  crypto::Zeroize(bytes->data(), bytes->size());  // a Plaintext member holds key bytes
+  return out;
 }
 
 void AddContext(nlohmann::json& in, const EncryptionContext& context) {
@@ -51,7 +54,7 @@ JsonClientOptions KmsClient::Options(net::Url endpoint, std::string region) {
 
 Result<std::string> KmsClient::Encrypt(std::string_view key_id, std::string_view plaintext,
                                        const EncryptionContext& context) {
-  nlohmann::json in = {{"KeyId", key_id}, {"Plaintext", Base64Encode(plaintext)}};
+  nlohmann::json in = {{"KeyId", key_id}, {"Plaintext", crypto::Base64Encode(plaintext)}};
   AddContext(in, context);
   CallResult r = client_->Call("Encrypt", in);
   WipeMember(in, "Plaintext");
@@ -61,7 +64,7 @@ Result<std::string> KmsClient::Encrypt(std::string_view key_id, std::string_view
 
 Result<std::string> KmsClient::Decrypt(std::string_view ciphertext,
                                        const EncryptionContext& context) {
-  nlohmann::json in = {{"CiphertextBlob", Base64Encode(ciphertext)}};
+  nlohmann::json in = {{"CiphertextBlob", crypto::Base64Encode(ciphertext)}};
   AddContext(in, context);
   CallResult r = client_->Call("Decrypt", in);
   if (!r.ok()) return ToStatus("Decrypt", *r.error);

@@ -8,9 +8,10 @@
 #include <cstdio>
 #include <set>
 
-#include "aws/base64.h"
 #include "aws/credential_providers.h"
 #include "aws/json_client.h"
+#include "crypto/encoding.h"
+#include "crypto/secret_bytes.h"
 #include "keystore/aws/error_mapping.h"
 #include "net/http_client.h"
 
@@ -93,11 +94,13 @@ class SecretsManagerKeyStore : public KeyStore {
       return std::move(it->get_ref<std::string&>());
     }
     if (auto it = r.body.find("SecretBinary"); it != r.body.end() && it->is_string()) {
-      auto bytes = kes::aws::Base64Decode(it->get<std::string>());
+      auto bytes = crypto::Base64Decode(it->get_ref<const std::string&>());
       if (!bytes)
         return kes::Status::Unavailable("aws: failed to read '" + std::string(name) +
                                         "': invalid SecretBinary");
-      return *bytes;
+      std::string value(bytes->begin(), bytes->end());
+      crypto::Zeroize(bytes->data(), bytes->size());
+      return value;
     }
     return kes::Status::Unavailable("aws: failed to read '" + std::string(name) +
                                     "': secret has no value");
