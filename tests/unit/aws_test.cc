@@ -28,6 +28,7 @@
 #include "aws/sigv4.h"
 #include "crypto/encoding.h"
 #include "keystore/aws/error_mapping.h"
+#include "loopback_http.h"
 
 namespace kes::aws {
 namespace {
@@ -666,23 +667,13 @@ TEST(Errors, SecretsManagerMapping) {
 class ScriptedServer {
  public:
   explicit ScriptedServer(std::deque<std::string> responses) : responses_(std::move(responses)) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    listen(fd_, 8);
-    socklen_t len = sizeof addr;
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
     thread_ = std::thread([this] { Run(); });
   }
   ~ScriptedServer() {
-    shutdown(fd_, SHUT_RDWR);
-    close(fd_);
+    listener_.Close();
     thread_.join();
   }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(listener_.port()); }
   std::vector<std::string> requests() {
     std::lock_guard lock(mu_);
     return requests_;
@@ -691,7 +682,7 @@ class ScriptedServer {
  private:
   void Run() {
     for (;;) {
-      int c = accept(fd_, nullptr, nullptr);
+      int c = listener_.Accept();
       if (c < 0) return;
       Serve(c);
       close(c);
@@ -699,40 +690,20 @@ class ScriptedServer {
   }
   void Serve(int c) {
     std::string buf;
-    char tmp[4096];
-    for (;;) {
-      size_t end;
-      while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
-        ssize_t n = read(c, tmp, sizeof tmp);
-        if (n <= 0) return;
-        buf.append(tmp, n);
-      }
-      size_t body_len = 0;
-      std::string head = buf.substr(0, end);
-      std::string lower = head;
-      std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
-      if (auto p = lower.find("content-length: "); p != std::string::npos)
-        body_len = std::stoul(head.substr(p + 16));
-      while (buf.size() < end + 4 + body_len) {
-        ssize_t n = read(c, tmp, sizeof tmp);
-        if (n <= 0) return;
-        buf.append(tmp, n);
-      }
+    while (auto req = testing::ReadHttpRequest(c, buf)) {
       std::string response;
       {
         std::lock_guard lock(mu_);
-        requests_.push_back(buf.substr(0, end + 4 + body_len));
+        requests_.push_back(req->head + "\r\n\r\n" + req->body);
         if (responses_.empty()) return;
         response = responses_.front();
         responses_.pop_front();
       }
-      buf.erase(0, end + 4 + body_len);
       if (write(c, response.data(), response.size()) < 0) return;
     }
   }
 
-  int fd_ = -1;
-  int port_ = 0;
+  testing::LoopbackListener listener_;
   std::mutex mu_;
   std::deque<std::string> responses_;
   std::vector<std::string> requests_;

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "loopback_http.h"
 #include "net/http_client.h"
 #include "net/url.h"
 
@@ -86,28 +87,17 @@ TEST(HttpClient, PlainHttpOnlyToLoopbackOrMetadata) {
 class EchoServer {
  public:
   EchoServer() {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    listen(fd_, 8);
-    socklen_t len = sizeof addr;
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
     thread_ = std::thread([this] { Run(); });
   }
   ~EchoServer() {
     stop_ = true;
-    shutdown(fd_, SHUT_RDWR);
-    close(fd_);
+    listener_.Close();
     thread_.join();
     // Connection threads end when their client hangs up (clients are
     // destroyed first); wait so none outlives this object.
     while (active_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  int port() const { return port_; }
+  int port() const { return listener_.port(); }
   int connections() const { return connections_; }
   std::vector<std::string> heads() {
     std::lock_guard lock(mu_);
@@ -117,7 +107,7 @@ class EchoServer {
  private:
   void Run() {
     while (!stop_) {
-      int c = accept(fd_, nullptr, nullptr);
+      int c = listener_.Accept();
       if (c < 0) return;
       ++connections_;
       ++active_;
@@ -129,35 +119,12 @@ class EchoServer {
   }
   void Serve(int c) {
     std::string buf;
-    char tmp[4096];
-    for (;;) {
-      size_t end;
-      while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
-        ssize_t n = read(c, tmp, sizeof tmp);
-        if (n <= 0) {
-          close(c);
-          return;
-        }
-        buf.append(tmp, n);
-      }
-      std::string head = buf.substr(0, end);
+    while (auto req = testing::ReadHttpRequest(c, buf)) {
       {
         std::lock_guard lock(mu_);
-        heads_.push_back(head);
+        heads_.push_back(req->head);
       }
-      size_t body_len = 0;
-      if (auto p = head.find("Content-Length: "); p != std::string::npos)
-        body_len = std::stoul(head.substr(p + 16));
-      while (buf.size() < end + 4 + body_len) {
-        ssize_t n = read(c, tmp, sizeof tmp);
-        if (n <= 0) {
-          close(c);
-          return;
-        }
-        buf.append(tmp, n);
-      }
-      std::string body = head + "\n--\n" + buf.substr(end + 4, body_len);
-      buf.erase(0, end + 4 + body_len);
+      std::string body = req->head + "\n--\n" + req->body;
       std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
                          "\r\nX-Test: yes\r\n\r\n" + body;
       if (write(c, resp.data(), resp.size()) < 0) break;
@@ -165,8 +132,7 @@ class EchoServer {
     close(c);
   }
 
-  int fd_ = -1;
-  int port_ = 0;
+  testing::LoopbackListener listener_;
   std::atomic<bool> stop_{false};
   std::atomic<int> connections_{0};
   std::atomic<int> active_{0};
