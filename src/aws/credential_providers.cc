@@ -108,8 +108,10 @@ class SharedFileProvider : public CredentialProvider {
       std::string secret = get("aws_secret_access_key");
       if (id.empty() && secret.empty()) continue;
       if (id.empty() || secret.empty()) {
+        // NOLINTBEGIN(performance-inefficient-string-concatenation): an error message, built once
         return Status::Invalid("shared-file: profile '" + profile + "' in '" + path +
                                "' has only one of aws_access_key_id and aws_secret_access_key");
+        // NOLINTEND(performance-inefficient-string-concatenation)
       }
       return Make(std::move(id), std::move(secret), get("aws_session_token"), "shared-file");
     }
@@ -421,8 +423,9 @@ std::optional<Clock::time_point> ParseIso8601(std::string_view text) {
   } else if (*p == '+' || *p == '-') {
     int sign = *p == '-' ? -1 : 1;
     int hh = 0, mm = 0;
+    // NOLINTNEXTLINE(cert-err34-c): two digits each cannot overflow; the count is checked
     if (std::sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2) return std::nullopt;
-    offset = sign * (hh * 3600 + mm * 60);
+    offset = sign * (int64_t{hh} * 3600 + int64_t{mm} * 60);
     p += 6;
   } else {
     return std::nullopt;
@@ -458,8 +461,8 @@ std::shared_ptr<CredentialProvider> NewChainProvider(
   return std::make_shared<ChainProvider>(std::move(providers));
 }
 
-std::shared_ptr<CredentialProvider> NewDefaultChain(EnvLookup env, std::string region,
-                                                    std::string ca_file) {
+std::shared_ptr<CredentialProvider> NewDefaultChain(const EnvLookup& env, std::string region,
+                                                    const std::string& ca_file) {
   net::HttpClientOptions sts_options;
   sts_options.ca_file = ca_file;
   auto sts_http = std::make_shared<net::HttpClient>(sts_options);

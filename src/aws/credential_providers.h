@@ -47,8 +47,8 @@ std::shared_ptr<CredentialProvider> NewChainProvider(
 
 // The whole default chain (without static config credentials), wrapped in a
 // CachingProvider that refreshes temporary credentials in the background.
-std::shared_ptr<CredentialProvider> NewDefaultChain(EnvLookup env, std::string region,
-                                                    std::string ca_file = {});
+std::shared_ptr<CredentialProvider> NewDefaultChain(const EnvLookup& env, std::string region,
+                                                    const std::string& ca_file = {});
 
 // Parses "2026-01-15T09:05:09Z" (optional fraction, "Z" or "±hh:mm").
 std::optional<Clock::time_point> ParseIso8601(std::string_view text);

@@ -27,8 +27,8 @@ struct JsonClientOptions {
   RetryOptions retry;
 };
 
-struct CallResult {
-  nlohmann::json body;            // the response object on success
+struct CallResult {     // NOLINT(bugprone-exception-escape): nlohmann::json moves do not throw
+  nlohmann::json body;  // the response object on success
   std::optional<AwsError> error;  // set on failure
   int attempts = 0;
   bool ok() const { return !error.has_value(); }

@@ -136,6 +136,7 @@ namespace {
 // and the zone offset in seconds.
 bool ParseRfc3339(std::string_view s, std::tm* tm, long* offset) {
   int y, mo, d, h, mi, sec;
+  // NOLINTNEXTLINE(cert-err34-c): fixed-width fields cannot overflow; the count is checked
   if (s.size() < 20 || std::sscanf(std::string(s.substr(0, 19)).c_str(), "%4d-%2d-%2dT%2d:%2d:%2d",
                                    &y, &mo, &d, &h, &mi, &sec) != 6) {
     return false;
@@ -157,6 +158,7 @@ bool ParseRfc3339(std::string_view s, std::tm* tm, long* offset) {
   if (rest == "Z") return true;
   int oh, om;
   if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') &&
+      // NOLINTNEXTLINE(cert-err34-c): two digits each cannot overflow; the count is checked
       std::sscanf(std::string(rest.substr(1)).c_str(), "%2d:%2d", &oh, &om) == 2) {
     *offset = (rest[0] == '-' ? -1 : 1) * (oh * 3600L + om * 60L);
     return true;

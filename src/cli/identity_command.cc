@@ -195,10 +195,12 @@ int New(const Args& args) {
   if (auto rc = ParseFlags(f, args, cmd)) return *rc;
   for (const auto& ip : *ips) {
     if (!identity::ParseIpAddress(ip)) {
+      // NOLINTBEGIN(performance-inefficient-string-concatenation): an error message, built once
       return FailSee(
           "invalid argument \"" + ip +
               "\" for \"--ip\" flag: invalid string being converted to IP address: " + ip,
           cmd);
+      // NOLINTEND(performance-inefficient-string-concatenation)
     }
   }
   auto expiry = ParseGoDuration(*expiry_text);

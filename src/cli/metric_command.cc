@@ -1,5 +1,6 @@
 // `kes metric` (spec cli.md §3.9): scrapes /v1/metrics every --rate until
 // interrupted. SIGINT/SIGTERM end it cleanly (cursor restored, exit 0).
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -80,9 +81,9 @@ std::string Dashboard(const client::Metrics& m, uint64_t prev_requests, double r
                 latency.c_str());
   out += buf;
   std::snprintf(buf, sizeof buf, "           %-14s %-15s %-14s\n",
-                (std::to_string(static_cast<int>(pct(m.request_ok) + 0.5)) + "%").c_str(),
-                (std::to_string(static_cast<int>(pct(m.request_err) + 0.5)) + "%").c_str(),
-                (std::to_string(static_cast<int>(pct(m.request_fail) + 0.5)) + "%").c_str());
+                (std::to_string(std::lround(pct(m.request_ok))) + "%").c_str(),
+                (std::to_string(std::lround(pct(m.request_err))) + "%").c_str(),
+                (std::to_string(std::lround(pct(m.request_fail))) + "%").c_str());
   out += buf;
   out += "\n";
   out +=

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -33,7 +34,7 @@ std::vector<std::string> NormalizeEndpoints(std::string_view list) {
     while (!e.empty() && std::isspace(static_cast<unsigned char>(e.back()))) e.remove_suffix(1);
     if (e.starts_with("http://")) e.remove_prefix(7);
     std::string endpoint(e);
-    if (!endpoint.starts_with("https://")) endpoint = "https://" + endpoint;
+    if (!endpoint.starts_with("https://")) endpoint.insert(0, "https://");
     while (endpoint.size() > 8 && endpoint.back() == '/') endpoint.pop_back();
     out.push_back(std::move(endpoint));
     if (comma == std::string_view::npos) break;
@@ -247,7 +248,7 @@ class Client::Impl {
       t->resp->content_type.clear();
       size_t sp = h.find(' ');
       if (sp != std::string_view::npos)
-        t->resp->status = std::atol(std::string(h.substr(sp + 1, 3)).c_str());
+        std::from_chars(h.data() + sp + 1, h.data() + std::min(h.size(), sp + 4), t->resp->status);
     } else if (h.size() > 13 && strncasecmp(h.data(), "content-type:", 13) == 0) {
       std::string_view v = h.substr(13);
       while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);

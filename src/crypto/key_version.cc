@@ -76,7 +76,7 @@ Result<KeyVersion> ParseLegacyJson(const nlohmann::ordered_json& doc) {
   if (!key.ok()) return key.status();
   key->set_untyped(algorithm.empty());
   return KeyVersion{std::move(*key), std::nullopt, created_at.value_or(Timestamp::GoZero()),
-                    std::move(created_by)};
+                    created_by};
 }
 
 Result<KeyVersion> ParseProtobuf(std::string_view stored) {

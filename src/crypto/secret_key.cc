@@ -453,8 +453,8 @@ Result<SecretBytes> SecretKey::Decrypt(std::span<const uint8_t> ciphertext,
 std::array<uint8_t, 32> HChaCha20(std::span<const uint8_t, 32> key,
                                   std::span<const uint8_t, 16> input) {
   uint32_t s[16] = {0x61707865, 0x3320646e, 0x79622d32, 0x6b206574};
-  for (int i = 0; i < 8; ++i) s[4 + i] = LoadLe32(key.data() + 4 * i);
-  for (int i = 0; i < 4; ++i) s[12 + i] = LoadLe32(input.data() + 4 * i);
+  for (size_t i = 0; i < 8; ++i) s[4 + i] = LoadLe32(key.data() + 4 * i);
+  for (size_t i = 0; i < 4; ++i) s[12 + i] = LoadLe32(input.data() + 4 * i);
   for (int round = 0; round < 10; ++round) {
     QuarterRound(s[0], s[4], s[8], s[12]);
     QuarterRound(s[1], s[5], s[9], s[13]);
@@ -466,8 +466,8 @@ std::array<uint8_t, 32> HChaCha20(std::span<const uint8_t, 32> key,
     QuarterRound(s[3], s[4], s[9], s[14]);
   }
   std::array<uint8_t, 32> out;
-  for (int i = 0; i < 4; ++i) StoreLe32(out.data() + 4 * i, s[i]);
-  for (int i = 0; i < 4; ++i) StoreLe32(out.data() + 16 + 4 * i, s[12 + i]);
+  for (size_t i = 0; i < 4; ++i) StoreLe32(out.data() + 4 * i, s[i]);
+  for (size_t i = 0; i < 4; ++i) StoreLe32(out.data() + 16 + 4 * i, s[12 + i]);
   Zeroize(s, sizeof s);
   return out;
 }

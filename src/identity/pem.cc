@@ -232,7 +232,11 @@ std::string EncodePemBlock(const PemBlock& block) {
   if (!block.headers.empty()) {
     if (const std::string* proc = block.Header("Proc-Type")) out += "Proc-Type: " + *proc + "\n";
     for (const auto& [k, v] : block.headers) {
-      if (k != "Proc-Type") out += k + ": " + v + "\n";
+      if (k == "Proc-Type") continue;
+      out += k;
+      out += ": ";
+      out += v;
+      out += '\n';
     }
     out += "\n";
   }
@@ -362,7 +366,9 @@ Result<std::vector<CertificatePtr>> LoadCertificateAuthorities(const std::string
   while (const dirent* e = ::readdir(dir)) {
     const std::string name = e->d_name;
     if (name == "." || name == "..") continue;
-    const std::string full = path + (path.back() == '/' ? "" : "/") + name;
+    std::string full = path;
+    if (full.back() != '/') full += '/';
+    full += name;
     struct stat fst {};
     if (::stat(full.c_str(), &fst) == 0 && S_ISDIR(fst.st_mode)) continue;
     files.push_back(full);
@@ -408,7 +414,7 @@ Result<PemBlock> EncryptLegacyPemBlock(std::string_view type, std::span<const ui
   total = len;
   ok = ok && EVP_EncryptFinal_ex(c.ctx, block.bytes.data() + total, &len) == 1;
   if (!ok) return Status::Internal("x509: encryption failed");
-  block.bytes.resize(static_cast<size_t>(total + len));
+  block.bytes.resize(static_cast<size_t>(total) + static_cast<size_t>(len));
   std::string iv_hex = crypto::HexEncode(iv);
   std::transform(iv_hex.begin(), iv_hex.end(), iv_hex.begin(), ::toupper);
   block.headers = {{"Proc-Type", "4,ENCRYPTED"}, {"DEK-Info", "AES-256-CBC," + iv_hex}};

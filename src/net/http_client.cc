@@ -193,7 +193,9 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
 
   curl_slist* list = nullptr;
   for (const auto& [k, v] : request.headers) {
-    std::string line = k + ": " + v;
+    std::string line = k;
+    line += ": ";
+    line += v;
     list = curl_slist_append(list, line.c_str());
   }
   // No "Expect: 100-continue" round trip and no default Accept.

@@ -563,7 +563,13 @@ HttpServer::HttpServer(Services& services, StateHolder& state)
   }
 }
 
-HttpServer::~HttpServer() { Shutdown(0ms); }
+HttpServer::~HttpServer() {
+  try {
+    Shutdown(0ms);
+  } catch (const std::exception&) {
+    // joining the I/O threads failed: nothing left to stop them with
+  }
+}
 
 Status HttpServer::Listen(const std::string& ip, uint16_t port) {
   beast::error_code ec;

@@ -138,9 +138,11 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags* f) {
     if (name == "--mlock") flag = &f->mlock;
     if (flag != nullptr) {
       if (!boolean(flag)) {
+        // NOLINTBEGIN(performance-inefficient-string-concatenation): an error message, built once
         return Fail("invalid argument \"" + value + "\" for \"" + name +
                     "\" flag: strconv.ParseBool: parsing \"" + value +
                     "\": invalid syntax. See 'kes server --help'");
+        // NOLINTEND(performance-inefficient-string-concatenation)
       }
       continue;
     }
@@ -495,7 +497,7 @@ int RunWithConfig(const Flags& flags) {
   rt.state.Store(*state);
   rt.http->Start(ThreadCount());
 
-  const struct timespec tls_reload = {15 * 60, 0};
+  const struct timespec tls_reload = {time_t{15} * 60, 0};
   for (;;) {
     siginfo_t info;
     int sig = sigtimedwait(&sigs, &info, &tls_reload);

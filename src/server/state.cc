@@ -24,8 +24,10 @@ Status ApplyPolicies(const config::ServerConfig& cfg, State* state) {
                                "' is empty, too long or contains invalid characters");
       }
       if (!state->policy_of.emplace(id, &e).second) {
+        // NOLINTBEGIN(performance-inefficient-string-concatenation): an error message, built once
         return Status::Invalid("kes: cannot assign policy '" + name + "' to '" + id +
                                "': identity already has a policy");
+        // NOLINTEND(performance-inefficient-string-concatenation)
       }
     }
   }

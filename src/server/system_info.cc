@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -30,7 +31,10 @@ SystemInfo ReadSystemInfo() {
   std::string line;
   while (std::getline(status, line)) {
     if (line.rfind("Threads:", 0) == 0) {
-      info.num_threads = std::atoi(line.c_str() + 8);
+      std::string_view v(line);
+      v.remove_prefix(8);
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+      std::from_chars(v.data(), v.data() + v.size(), info.num_threads);
     } else if (line.rfind("VmStk:", 0) == 0) {
       info.stack_used = std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;
     }

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <set>
 
@@ -18,7 +19,6 @@
 namespace kes::keystore::aws {
 namespace {
 
-using kes::aws::AwsError;
 using kes::aws::CallResult;
 
 std::string NewUuid4() {
@@ -189,8 +189,11 @@ Result<std::unique_ptr<KeyStore>> NewSecretsManager(const SecretsManagerOptions&
   client_options.service = "secretsmanager";
   client_options.target_prefix = "secretsmanager";
   if (std::string n = env("AWS_MAX_ATTEMPTS"); !n.empty()) {
-    int attempts = std::atoi(n.c_str());
-    if (attempts >= 1 && attempts <= 10) client_options.retry.max_attempts = attempts;
+    int attempts = 0;
+    auto [end, err] = std::from_chars(n.data(), n.data() + n.size(), attempts);
+    if (err == std::errc() && end == n.data() + n.size() && attempts >= 1 && attempts <= 10) {
+      client_options.retry.max_attempts = attempts;
+    }
   }
   auto client = std::make_unique<kes::aws::JsonClient>(client_options, http, credentials);
 

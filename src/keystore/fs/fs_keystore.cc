@@ -101,7 +101,7 @@ class FsKeyStore final : public KeyStore {
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     try {
-      cleanup_ = std::jthread([this](std::stop_token stop) {
+      cleanup_ = std::jthread([this](const std::stop_token& stop) {
         {
           std::unique_lock lock(delay_mu_);
           delay_cv_.wait_for(lock, stop, kCleanupDelay, [this] { return run_now_; });
@@ -239,7 +239,7 @@ class FsKeyStore final : public KeyStore {
  private:
   // Removes temporaries left behind by a crash during Create. Recent ones
   // may belong to another process writing the same directory right now.
-  void RemoveStaleTemporaries(std::stop_token stop) {
+  void RemoveStaleTemporaries(const std::stop_token& stop) {
     DIR* d = ::opendir(dir_.c_str());
     if (d == nullptr) return;
     const time_t cutoff = ::time(nullptr) - 600;
