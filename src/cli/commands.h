@@ -39,6 +39,9 @@ OutputFlags AddOutputFlags(FlagSet& flags);
 std::optional<int> ParseFlags(FlagSet& flags, const Args& args, const std::string& command,
                               const OutputFlags& output);
 
+// The machine architecture in Go's GOARCH spelling ("amd64", "arm64").
+std::string HostArch();
+
 // Shell completion (cli.md §1.7): candidates for the words of COMP_LINE.
 std::vector<std::string> CompletionCandidates(const std::string& comp_line);
 

@@ -61,20 +61,30 @@ Result<std::vector<uint8_t>> DecodeArg(const std::string& text) {
   return crypto::Base64DecodeWithError(text);
 }
 
-int Create(const Args& args) {
-  const std::string cmd = "kes key create";
-  FlagSet f(
-      SubUsage("kes key create [options] <name>...", "", "$ kes key create my-key-1 my-key-2"));
+// `kes key create` and `kes key rm`: one request per named key, stopping at
+// the first failure ("failed to <verb> key "<name>": ...").
+int ForEachKeyName(const Args& args, const std::string& cmd, const std::string& usage,
+                   std::string_view verb, Status (client::Client::*op)(std::string_view)) {
+  FlagSet f(usage);
   Common c = AddCommon(f);
   if (auto rc = ParseFlags(f, args, cmd)) return *rc;
   if (f.args().empty()) return FailSee("no key name specified", cmd);
   auto client = Connect({*c.insecure, {}, {}});
   if (!client.ok()) return Fail(client.status().message());
   for (const auto& name : f.args()) {
-    Status s = (*client)->CreateKey(name);
-    if (!s.ok()) return FailKeyRequest(s, "failed to create key " + GoQuote(name) + ": ");
+    Status s = ((**client).*op)(name);
+    if (!s.ok()) {
+      return FailKeyRequest(s, "failed to " + std::string(verb) + " key " + GoQuote(name) + ": ");
+    }
   }
   return 0;
+}
+
+int Create(const Args& args) {
+  return ForEachKeyName(
+      args, "kes key create",
+      SubUsage("kes key create [options] <name>...", "", "$ kes key create my-key-1 my-key-2"),
+      "create", &client::Client::CreateKey);
 }
 
 int Import(const Args& args) {
@@ -151,18 +161,9 @@ int List(const Args& args) {
 }
 
 int Remove(const Args& args) {
-  const std::string cmd = "kes key rm";
-  FlagSet f(SubUsage("kes key rm [options] <name>...", "", "$ kes key rm my-key"));
-  Common c = AddCommon(f);
-  if (auto rc = ParseFlags(f, args, cmd)) return *rc;
-  if (f.args().empty()) return FailSee("no key name specified", cmd);
-  auto client = Connect({*c.insecure, {}, {}});
-  if (!client.ok()) return Fail(client.status().message());
-  for (const auto& name : f.args()) {
-    Status s = (*client)->DeleteKey(name);
-    if (!s.ok()) return FailKeyRequest(s, "failed to remove key " + GoQuote(name) + ": ");
-  }
-  return 0;
+  return ForEachKeyName(args, "kes key rm",
+                        SubUsage("kes key rm [options] <name>...", "", "$ kes key rm my-key"),
+                        "remove", &client::Client::DeleteKey);
 }
 
 int Encrypt(const Args& args) {

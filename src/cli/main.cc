@@ -1,6 +1,5 @@
 // `kes` dispatch, top-level usage, --version and shell completion
 // (spec cli.md §1.1, §1.6, §1.7).
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -46,15 +45,6 @@ const char* kUsage =
     "    $ kes identity new --ip \"127.0.0.1\" localhost\n"
     "    $ kes server --config config.yml\n";
 
-std::string Arch() {
-  utsname u{};
-  uname(&u);
-  std::string m = u.machine;
-  if (m == "x86_64") return "amd64";
-  if (m == "aarch64") return "arm64";
-  return m;
-}
-
 int Version() {
   auto line = [](const std::string& label, const std::string& value, const std::string& note) {
     std::string v = value;
@@ -65,7 +55,7 @@ int Version() {
   };
   std::string out;
   out += line("Version", std::string(BuildVersion()), "commit=" + std::string(BuildCommit()));
-  out += line("Runtime", "C++20 linux/" + Arch(), "compiler=gcc");
+  out += line("Runtime", "C++20 linux/" + HostArch(), "compiler=gcc");
   // Upstream prints its own licence and copyright; kes-cpp is a separate
   // code base and names itself instead.
   out += line("Project", "kes-cpp", "drop-in replacement for MinIO KES");

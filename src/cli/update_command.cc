@@ -43,6 +43,8 @@ bool IsReleaseVersion(const std::string& v) {
   return true;
 }
 
+}  // namespace
+
 std::string HostArch() {
   utsname u{};
   uname(&u);
@@ -51,8 +53,6 @@ std::string HostArch() {
   if (m == "aarch64") return "arm64";
   return m;
 }
-
-}  // namespace
 
 int UpdateCommand(const Args& args) {
   FlagSet f(kUsage);
