@@ -189,34 +189,23 @@ Result<SslCtxPtr> MakeDevTlsContext(const std::vector<std::string>& ips) {
 
 PeerIdentity PeerIdentityOf(SSL* ssl) {
   PeerIdentity out;
-  // On the server side the peer chain excludes the leaf; look at both.
+  // TLS proves possession of the leaf's private key and of nothing else, so
+  // the identity is the leaf's only (api.md §2.1). The rest of the chain may
+  // hold CA certificates; a second non-CA certificate there is refused rather
+  // than ignored, as Go clients treat it. On the server side OpenSSL keeps the
+  // leaf out of the peer chain.
   X509* leaf = SSL_get0_peer_certificate(ssl);
-  STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl);
-  X509* found = nullptr;
-  int count = 0;
-  auto consider = [&](X509* c) {
-    if (c == nullptr || identity::IsCA(c)) return;
-    if (found != nullptr && X509_cmp(found, c) == 0) return;  // the leaf again
-    found = c;
-    ++count;
-  };
-  consider(leaf);
-  if (chain != nullptr) {
-    for (int i = 0; i < sk_X509_num(chain); ++i) consider(sk_X509_value(chain, i));
+  if (leaf == nullptr || identity::IsCA(leaf)) return out;  // kNoCertificate
+  if (STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl); chain != nullptr) {
+    for (int i = 0; i < sk_X509_num(chain); ++i) {
+      if (!identity::IsCA(sk_X509_value(chain, i))) {
+        out.error = PeerIdentity::Error::kTooMany;
+        return out;
+      }
+    }
   }
-  if (count == 0) {
-    out.error = PeerIdentity::Error::kNoCertificate;
-    return out;
-  }
-  if (count > 1) {
-    out.error = PeerIdentity::Error::kTooMany;
-    return out;
-  }
-  auto id = identity::IdentityOf(found);
-  if (!id.ok()) {
-    out.error = PeerIdentity::Error::kNoCertificate;
-    return out;
-  }
+  auto id = identity::IdentityOf(leaf);
+  if (!id.ok()) return out;  // kNoCertificate
   out.error = PeerIdentity::Error::kNone;
   out.identity = std::move(*id);
   return out;

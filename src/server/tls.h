@@ -34,8 +34,9 @@ struct PeerIdentity {
   std::string identity;  // lowercase hex, empty unless error == kNone
 };
 
-// Identity of the client of an established TLS connection: drop CA
-// certificates from the peer chain; exactly one must remain.
+// Identity of the client of an established TLS connection: the leaf
+// certificate's, which must not be a CA; every other certificate the client
+// sent must be a CA certificate (api.md §2.1).
 PeerIdentity PeerIdentityOf(SSL* ssl);
 
 }  // namespace kes::server
