@@ -54,12 +54,16 @@ class Rule:
 
 
 class FaultBoard:
-    def __init__(self):
+    """The pending rules. The Vault test endpoint reuses it with its own rule
+    class; `take` passes the request's description on to `rule.matches`."""
+
+    def __init__(self, rule_class=Rule):
+        self._rule_class = rule_class
         self._lock = threading.Lock()
         self._rules = []
 
     def add(self, doc):
-        rule = Rule(doc)
+        rule = self._rule_class(doc)
         with self._lock:
             self._rules.append(rule)
         return rule
@@ -72,11 +76,11 @@ class FaultBoard:
         with self._lock:
             return [r.to_json() for r in self._rules]
 
-    def take(self, service, operation):
+    def take(self, *request):
         """The first rule matching this request, with one use consumed."""
         with self._lock:
             for rule in self._rules:
-                if rule.matches(service, operation):
+                if rule.matches(*request):
                     rule.count -= 1
                     if rule.count == 0:
                         self._rules.remove(rule)
