@@ -196,7 +196,9 @@ class Vault:
             log["accessor"] = token.accessor
         req = Request(op, rel, data, ns, token, self)
         if token is not None:
-            self._authorize(token, ns, key, self._capability(mount, req))
+            # Vault checks a listing against the folder path, with its trailing slash.
+            target = key + "/" if op == "list" else key
+            self._authorize(token, ns, target, self._capability(mount, req))
             self.tokens.use(token)
         answer = mount.handle(req)
         return self._render(answer, mount)

@@ -253,8 +253,11 @@ def _admin_route(state, vault, method, path, doc, ok, bad):
             state.clock_offset = float(doc["offset_seconds"])
         return ok({"offset_seconds": state.clock_offset, "now": state.clock()})
     elif path == "/__admin/tokens" and method == "POST":
+        policies = list(doc.get("policies", []))
+        if not doc.get("no_default_policy") and "root" not in policies:
+            policies.append("default")
         token = vault.tokens.issue(
-            _namespace(vault, doc), doc.get("policies", ["default"]),
+            _namespace(vault, doc), policies,
             ttl=durations.parse(doc.get("ttl")),
             explicit_max_ttl=durations.parse(doc.get("explicit_max_ttl")),
             period=durations.parse(doc.get("period")), renewable=doc.get("renewable", True),

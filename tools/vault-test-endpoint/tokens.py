@@ -144,7 +144,7 @@ class TokenStore:
             ttl = token.period or increment or token.creation_ttl
             warning = None
             if token.max_at is not None and now + ttl > token.max_at:
-                capped = max(0, int(token.max_at - now))
+                capped = max(0, int(round(token.max_at - now)))
                 warning = (f'TTL of "{durations.go(ttl)}" exceeded the effective max_ttl of '
                            f'"{durations.go(capped)}"; TTL value is capped accordingly')
                 ttl = capped
