@@ -366,6 +366,11 @@ def test_health_is_root_only(vault):
     r = raw(vault, "GET", "sys/health", namespace=NS)
     assert r.status_code == 404 and r.json() == {"errors": ["unsupported path"]}
     assert raw(vault, "GET", "sys/health").status_code == 200
+    vault.admin("POST", "/__admin/health", {"root_paths_ignore_namespace": True})
+    try:
+        assert raw(vault, "GET", "sys/health", namespace=NS).status_code == 200
+    finally:
+        vault.admin("POST", "/__admin/health", {"root_paths_ignore_namespace": False})
 
 
 def test_namespaces_created_through_the_api(vault, root):
@@ -427,6 +432,11 @@ def test_fault_error_latency_and_drop(vault, root):
     vault.admin("POST", "/__faults", {"kind": "latency", "delay_ms": 700, "path": "sys/health"})
     start = time.monotonic()
     assert raw(vault, "GET", "sys/health").status_code == 200
+    vault.admin("POST", "/__admin/health", {"root_paths_ignore_namespace": True})
+    try:
+        assert raw(vault, "GET", "sys/health", namespace=NS).status_code == 200
+    finally:
+        vault.admin("POST", "/__admin/health", {"root_paths_ignore_namespace": False})
     assert time.monotonic() - start >= 0.6
     vault.admin("POST", "/__faults", {"kind": "drop", "method": "PUT"})
     with pytest.raises(requests.exceptions.ConnectionError):
@@ -453,3 +463,18 @@ def test_https_with_required_client_certificate(tmp_path, cert_factory):
         log = ep.admin("GET", "/__admin/requests", context=ctx)["requests"]
         assert any(e["path"] == "/v1/kv/tls" and "CN=vault-client" in (e["client_cert"] or "")
                    .replace("commonName", "CN") for e in log)
+
+
+# ---- response wrapping (what VAULT_WRAP_TTL does to every request) ------------------------
+def test_wrapped_answers_hide_the_data_until_unwrapped(vault, root):
+    path = unique("wrap")
+    root.secrets.kv.v1.create_or_update_secret(path=path, secret={"w": "1"}, mount_point="kv")
+    r = requests.get(f"{vault.url}/v1/kv/{path}", timeout=30,
+                     headers={"X-Vault-Token": vault.root_token, "X-Vault-Wrap-TTL": "60s"})
+    doc = r.json()
+    assert r.status_code == 200 and doc["data"] is None and doc["wrap_info"]["ttl"] == 60
+    wrapping = doc["wrap_info"]["token"]
+    unwrapped = hvac.Client(url=vault.url, token=wrapping).sys.unwrap()
+    assert unwrapped["data"] == {"w": "1"}
+    with pytest.raises(hvac.exceptions.Forbidden):  # single use
+        hvac.Client(url=vault.url, token=wrapping).sys.unwrap()

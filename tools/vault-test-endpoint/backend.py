@@ -23,13 +23,14 @@ class Response:
     """A 2xx (or data-carrying 404) answer; rendered in Vault's envelope."""
 
     def __init__(self, status=200, data=None, auth=None, warnings=None, lease_duration=0,
-                 raw=None):
+                 raw=None, wrap_info=None):
         self.status = status
         self.data = data
         self.auth = auth
         self.warnings = warnings
         self.lease_duration = lease_duration
         self.raw = raw  # a document sent as it is (sys/health, sys/mounts)
+        self.wrap_info = wrap_info
 
 
 NO_CONTENT = Response(204)

@@ -16,6 +16,7 @@ import time
 import uuid
 from urllib.parse import unquote
 
+import durations
 import policy
 from auth_methods import AppRole, Kubernetes, ServiceAccounts, TokenAuth, service_account_jwt
 from backend import NO_CONTENT, Backend, Request, Response
@@ -87,6 +88,8 @@ class Vault:
         self.standby = False
         self.performance_standby = False
         self.replication_dr_mode = "disabled"
+        self.root_paths_ignore_namespace = False  # Vault Enterprise answers 404 (D9)
+        self.wrapped = {}  # wrapping token id -> the wrapped answer's body
         self.cluster_id = str(uuid.uuid4())
         self.root_token = self.tokens.issue(self.root, [policy.ROOT], path="auth/token/root",
                                             display_name="root", orphan=True,
@@ -177,7 +180,7 @@ class Vault:
         ns_header = headers.get("x-vault-namespace", "")
         key = api.strip("/")
         if key in ROOT_ONLY:
-            if self.namespace(ns_header) is not self.root:
+            if self.namespace(ns_header) is not self.root and not self.root_paths_ignore_namespace:
                 raise unsupported_path()  # root-only path with a namespace (D9)
             return self._root_only(key, method, op, query, headers, body)
         if self.sealed:
@@ -201,7 +204,36 @@ class Vault:
             self._authorize(token, ns, target, self._capability(mount, req))
             self.tokens.use(token)
         answer = mount.handle(req)
+        wrap_ttl = headers.get("x-vault-wrap-ttl")
+        if wrap_ttl and answer.status == 200 and (answer.data is not None or answer.auth):
+            answer = self._wrap(answer, mount, ns, key, durations.parse(wrap_ttl, "wrap TTL"))
         return self._render(answer, mount)
+
+    def _wrap(self, answer, mount, ns, key, ttl):
+        """Response wrapping (X-Vault-Wrap-TTL): the answer is kept behind a
+        single-use token that only sys/wrapping/unwrap accepts."""
+        if not ttl:
+            raise bad_request("wrap TTL must be positive")
+        token = self.tokens.issue(ns, [policy.RESPONSE_WRAPPING], ttl=ttl, num_uses=1,
+                                  renewable=False, path=key, display_name="response-wrapping",
+                                  orphan=True)
+        self.wrapped[token.id] = self._render(answer, mount)[2]
+        return Response(wrap_info={"token": token.id, "accessor": token.accessor, "ttl": ttl,
+                                   "creation_time": durations.rfc3339(self.clock()),
+                                   "creation_path": key, "wrapped_accessor": ""})
+
+    def unwrap(self, req):
+        """sys/wrapping/unwrap: with the wrapping token itself, or `token` in the body."""
+        wrapping = req.token
+        if req.data.get("token"):
+            wrapping = self.tokens.find(token_id=str(req.data["token"]))
+            if wrapping is None:
+                raise bad_request("wrapping token is not valid or does not exist")
+            self.tokens.revoke(wrapping)
+        body = self.wrapped.pop(wrapping.id, None)
+        if body is None:
+            raise bad_request("wrapping token is not valid or does not exist")
+        return Response(raw=json.loads(body))
 
     def _authenticate(self, headers, ns):
         value = headers.get("x-vault-token", "")
@@ -226,8 +258,8 @@ class Vault:
         relative = ns.path[len(token.namespace.path):] + key
         rule_sets = []
         for name in token.policies:
-            if name == policy.DEFAULT:
-                rule_sets.append(policy.DEFAULT_RULES)
+            if name in policy.BUILTIN_RULES:
+                rule_sets.append(policy.BUILTIN_RULES[name])
             if name in token.namespace.policies:
                 rule_sets.append(token.namespace.policies[name][1])
         if not policy.allowed(rule_sets, relative, capability):
@@ -330,6 +362,7 @@ class Vault:
             return answer.status, JSON_HEADERS, _dump(answer.raw)
         doc = self._envelope(answer.data, answer.auth, answer.warnings, answer.lease_duration,
                              None if isinstance(mount, (TokenAuth, SysBackend)) else mount.type)
+        doc["wrap_info"] = answer.wrap_info
         return answer.status, JSON_HEADERS, _dump(doc)
 
     def _render_error(self, err):
@@ -362,6 +395,8 @@ class SysBackend(Backend):
                 return self._policies(req, ns, name, legacy=head == "policy")
             if head == "namespaces":
                 return self._namespaces(req, vault, ns, rest)
+            if head == "wrapping" and rest == "unwrap" and req.op == "write":
+                return vault.unwrap(req)
         raise VaultError(404, [multierror("unsupported path")])
 
     @staticmethod

@@ -14,6 +14,7 @@ from errors import bad_request
 CAPABILITIES = ("create", "read", "update", "delete", "list", "patch", "sudo", "deny")
 ROOT = "root"
 DEFAULT = "default"
+RESPONSE_WRAPPING = "response-wrapping"
 # The parts of Vault's built-in default policy a token needs for itself.
 DEFAULT_RULES = [
     ("auth/token/lookup-self", {"read"}),
@@ -22,6 +23,8 @@ DEFAULT_RULES = [
     ("sys/capabilities-self", {"update"}),
     ("cubbyhole/*", {"create", "read", "update", "delete", "list"}),
 ]
+BUILTIN_RULES = {DEFAULT: DEFAULT_RULES,
+                 RESPONSE_WRAPPING: [("sys/wrapping/unwrap", {"update"})]}
 _HCL_BLOCK = re.compile(
     r'path\s+"([^"]*)"\s*\{\s*capabilities\s*=\s*\[([^\]]*)\]\s*\}', re.S)
 

@@ -135,6 +135,7 @@ class Handler(BaseHTTPRequestHandler):
                  "namespace": headers.get("x-vault-namespace"),
                  "token": "x-vault-token" in headers,
                  "x_vault_request": headers.get("x-vault-request"),
+                 "wrap_ttl": headers.get("x-vault-wrap-ttl"),
                  "content_type": headers.get("content-type"),
                  "user_agent": headers.get("user-agent"),
                  "client_cert": self._client_subject()}
@@ -226,6 +227,7 @@ def _admin_route(state, vault, method, path, doc, ok, bad):
             return ok({"requests": []})
     elif path == "/__admin/state" and method == "GET":
         return ok({"sealed": vault.sealed, "initialized": vault.initialized,
+                   "root_paths_ignore_namespace": vault.root_paths_ignore_namespace,
                    "standby": vault.standby, "performance_standby": vault.performance_standby,
                    "replication_dr_mode": vault.replication_dr_mode,
                    "version": vault.version, "root_token": vault.root_token.id,
@@ -238,7 +240,8 @@ def _admin_route(state, vault, method, path, doc, ok, bad):
         vault.sealed = False
         return ok({"sealed": False})
     elif path == "/__admin/health" and method == "POST":
-        for key in ("initialized", "standby", "performance_standby"):
+        for key in ("initialized", "standby", "performance_standby",
+                    "root_paths_ignore_namespace"):
             if key in doc:
                 setattr(vault, key, bool(doc[key]))
         if "replication_dr_mode" in doc:
@@ -376,6 +379,9 @@ def parse_args(argv):
     p.add_argument("--no-test-layout", action="store_true",
                    help="root namespace gets only sys/ and auth/token/ (like a fresh server)")
     p.add_argument("--sealed", action="store_true", help="start sealed")
+    p.add_argument("--root-paths-ignore-namespace", action="store_true",
+                   help="sys/health and the other root-only paths ignore X-Vault-Namespace "
+                        "(default: 404 unsupported path, as Vault Enterprise answers)")
     p.add_argument("--tls-cert", help="PEM certificate chain: serve HTTPS")
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
     p.add_argument("--https-port", type=int,
@@ -410,6 +416,7 @@ def main(argv=None):
             ns = vault.create_namespace(ns, part)
         state.credentials[ns.path] = vault.seed_test_layout(ns, login_ttl=login_ttl)
     vault.sealed = args.sealed
+    vault.root_paths_ignore_namespace = args.root_paths_ignore_namespace
 
     tls = _tls_context(args) if args.tls_cert else None
     main_tls = tls if args.https_port is None else None
