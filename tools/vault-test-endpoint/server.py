@@ -11,25 +11,22 @@ is installed). See README.md beside this file.
 """
 import argparse
 import collections
-import ipaddress
 import json
-import os
-import signal
-import socket
 import ssl
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl
 
 import durations
 import policy
 from auth_methods import service_account_jwt
+from aws_endpoint import load
 from core import JSON_HEADERS, Vault
 from errors import VaultError
 from faults import FaultBoard, FaultError
 
+loopback = load("loopback")  # listeners and plumbing shared with the AWS endpoint
 MAX_BODY = 32 << 20  # Vault's default max_request_size
 DEFAULT_ROLE_ID = "kes-test-role-id"
 DEFAULT_SECRET_ID = "kes-test-secret-id"
@@ -66,43 +63,15 @@ class Handler(BaseHTTPRequestHandler):
     do_HEAD = do_PUT = do_POST = do_DELETE = do_LIST = do_PATCH = do_GET
 
     # ---- plumbing ----------------------------------------------------------
-    def _read_body(self):
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks, total = [], 0
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                total += size
-                if total > MAX_BODY:
-                    raise ValueError("http: request body too large")
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        if length < 0 or length > MAX_BODY:
-            raise ValueError("http: request body too large")
-        return self.rfile.read(length) if length else b""
-
     def _write(self, status, headers, body):
         self.send_response(status)
         for name, value in headers:
             self.send_header(name, value)
-        if status != 204 and not (status == 200 and self.command == "HEAD"):
+        if status != 204:
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD" and status != 204:
             self.wfile.write(body)
-
-    def _drop(self):
-        self.close_connection = True
-        try:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                       b"\x01\x00\x00\x00\x00\x00\x00\x00")
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def _client_subject(self):
         try:
@@ -120,9 +89,9 @@ class Handler(BaseHTTPRequestHandler):
         query = dict(parse_qsl(raw_query, keep_blank_values=True))
         headers = {k.lower(): v for k, v in self.headers.items()}
         try:
-            body = self._read_body()
-        except ValueError as e:
-            self._write(413, JSON_HEADERS, json.dumps({"errors": [str(e)]}).encode())
+            body = loopback.read_body(self, MAX_BODY)
+        except ValueError:
+            self._write(413, JSON_HEADERS, b'{"errors":["http: request body too large"]}')
             self.close_connection = True
             return
         if path == "/__faults" or path.startswith("/__admin/"):
@@ -147,7 +116,7 @@ class Handler(BaseHTTPRequestHandler):
             elif rule.kind == "drop":
                 entry["status"] = None
                 state.requests.append(entry)
-                self._drop()
+                loopback.drop(self)
                 return
         if rule is not None and rule.kind == "error":
             status, reply_headers = rule.status, list(JSON_HEADERS)
@@ -305,48 +274,7 @@ def _admin_route(state, vault, method, path, doc, ok, bad):
     return bad(f"no admin route {method} {path}", 404)
 
 
-# ---- listeners -----------------------------------------------------------------
-class Listener(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, host, port, state, name, verbose, tls_context=None):
-        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        super().__init__((host, port), Handler)
-        self.tls_context = tls_context
-        self.state = state
-        self.name = name
-        self.verbose = verbose
-
-    def get_request(self):
-        conn, addr = super().get_request()
-        if self.tls_context is not None:
-            # The handshake runs in the handler thread (do_handshake_on_connect),
-            # so a slow or failing client cannot stall the accept loop.
-            conn = self.tls_context.wrap_socket(conn, server_side=True)
-        return conn, addr
-
-    @property
-    def port(self):
-        return self.server_address[1]
-
-    def handle_error(self, request, client_address):
-        # Clients that time out, fail the TLS handshake or are dropped on
-        # purpose (faults) are routine; keep stderr for real bugs.
-        if isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError, TimeoutError, OSError)):
-            return
-        super().handle_error(request, client_address)
-
-
-def _require_loopback(host):
-    try:
-        addr = ipaddress.ip_address("127.0.0.1" if host == "localhost" else host)
-    except ValueError:
-        sys.exit(f"--host must be a loopback address, not {host!r}")
-    if not addr.is_loopback:
-        sys.exit(f"--host must be a loopback address, not {host!r}")
-
-
+# ---- start-up --------------------------------------------------------------------
 def _tls_context(args):
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -401,7 +329,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    _require_loopback(args.host)
+    loopback.require_loopback(args.host)
     state = EndpointState()
     vault = Vault(state.clock, version=args.vault_version, root_token=args.root_token,
                   unseal_key=args.unseal_key)
@@ -420,9 +348,11 @@ def main(argv=None):
 
     tls = _tls_context(args) if args.tls_cert else None
     main_tls = tls if args.https_port is None else None
-    listeners = [Listener(args.host, args.port, state, "main", args.verbose, main_tls)]
+    listeners = [loopback.Listener(args.host, args.port, Handler, main_tls, state=state,
+                                   name="main", verbose=args.verbose)]
     if args.https_port is not None:
-        listeners.append(Listener(args.host, args.https_port, state, "https", args.verbose, tls))
+        listeners.append(loopback.Listener(args.host, args.https_port, Handler, tls, state=state,
+                                           name="https", verbose=args.verbose))
 
     info = {"port": listeners[0].port, "scheme": "https" if main_tls else "http",
             "root_token": vault.root_token.id, "unseal_key": vault.unseal_key,
@@ -430,27 +360,13 @@ def main(argv=None):
     if len(listeners) > 1:
         info["https_port"] = listeners[1].port
     if args.port_file:
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(info, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, args.port_file)
+        loopback.write_port_file(args.port_file, info)
     print(listeners[0].port)
     for listener in listeners[1:]:
         print(f"{listener.name}={listener.port}")
     sys.stdout.flush()
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    threads = [threading.Thread(target=l.serve_forever, daemon=True) for l in listeners]
-    for t in threads:
-        t.start()
-    stop.wait()
-    for listener in listeners:
-        listener.shutdown()
-        listener.server_close()
+    loopback.serve(listeners)
     return 0
 
 
