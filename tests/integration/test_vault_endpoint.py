@@ -360,6 +360,8 @@ def test_namespaces_separate_data_and_tokens(vault, root):
                                      secret_id=creds["secret_id"])["auth"]["client_token"]
     assert token.endswith("." + token.rsplit(".", 1)[1]) and token.count(".") == 2
     assert login.secrets.kv.v2.read_secret_version(path=path, mount_point="secret")
+    r = raw(vault, "GET", f"{NS}/secret/data/{path}", token=vault.root_token)  # path form
+    assert r.status_code == 200 and r.json()["data"]["data"] == {"ns": "a"}
     with pytest.raises(hvac.exceptions.Forbidden):
         hvac.Client(url=vault.url, token=token).secrets.kv.v2.read_secret_version(
             path=path, mount_point="secret")
@@ -445,12 +447,18 @@ def test_fault_error_latency_and_drop(vault, root):
     finally:
         vault.admin("POST", "/__admin/health", {"root_paths_ignore_namespace": False})
     assert time.monotonic() - start >= 0.6
+    target = f"{vault.url}/v1/sys/seal-status"
+    vault.admin("POST", "/__faults", {"kind": "error", "status": 307, "body": False,
+                                      "path": "sys/health", "headers": {"Location": target}})
+    r = requests.get(f"{vault.url}/v1/sys/health", timeout=30)  # follows the redirect
+    assert r.status_code == 200 and r.json()["type"] == "shamir"
     vault.admin("POST", "/__faults", {"kind": "drop", "method": "PUT"})
     with pytest.raises(requests.exceptions.ConnectionError):
         raw(vault, "PUT", "kv/x", token=vault.root_token, json={"x": "1"})
     assert vault.admin("GET", "/__faults") == {"rules": []}
     log = vault.requests_log()
-    assert [e.get("fault") for e in log[-4:] if e.get("fault")] == ["error", "latency", "drop"]
+    assert [e.get("fault") for e in log[-6:] if e.get("fault")] == ["error", "latency", "error",
+                                                                     "drop"]
 
 
 # ---- HTTPS with client certificates -------------------------------------------------------

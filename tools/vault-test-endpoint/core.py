@@ -188,6 +188,11 @@ class Vault:
         ns = self.namespace(ns_header)
         if ns is None:
             raise no_route(ns_header.strip("/") + "/" + key)
+        # The path form (/v1/ns1/secret/...) names child namespaces of the header's one.
+        parts = key.split("/")
+        while len(parts) > 1 and parts[0] in ns.children:
+            ns = ns.children[parts.pop(0)]
+        key = "/".join(parts)
         data = _request_data(op, query, body)
         mount, rel = ns.route(key)
         if mount is None:

@@ -4,7 +4,8 @@ rule board and rule checks.
 A rule applies to the next `count` matching requests (default 1). Kinds:
   error    answer `status` (default 500) with {"errors": errors} (default
            ["internal error"]); "body": false sends an empty body, as a proxy
-           would; "retry_after": S adds a Retry-After header
+           would; "retry_after": S adds a Retry-After header, "headers" any
+           others (e.g. a 307 with a Location, as a standby node answers)
   latency  wait delay_ms, then answer normally
   drop     close the connection (RST) without answering
 Filters: path (prefix of the API path after /v1/, e.g. "secret/data/" or
@@ -29,6 +30,9 @@ class Rule(_aws.Rule):
             raise FaultError("status must be an HTTP status code")
         self.errors = doc.get("errors", ["internal error"])
         self.retry_after = doc.get("retry_after")
+        self.headers = doc.get("headers") or {}
+        if not isinstance(self.headers, dict):
+            raise FaultError("headers must be an object")
 
     def matches(self, method, api_path, namespace):
         if self.method is not None and self.method.upper() != method:

@@ -123,6 +123,7 @@ class Handler(BaseHTTPRequestHandler):
             reply = json.dumps({"errors": rule.errors}).encode() if rule.body else b""
             if rule.retry_after is not None:
                 reply_headers.append(("Retry-After", str(rule.retry_after)))
+            reply_headers.extend((str(k), str(v)) for k, v in rule.headers.items())
         else:
             status, reply_headers, reply, log = state.vault.handle(
                 self.command, path, query, headers, body)
