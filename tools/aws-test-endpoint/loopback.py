@@ -38,9 +38,13 @@ class Listener(ThreadingHTTPServer):
     def finish_request(self, request, client_address):
         # The TLS handshake runs here, in the connection's thread, so a slow or
         # failing client cannot stall the accept loop.
-        if self.tls_context is not None:
-            request = self.tls_context.wrap_socket(request, server_side=True)
-        super().finish_request(request, client_address)
+        if self.tls_context is None:
+            super().finish_request(request, client_address)
+            return
+        # wrap_socket detaches the plain socket, so shutdown_request cannot close
+        # this one: close it here.
+        with self.tls_context.wrap_socket(request, server_side=True) as tls_request:
+            super().finish_request(tls_request, client_address)
 
     @property
     def port(self):
