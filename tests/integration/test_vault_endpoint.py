@@ -254,6 +254,13 @@ def test_policy_grants_exactly_its_capabilities(vault, root):
             forbidden()
 
 
+def test_malformed_fields_answer_400(vault):
+    r = raw(vault, "POST", "auth/token/create", token=vault.root_token, json={"num_uses": "x"})
+    assert r.status_code == 400 and r.json()["errors"][0].startswith("invalid request")
+    r = raw(vault, "PUT", "kv/x", token=vault.root_token, data=b"[1]")
+    assert r.status_code == 400 and r.json()["errors"][0].startswith("failed to parse JSON")
+
+
 def test_unmounted_path_answers_no_handler(vault):
     r = raw(vault, "GET", "nowhere/x", token=vault.root_token)
     assert r.status_code == 404

@@ -13,6 +13,7 @@ import secrets
 import string
 import threading
 import time
+import traceback
 import uuid
 from urllib.parse import unquote
 
@@ -171,6 +172,13 @@ class Vault:
         except VaultError as err:
             log["errors"] = err.errors
             return self._render_error(err) + (log,)
+        except (TypeError, ValueError, KeyError) as err:  # a malformed field in the body
+            log["errors"] = [f"invalid request: {err}"]
+            return self._render_error(bad_request(log["errors"][0])) + (log,)
+        except Exception:  # noqa: BLE001 - a bug here must still answer, as Vault's 500
+            traceback.print_exc()
+            log["errors"] = ["internal error"]
+            return self._render_error(VaultError(500, [multierror("internal error")])) + (log,)
 
     def _handle(self, method, path, query, headers, body, log):
         if not path.startswith("/v1/"):
@@ -437,6 +445,7 @@ class SysBackend(Backend):
             if full in ("sys/", "auth/token/"):
                 raise bad_request(f"cannot unmount '{full}'")
             ns.mounts.pop(full, None)
+            ns.accessors.pop(full, None)
             return NO_CONTENT
         if req.op == "read" and full in ns.mounts:
             backend = ns.mounts[full]
@@ -500,12 +509,13 @@ class SysBackend(Backend):
 
 # ---- helpers ---------------------------------------------------------------------
 def _truthy(value):
+    """Vault's boolean query parameters: present and empty counts as true."""
     return value is not None and value.lower() in ("", "1", "t", "true")
 
 
 def _operation(method, query):
     if method in ("GET", "HEAD"):
-        return "list" if _truthy(query.get("list")) and query.get("list") != "" else "read"
+        return "list" if query.get("list", "").lower() in ("1", "t", "true") else "read"
     ops = {"LIST": "list", "PUT": "write", "POST": "write", "DELETE": "delete",
            "PATCH": "patch"}
     if method not in ops:
