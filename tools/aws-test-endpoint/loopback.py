@@ -1,6 +1,7 @@
 """HTTP plumbing shared by the AWS and Vault test endpoints: loopback-only
-listeners (optional TLS), request bodies, dropped connections, the port file
-and serving until SIGTERM / SIGINT."""
+listeners (optional TLS), request bodies, dropped connections, the port file,
+serving until SIGTERM / SIGINT and the fault / request-log admin routes."""
+import argparse
 import ipaddress
 import json
 import os
@@ -9,7 +10,19 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from http.server import ThreadingHTTPServer
+
+
+def argument_parser(description, port_file_help):
+    """The command line both endpoints start with: --host, --port, --port-file."""
+    p = argparse.ArgumentParser(description=description,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
+    p.add_argument("--port", type=int, default=0,
+                   help="main port (0: pick a free one); printed on stdout's first line")
+    p.add_argument("--port-file", help=port_file_help)
+    return p
 
 
 def require_loopback(host):
@@ -90,24 +103,71 @@ def drop(handler):
         pass
 
 
-def write_port_file(path, doc):
-    """Writes the JSON atomically (readers poll for the file)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def delay_or_drop(handler, rule, entry, request_log):
+    """Applies a fault rule's timing part: sleeps for `latency`; for `drop`
+    logs the request and resets the connection, and answers True (no reply)."""
+    entry["fault"] = rule.kind
+    if rule.kind == "latency":
+        time.sleep(rule.delay_ms / 1000.0)
+    elif rule.kind == "drop":
+        entry["status"] = None
+        request_log.append(entry)
+        drop(handler)
+        return True
+    return False
 
 
-def serve(listeners):
-    """Serves every listener until SIGTERM or SIGINT."""
+def server_tls_context(cert_file, key_file):
+    """TLS 1.2+ server context with this certificate chain and key."""
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.minimum_version = ssl.TLSVersion.TLSv1_2
+    tls.load_cert_chain(cert_file, key_file)
+    return tls
+
+
+def announce_and_serve(listeners, port_file, info):
+    """Writes `info` to the port file (atomically: readers poll for it), prints
+    the main port and `name=port` for the others on stdout, then serves every
+    listener until SIGTERM or SIGINT."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if port_file:
+        tmp = port_file + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(info, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, port_file)
+    print(listeners[0].port)
+    for listener in listeners[1:]:
+        print(f"{listener.name}={listener.port}")
+    sys.stdout.flush()
     for listener in listeners:
         threading.Thread(target=listener.serve_forever, daemon=True).start()
     stop.wait()
     for listener in listeners:
         listener.shutdown()
         listener.server_close()
+
+
+def shared_admin(state, method, path, doc):
+    """The answer to the admin routes both endpoints serve alike (/__faults,
+    /__admin/requests) from state.faults and state.requests, or None."""
+    if path == "/__faults":
+        if method == "GET":
+            return {"rules": state.faults.list()}
+        if method == "DELETE":
+            state.faults.clear()
+            return {"rules": []}
+        if method == "POST":
+            for rule in doc.get("rules", [doc]) if isinstance(doc, dict) else doc:
+                state.faults.add(rule)
+            return {"rules": state.faults.list()}
+    elif path == "/__admin/requests":
+        if method == "GET":
+            return {"requests": list(state.requests)}
+        if method == "DELETE":
+            state.requests.clear()
+            return {"requests": []}
+    return None

@@ -8,10 +8,8 @@ Loopback only. Every Secrets Manager / KMS request must carry a valid SigV4
 signature (verified with botocore). See README.md beside this file for the
 flags and the admin API (/__faults, /__admin/...).
 """
-import argparse
 import collections
 import json
-import ssl
 import sys
 import threading
 import time
@@ -156,15 +154,8 @@ class Handler(BaseHTTPRequestHandler):
         if service is not None and service not in self.server.services:
             service = None
         rule = state.faults.take(service, operation) if service else None
-        if rule is not None:
-            entry["fault"] = rule.kind
-            if rule.kind == "latency":
-                time.sleep(rule.delay_ms / 1000.0)
-            elif rule.kind == "drop":
-                entry["status"] = None
-                state.requests.append(entry)
-                loopback.drop(self)
-                return
+        if rule is not None and loopback.delay_or_drop(self, rule, entry, state.requests):
+            return
         if rule is not None and rule.kind in ("throttle", "error", "unavailable"):
             reply, entry["code"] = self._fault_reply(rule, service)
         else:
@@ -275,23 +266,10 @@ def admin(state, method, path, body):
     except ValueError:
         return bad("body is not JSON")
     try:
-        if path == "/__faults":
-            if method == "GET":
-                return ok({"rules": state.faults.list()})
-            if method == "DELETE":
-                state.faults.clear()
-                return ok({"rules": []})
-            if method == "POST":
-                for rule in doc.get("rules", [doc]) if isinstance(doc, dict) else doc:
-                    state.faults.add(rule)
-                return ok({"rules": state.faults.list()})
-        elif path == "/__admin/requests":
-            if method == "GET":
-                return ok({"requests": list(state.requests)})
-            if method == "DELETE":
-                state.requests.clear()
-                return ok({"requests": []})
-        elif path == "/__admin/clock":
+        shared = loopback.shared_admin(state, method, path, doc)
+        if shared is not None:
+            return ok(shared)
+        if path == "/__admin/clock":
             if method == "POST":
                 state.clock_offset = float(doc["offset_seconds"])
             return ok({"offset_seconds": state.clock_offset, "now": state.clock()})
@@ -356,12 +334,7 @@ def admin(state, method, path, body):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
-    p.add_argument("--port", type=int, default=0,
-                   help="main port (0: pick a free one); printed on stdout's first line")
-    p.add_argument("--port-file", help="write every chosen port as JSON to this file")
+    p = loopback.argument_parser(__doc__, "write every chosen port as JSON to this file")
     p.add_argument("--region", default="us-east-1")
     p.add_argument("--account", default="123456789012")
     p.add_argument("--access-key", action="append", default=[], metavar="ID:SECRET",
@@ -428,20 +401,11 @@ def main(argv=None):
             continue
         tls = None
         if name == "https":
-            tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            tls.minimum_version = ssl.TLSVersion.TLSv1_2
-            tls.load_cert_chain(args.tls_cert, args.tls_key)
+            tls = loopback.server_tls_context(args.tls_cert, args.tls_key)
         listeners.append(listener(port, name, frozenset(services), tls))
 
     ports = {("port" if l.name == "main" else l.name + "_port"): l.port for l in listeners}
-    if args.port_file:
-        loopback.write_port_file(args.port_file, ports)
-    print(listeners[0].port)
-    for l in listeners[1:]:
-        print(f"{l.name}={l.port}")
-    sys.stdout.flush()
-
-    loopback.serve(listeners)
+    loopback.announce_and_serve(listeners, args.port_file, ports)
     return 0
 
 

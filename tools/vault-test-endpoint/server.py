@@ -9,7 +9,6 @@ and the sealed state, plus an unauthenticated admin API (/__faults,
 Loopback only. Standard library (AES-GCM through python3-cryptography when it
 is installed). See README.md beside this file.
 """
-import argparse
 import collections
 import json
 import ssl
@@ -109,15 +108,8 @@ class Handler(BaseHTTPRequestHandler):
                  "user_agent": headers.get("user-agent"),
                  "client_cert": self._client_subject()}
         rule = state.faults.take(self.command, api, namespace)
-        if rule is not None:
-            entry["fault"] = rule.kind
-            if rule.kind == "latency":
-                time.sleep(rule.delay_ms / 1000.0)
-            elif rule.kind == "drop":
-                entry["status"] = None
-                state.requests.append(entry)
-                loopback.drop(self)
-                return
+        if rule is not None and loopback.delay_or_drop(self, rule, entry, state.requests):
+            return
         if rule is not None and rule.kind == "error":
             status, reply_headers = rule.status, list(JSON_HEADERS)
             reply = json.dumps({"errors": rule.errors}).encode() if rule.body else b""
@@ -179,23 +171,10 @@ def admin(state, method, path, body):
 
 
 def _admin_route(state, vault, method, path, doc, ok, bad):
-    if path == "/__faults":
-        if method == "GET":
-            return ok({"rules": state.faults.list()})
-        if method == "DELETE":
-            state.faults.clear()
-            return ok({"rules": []})
-        if method == "POST":
-            for rule in doc.get("rules", [doc]) if isinstance(doc, dict) else doc:
-                state.faults.add(rule)
-            return ok({"rules": state.faults.list()})
-    elif path == "/__admin/requests":
-        if method == "GET":
-            return ok({"requests": list(state.requests)})
-        if method == "DELETE":
-            state.requests.clear()
-            return ok({"requests": []})
-    elif path == "/__admin/state" and method == "GET":
+    shared = loopback.shared_admin(state, method, path, doc)
+    if shared is not None:
+        return ok(shared)
+    if path == "/__admin/state" and method == "GET":
         return ok({"sealed": vault.sealed, "initialized": vault.initialized,
                    "root_paths_ignore_namespace": vault.root_paths_ignore_namespace,
                    "standby": vault.standby, "performance_standby": vault.performance_standby,
@@ -277,9 +256,7 @@ def _admin_route(state, vault, method, path, doc, ok, bad):
 
 # ---- start-up --------------------------------------------------------------------
 def _tls_context(args):
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.minimum_version = ssl.TLSVersion.TLSv1_2
-    tls.load_cert_chain(args.tls_cert, args.tls_key)
+    tls = loopback.server_tls_context(args.tls_cert, args.tls_key)
     if args.tls_client_ca:
         tls.load_verify_locations(args.tls_client_ca)
         tls.verify_mode = (ssl.CERT_REQUIRED if args.tls_client_auth == "require"
@@ -288,12 +265,7 @@ def _tls_context(args):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
-    p.add_argument("--port", type=int, default=0,
-                   help="main port (0: pick a free one); printed on stdout's first line")
-    p.add_argument("--port-file", help="write the ports and test credentials as JSON here")
+    p = loopback.argument_parser(__doc__, "write the ports and test credentials as JSON here")
     p.add_argument("--root-token", default="root", help="id of the root token (default root)")
     p.add_argument("--unseal-key", help="key sys/unseal accepts (default: random)")
     p.add_argument("--vault-version", default="1.17.6", help="version reported by sys/health")
@@ -360,14 +332,7 @@ def main(argv=None):
             "credentials": state.credentials}
     if len(listeners) > 1:
         info["https_port"] = listeners[1].port
-    if args.port_file:
-        loopback.write_port_file(args.port_file, info)
-    print(listeners[0].port)
-    for listener in listeners[1:]:
-        print(f"{listener.name}={listener.port}")
-    sys.stdout.flush()
-
-    loopback.serve(listeners)
+    loopback.announce_and_serve(listeners, args.port_file, info)
     return 0
 
 
