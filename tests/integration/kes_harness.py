@@ -200,7 +200,7 @@ def free_port() -> int:
 class KesServer:
     """One `kes server` process with its captured stdout/stderr.
 
-    `config` is a dict written as YAML. The process listens on 127.0.0.1
+    `config` is a dict written as YAML, or the text of a config file. The process listens on 127.0.0.1
     with a port chosen by the kernel (`--addr 127.0.0.1:0`); the real port
     is read from the start-up banner.
     """
@@ -229,7 +229,10 @@ class KesServer:
     def write_config(self, config: Optional[dict] = None):
         if config is not None:
             self.config = config
-        self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+        if isinstance(self.config, str):
+            self.config_path.write_text(self.config)
+        else:
+            self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
 
     def start(self, timeout=60):
         cmd = [kes_bin(), "server"]
