@@ -16,7 +16,7 @@ packages=(
   openssl curl python3 python3-pytest python3-requests python3-urllib3
   python3-botocore awscli python3-yaml
   # the Debian package: man pages from --help, checks, and a real Prometheus
-  help2man lintian man-db prometheus
+  help2man lintian man-db prometheus haproxy
   # benchmarks
   nginx-light apache2-utils util-linux
 )
@@ -40,9 +40,9 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # nginx is only a benchmark reference and prometheus a test tool (tests start
-# their own on loopback); never leave the distro's default services running.
+# their own on loopback), as is haproxy; never leave the distro's default services running.
 if command -v systemctl >/dev/null 2>&1; then
-  $SUDO systemctl disable --now nginx prometheus >/dev/null 2>&1 || true
+  $SUDO systemctl disable --now nginx prometheus haproxy >/dev/null 2>&1 || true
 fi
 pkill -x nginx >/dev/null 2>&1 || true
 echo "setup: done"
