@@ -21,7 +21,6 @@ import hashlib
 import ipaddress
 import os
 import re
-import signal
 import socket
 import subprocess
 import threading
@@ -191,6 +190,18 @@ class CertFactory:
         return Identity(name, str(cert_path), str(key_path), identity_of_public_key(key.public_key()))
 
 
+def stop_process(proc: subprocess.Popen, timeout=30) -> int:
+    """SIGTERM, then SIGKILL if it has not exited after `timeout` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -312,14 +323,7 @@ class KesServer:
         for s in self._sessions.values():
             s.close()
         self._sessions.clear()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc, timeout)
 
     def kill(self):
         """SIGKILL: no graceful shutdown."""

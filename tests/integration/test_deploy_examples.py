@@ -11,7 +11,7 @@ from pathlib import Path
 import requests
 import yaml
 
-from kes_harness import KesServer, free_port
+from kes_harness import KesServer, free_port, stop_process
 
 SOURCE = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
 DEPLOY = SOURCE / "deploy"
@@ -98,5 +98,4 @@ def test_haproxy_passes_tls_through(kes_server, tmp_path):
         r = srv.session("client").get("https://127.0.0.1:%d/v1/identity/list/*" % front, timeout=10)
         assert r.status_code == 403  # a policy client stays itself, too
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_process(proc)

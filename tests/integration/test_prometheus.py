@@ -16,7 +16,7 @@ import pytest
 import requests
 import yaml
 
-from kes_harness import KesServer, base_config, free_port, spec_dir
+from kes_harness import KesServer, base_config, free_port, spec_dir, stop_process
 
 SOURCE = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
 DASHBOARD = SOURCE / "deploy/grafana/kes-dashboard.json"
@@ -118,12 +118,7 @@ def prometheus(server, server_cert, tmp_path_factory):
     try:
         yield api, session, d / "prometheus.log"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
 
 
