@@ -16,7 +16,7 @@ packages=(
   openssl curl python3 python3-pytest python3-requests python3-urllib3
   python3-botocore awscli python3-yaml
   # the Debian package: man pages from --help, checks, and a real Prometheus
-  help2man lintian man-db prometheus haproxy
+  help2man lintian man-db zsh prometheus haproxy
   # benchmarks
   nginx-light apache2-utils util-linux
 )

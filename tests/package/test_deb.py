@@ -186,3 +186,23 @@ def test_bash_completion(root):
         r.stdout + r.stderr
     r = run([str(root / "usr/bin/kes")], env=dict(os.environ, COMP_LINE="kes ke", SHELL="/bin/bash"))
     assert r.stdout.split() == ["key"]
+
+
+def test_zsh_completion(root):
+    """The zsh function run as zsh's completion system would: `words` and
+    CURRENT set, compadd receiving the candidates kes prints."""
+    script = root / "usr/share/zsh/vendor-completions/_kes"
+    assert script.read_text().startswith("#compdef kes\n")
+    env = dict(os.environ, PATH="%s:%s" % (root / "usr/bin", os.environ["PATH"]))
+
+    def complete(*words):
+        prog = ('compadd() { [[ $1 == -a ]] && print -l -- ${(P)2} }; words=(%s); CURRENT=%d; '
+                'source %s' % (" ".join(shlex.quote(w) for w in words), len(words), shlex.quote(str(script))))
+        r = run(["zsh", "-f", "-c", prog], env=env)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.split()
+
+    assert complete("kes", "ke") == ["key"]
+    assert complete("kes", "key", "") == ["create", "import", "info", "ls", "rm", "encrypt", "decrypt",
+                                          "dek"]
+    assert complete("kes", "identity", "new", "--k") == ["--key"]
