@@ -37,6 +37,9 @@ echo "setup: installing ${missing[*]}"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
+# man-db re-indexes every manual page after each install (the slowest step of
+# installing lintian's ~130 packages); `man -l` and lintian need no index.
+echo "man-db man-db/auto-update boolean false" | $SUDO debconf-set-selections
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # nginx is only a benchmark reference and prometheus a test tool (tests start
