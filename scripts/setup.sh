@@ -15,6 +15,8 @@ packages=(
   # tests: independent clients and real servers
   openssl curl python3 python3-pytest python3-requests python3-urllib3
   python3-botocore awscli python3-yaml python3-hvac
+  # the Debian package: man pages from --help, checks, and a real Prometheus
+  help2man lintian man-db zsh prometheus haproxy
   # benchmarks
   nginx-light apache2-utils util-linux
 )
@@ -35,9 +37,15 @@ echo "setup: installing ${missing[*]}"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
+# man-db re-indexes every manual page after each install (the slowest step of
+# installing lintian's ~130 packages); `man -l` and lintian need no index.
+echo "man-db man-db/auto-update boolean false" | $SUDO debconf-set-selections
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# nginx is only a benchmark reference; never leave the distro's default site running.
-if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+# nginx is only a benchmark reference and prometheus a test tool (tests start
+# their own on loopback), as is haproxy; never leave the distro's default services running.
+if command -v systemctl >/dev/null 2>&1; then
+  $SUDO systemctl disable --now nginx prometheus haproxy >/dev/null 2>&1 || true
+fi
 pkill -x nginx >/dev/null 2>&1 || true
 echo "setup: done"

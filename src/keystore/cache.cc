@@ -260,4 +260,13 @@ uint64_t KeyCache::backend_gets() const {
   return impl_->backend_gets.load(std::memory_order_relaxed);
 }
 
+size_t KeyCache::cached_keys() const {
+  size_t n = 0;
+  for (Shard& shard : impl_->shards) {
+    std::shared_lock lock(shard.mu);
+    n += shard.entries.size();
+  }
+  return n;
+}
+
 }  // namespace kes::keystore

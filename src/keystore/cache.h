@@ -59,6 +59,9 @@ class KeyCache {
   // Number of backend Get calls so far (exported as a metric; a warm cache
   // makes none).
   uint64_t backend_gets() const;
+  // Number of keys held in the cache now (a metric; takes each shard's lock
+  // in turn, so not for the request path).
+  size_t cached_keys() const;
 
  private:
   struct Impl;

@@ -189,6 +189,8 @@ Response MetricsPage(const State& st, Services& sv) {
   in.log_error_events = sv.logs.error_events();
   in.log_audit_events = sv.logs.audit_events();
   in.backend_gets = st.cache->backend_gets();
+  in.cached_keys = st.cache->cached_keys();
+  in.keystore_offline = st.cache->offline();
   in.uptime_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - sv.started).count();
   Response r;

@@ -99,11 +99,20 @@ std::string Metrics::Exposition(const MetricsSnapshotInputs& in) const {
     }
   };
 
-  // kes-cpp addition: backend Get calls made by the key cache.
-  Family(out, "kes_cpp_keystore_backend_gets",
+  // kes-cpp's own families follow Prometheus naming (counters end in
+  // _total); upstream's names above and below stay exactly as upstream has them.
+  Family(out, "kes_cpp_keystore_backend_gets_total",
          "Number of keystore backend Get calls made on key cache misses (kes-cpp specific).",
          "counter");
-  Sample(out, "kes_cpp_keystore_backend_gets", "", static_cast<double>(in.backend_gets));
+  Sample(out, "kes_cpp_keystore_backend_gets_total", "", static_cast<double>(in.backend_gets));
+  Family(out, "kes_cpp_keystore_cache_keys",
+         "Number of keys held in the key cache (kes-cpp specific).", "gauge");
+  Sample(out, "kes_cpp_keystore_cache_keys", "", static_cast<double>(in.cached_keys));
+  Family(out, "kes_cpp_keystore_offline",
+         "1 while the keystore health probe finds the keystore unreachable, else 0 (kes-cpp "
+         "specific).",
+         "gauge");
+  Sample(out, "kes_cpp_keystore_offline", "", in.keystore_offline ? 1 : 0);
 
   Family(out, "kes_http_request_active", "Number of active requests that are not finished, yet.",
          "gauge");

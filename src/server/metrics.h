@@ -14,6 +14,8 @@ struct MetricsSnapshotInputs {
   uint64_t log_error_events = 0;
   uint64_t log_audit_events = 0;
   uint64_t backend_gets = 0;
+  uint64_t cached_keys = 0;
+  bool keystore_offline = false;
   double uptime_seconds = 0;
 };
 

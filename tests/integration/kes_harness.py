@@ -21,7 +21,6 @@ import hashlib
 import ipaddress
 import os
 import re
-import signal
 import socket
 import subprocess
 import threading
@@ -191,6 +190,18 @@ class CertFactory:
         return Identity(name, str(cert_path), str(key_path), identity_of_public_key(key.public_key()))
 
 
+def stop_process(proc: subprocess.Popen, timeout=30) -> int:
+    """SIGTERM, then SIGKILL if it has not exited after `timeout` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -200,7 +211,7 @@ def free_port() -> int:
 class KesServer:
     """One `kes server` process with its captured stdout/stderr.
 
-    `config` is a dict written as YAML. The process listens on 127.0.0.1
+    `config` is a dict written as YAML, or the text of a config file. The process listens on 127.0.0.1
     with a port chosen by the kernel (`--addr 127.0.0.1:0`); the real port
     is read from the start-up banner.
     """
@@ -229,7 +240,10 @@ class KesServer:
     def write_config(self, config: Optional[dict] = None):
         if config is not None:
             self.config = config
-        self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+        if isinstance(self.config, str):
+            self.config_path.write_text(self.config)
+        else:
+            self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
 
     def start(self, timeout=60):
         cmd = [kes_bin(), "server"]
@@ -309,14 +323,7 @@ class KesServer:
         for s in self._sessions.values():
             s.close()
         self._sessions.clear()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc, timeout)
 
     def kill(self):
         """SIGKILL: no graceful shutdown."""

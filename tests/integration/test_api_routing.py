@@ -242,7 +242,7 @@ def test_metrics_text_format(module_server):
     got_families = {l.split()[2] for l in text.splitlines() if l.startswith("# TYPE")}
     assert want_families <= got_families
     assert 'kes_http_request_error{code="404"}' in text
-    assert "kes_cpp_keystore_backend_gets" in text
+    assert "kes_cpp_keystore_backend_gets_total" in text
     assert 'kes_http_response_time_bucket{le="+Inf"}' in text
 
 

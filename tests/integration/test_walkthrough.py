@@ -22,7 +22,7 @@ import time
 import pytest
 
 from cli_helpers import clean_env, err, kes, kes_tty, out
-from kes_harness import free_port, kes_bin
+from kes_harness import free_port, kes_bin, stop_process
 
 CONFIG = """\
 address: 127.0.0.1:{port}
@@ -54,13 +54,7 @@ def walk(tmp_path):
     procs = []
     yield tmp_path, procs
     for p in procs:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_process(p)
 
 
 def start_server(cwd, procs, port):

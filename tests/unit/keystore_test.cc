@@ -479,6 +479,21 @@ TEST(KeyCache, MissesAreNotCachedAndErrorsPropagate) {
   EXPECT_EQ(cache.TryGet("corrupt"), nullptr);
 }
 
+TEST(KeyCache, CachedKeysCountsEntries) {
+  auto shared = std::make_shared<FakeStore::Shared>();
+  shared->values["a"] = kStoredKey;
+  shared->values["b"] = kStoredKey;
+  KeyCache cache(std::make_unique<FakeStore>(shared), NoTimers());
+  EXPECT_EQ(cache.cached_keys(), 0u);
+  ASSERT_TRUE(cache.Get("a").ok());
+  ASSERT_TRUE(cache.Get("a").ok());
+  ASSERT_TRUE(cache.Get("b").ok());
+  EXPECT_FALSE(cache.Get("missing").ok());
+  EXPECT_EQ(cache.cached_keys(), 2u);
+  ASSERT_TRUE(cache.Delete("a").ok());
+  EXPECT_EQ(cache.cached_keys(), 1u);
+}
+
 TEST(KeyCache, CreateDoesNotCacheDeleteEvicts) {
   auto shared = std::make_shared<FakeStore::Shared>();
   KeyCache cache(std::make_unique<FakeStore>(shared), NoTimers());
