@@ -154,7 +154,7 @@ asio::awaitable<void> Http2Session::Run() {
     out_.clear();
     if (nghttp2_session_send(session_) != 0) break;
     if (!out_.empty()) {
-      write_deadline_ = Clock::now() + kWriteTimeout;
+      write_deadline_ = std::min(Clock::now() + kWriteTimeout, write_limit_);
       writing_ = true;
       ec = co_await ctx_.tls.Write(out_);
       writing_ = false;
@@ -189,8 +189,14 @@ asio::awaitable<void> Http2Session::ReadLoop() {
     if (co_await ctx_.tls.ReadSome(std::span<char>(in_), n)) break;
     const ssize_t rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(in_), n);
     Kick();
-    // A fatal error: nghttp2 has queued a GOAWAY if the protocol allows one.
-    if (rv < 0 || !nghttp2_session_want_read(session_)) break;
+    if (rv < 0) {
+      // A fatal error (a flood, a protocol violation): nghttp2 has queued a
+      // GOAWAY; a client that does not read gets a second to take it.
+      write_limit_ = Clock::now() + 1s;
+      if (writing_) write_deadline_ = std::min(write_deadline_, write_limit_);
+      break;
+    }
+    if (!nghttp2_session_want_read(session_)) break;
   }
   reader_done_ = true;
   Kick();

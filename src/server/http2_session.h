@@ -112,6 +112,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   bool writing_ = false;
   Clock::time_point idle_deadline_;
   Clock::time_point write_deadline_ = Clock::time_point::max();
+  Clock::time_point write_limit_ = Clock::time_point::max();  // set once the session failed
 };
 
 // True when `ssl` negotiated ALPN "h2".
