@@ -170,6 +170,11 @@ asio::awaitable<void> HttpServer::Connection::Run() {
   peer_ = PeerIdentityOf(tls_.native_handle());
   if (NegotiatedHttp2(tls_.native_handle())) {
     deadline_ = Clock::time_point::max();  // the session keeps its own deadlines
+    Logs& logs = server_.services_.logs;
+    if (logs.ErrorEnabled(config::kLevelDebug)) {
+      logs.Error(config::kLevelDebug,
+                 "http: HTTP/2 connection from " + remote_ip_ + ":" + std::to_string(remote_port_));
+    }
     auto h2 = std::make_shared<Http2Session>(
         Http2Session::Context{tls_, server_.services_, peer_, remote_ip_, home_.in_flight, [this] {
                                 CurrentState();

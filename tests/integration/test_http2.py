@@ -7,6 +7,7 @@ import signal
 import socket
 import ssl
 
+from cli_helpers import kes, server_env
 from kes_harness import (H2_DATA, H2_END_STREAM, H2_GOAWAY, H2_HEADERS, Http2Session, RawH2,
                          h2_goaway_error)
 
@@ -87,3 +88,11 @@ def test_shutdown_sends_goaway_and_ends_log_streams(kes_server):
     f = c.until(lambda f: f[2] == 1 and f[1] & H2_END_STREAM)
     assert f is not None
     assert srv.proc.wait(timeout=60) == 0
+
+
+def test_cli_negotiates_h2(kes_server):
+    # The server logs each HTTP/2 connection at DEBUG; the CLI's requests and
+    # its log stream (test_cli_server_info.py's kes log test) go over it.
+    srv = kes_server(log={"error": "DEBUG", "audit": "on"})
+    assert kes(["key", "create", "cli-h2"], server_env(srv)).returncode == 0
+    assert srv.wait_for_output("http: HTTP/2 connection from 127.0.0.1:", stream="stderr")
