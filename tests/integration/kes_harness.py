@@ -514,7 +514,7 @@ class RawH2:
         while len(self.buf) < 9 or len(self.buf) < 9 + int.from_bytes(self.buf[:3], "big"):
             try:
                 chunk = self.sock.recv(65536)
-            except (ConnectionError, OSError):
+            except ConnectionError:  # reset by the server: closed too
                 chunk = b""
             if not chunk:
                 return None
