@@ -22,7 +22,8 @@
 //     from the request for the answer (else 90 s), which also ends a stream
 //     whose client never opens its flow-control window;
 //   * the connection: 5 s for the first stream after the handshake, 90 s
-//     without any stream, and a write that makes no progress for 90 s.
+//     without any stream, a write still unfinished after 90 s (1 s once a
+//     flood or protocol error ended the session).
 #pragma once
 
 #include <nghttp2/nghttp2.h>
