@@ -9,7 +9,8 @@
 // runs its handler in a coroutine of its own, so a slow keystore call holds
 // back no other stream. The session waits for its handlers before it ends.
 //
-// Limits (each checked by tests/integration/test_http2_defences.py):
+// Limits (tests/integration/test_http2_defences.py attacks each, except the
+// 90 s ones, the 5 s header-block deadline and the SETTINGS size):
 //   * 100 concurrent streams (SETTINGS_MAX_CONCURRENT_STREAMS); streams whose
 //     handler still runs after a client reset count too, and a new stream over
 //     that is refused (REFUSED_STREAM): resetting requests buys no extra work;
