@@ -10,13 +10,15 @@ packages=(
   # libraries
   libssl-dev libboost1.81-dev libcurl4-openssl-dev nlohmann-json3-dev
   libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev libprotobuf-dev
-  protobuf-compiler libmsgpuck-dev
+  protobuf-compiler libmsgpuck-dev libnghttp2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # tests: independent clients and real servers
   openssl curl python3 python3-pytest python3-requests python3-urllib3
   python3-botocore awscli python3-yaml python3-hvac
   # the Debian package: man pages from --help, checks, and a real Prometheus
   help2man lintian man-db zsh prometheus haproxy
+  # HTTP/2 clients: the h2 suite run and the hostile-frame tests
+  python3-h2 python3-httpx
   # benchmarks
   nginx-light apache2-utils util-linux
 )
