@@ -10,13 +10,14 @@ packages=(
   # libraries
   libssl-dev libboost1.81-dev libcurl4-openssl-dev nlohmann-json3-dev
   libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev libprotobuf-dev
-  protobuf-compiler libmsgpuck-dev
+  protobuf-compiler libmsgpuck-dev libnghttp2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # tests: independent clients and real servers
   openssl curl python3 python3-pytest python3-requests python3-urllib3
   python3-botocore awscli python3-yaml
   # benchmarks
   nginx-light apache2-utils util-linux
+  golang-go  # bench/goclient: the Go SDK's HTTP transport, standard library only
 )
 
 missing=()

@@ -72,17 +72,10 @@ void Connection::Connect() {
 
 template <typename F>
 bool Connection::WaitFor(int ret, F then) {
-  int err = SSL_get_error(ssl_, ret);
-  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-    auto what =
-        err == SSL_ERROR_WANT_READ ? asio::socket_base::wait_read : asio::socket_base::wait_write;
-    socket_.async_wait(what, [this, then](const boost::system::error_code& ec) {
-      if (ec) return Fail("wait");
-      (this->*then)();
-    });
-    return true;
-  }
-  return false;
+  return AsyncWaitForTls(ssl_, socket_, ret, [this, then](const boost::system::error_code& ec) {
+    if (ec) return Fail("wait");
+    (this->*then)();
+  });
 }
 
 void Connection::Handshake() {
@@ -207,8 +200,7 @@ void Connection::CloseTls() {
   socket_.close(ec);
 }
 
-void Connection::Fail(const char* what) {
-  WorkerStats& s = worker_.stats;
+void RecordError(WorkerStats& s, const char* what) {
   s.errors++;
   if (s.first_error.empty()) {
     s.first_error = what;
@@ -220,6 +212,10 @@ void Connection::Fail(const char* what) {
     }
   }
   ERR_clear_error();
+}
+
+void Connection::Fail(const char* what) {
+  RecordError(worker_.stats, what);
   if (ssl_) {
     SSL_free(ssl_);
     ssl_ = nullptr;
