@@ -15,6 +15,8 @@ packages=(
   # tests: independent clients and real servers
   openssl curl python3 python3-pytest python3-requests python3-urllib3
   python3-botocore awscli python3-yaml
+  # HTTP/2 clients: the h2 suite run and the hostile-frame tests
+  python3-h2 python3-httpx
   # benchmarks
   nginx-light apache2-utils util-linux
   golang-go  # bench/goclient: the Go SDK's HTTP transport, standard library only

@@ -287,7 +287,9 @@ class Client::Impl {
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+    // HTTP/2 when the server offers it over ALPN (kes-cpp and upstream do),
+    // as Go's client negotiates it; HTTP/1.1 otherwise.
+    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(c, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2);
     curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, &Impl::OnSslCtx);
     curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, this);

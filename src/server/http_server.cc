@@ -1,7 +1,6 @@
 #include "server/http_server.h"
 
 #include <sys/resource.h>
-#include <time.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -15,6 +14,8 @@
 #include <charconv>
 
 #include "crypto/secret_bytes.h"
+#include "server/dispatch.h"
+#include "server/http2_session.h"
 #include "server/request_parser.h"
 #include "server/tls_socket.h"
 
@@ -37,46 +38,11 @@ constexpr size_t kHeaderLimit = 1 << 20;       // Go: DefaultMaxHeaderBytes
 constexpr size_t kDiscardBodyLimit = 1 << 20;  // bodies of routes that read none
 constexpr size_t kDrainLimit = 8 << 20;        // larger bodies close the connection
 
-// "Sat, 28 Nov 2026 20:22:58 GMT", recomputed at most once per second per thread.
-std::string_view HttpDate() {
-  thread_local time_t cached_sec = 0;
-  thread_local char buf[40];
-  thread_local size_t len = 0;
-  time_t now = time(nullptr);
-  if (now != cached_sec) {
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    len = strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    cached_sec = now;
-  }
-  return {buf, len};
-}
-
-std::string_view ContentTypeOf(Response::Type t) {
-  switch (t) {
-    case Response::Type::kJson:
-      return "application/json";
-    case Response::Type::kText:
-      return "text/plain; charset=utf-8";
-    case Response::Type::kHtml:
-      return "text/html; charset=utf-8";
-    case Response::Type::kMetrics:
-      return Metrics::kContentType;
-    case Response::Type::kNone:
-      break;
-  }
-  return {};
-}
-
 // Go prints syscall errors in lower case ("address already in use").
 std::string GoErrorText(const beast::error_code& ec) {
   std::string m = ec.message();
   if (!m.empty() && m[0] >= 'A' && m[0] <= 'Z') m[0] = static_cast<char>(m[0] - 'A' + 'a');
   return m;
-}
-
-bool MethodAllowed(std::string_view got, std::string_view want) {
-  return got == want || (want == "PUT" && got == "POST");
 }
 
 }  // namespace
@@ -118,6 +84,13 @@ class HttpServer::Connection {
   // Called by the sweep: ends whatever the connection is waiting for once
   // its deadline has passed.
   void ExpireIfDue(std::chrono::steady_clock::time_point now) {
+    if (h2_ != nullptr) {
+      // A reload (new TLS settings, policies) or a shutdown drains an
+      // HTTP/2 connection: GOAWAY, open streams finish, the client
+      // reconnects.
+      h2_->Tick(now, server_.stopping_.load() || server_.state_.generation() != h2_generation_);
+      return;
+    }
     if (now >= deadline_ && !tls_.expired()) tls_.Expire();
   }
   Connection* next() const { return next_; }
@@ -175,6 +148,8 @@ class HttpServer::Connection {
   std::string target_;  // the request-target; its capacity is reused
   std::string out_;     // the response being written; its capacity is reused
   PeerIdentity peer_;
+  Http2Session* h2_ = nullptr;  // while the connection speaks HTTP/2
+  uint64_t h2_generation_ = 0;  // the state generation it started on
   std::string remote_ip_;
   uint16_t remote_port_ = 0;
 };
@@ -193,6 +168,25 @@ asio::awaitable<void> HttpServer::Connection::Run() {
     co_return;
   }
   peer_ = PeerIdentityOf(tls_.native_handle());
+  if (NegotiatedHttp2(tls_.native_handle())) {
+    deadline_ = Clock::time_point::max();  // the session keeps its own deadlines
+    Logs& logs = server_.services_.logs;
+    if (logs.ErrorEnabled(config::kLevelDebug)) {
+      logs.Error(config::kLevelDebug,
+                 "http: HTTP/2 connection from " + remote_ip_ + ":" + std::to_string(remote_port_));
+    }
+    auto h2 = std::make_shared<Http2Session>(
+        Http2Session::Context{tls_, server_.services_, peer_, remote_ip_, home_.in_flight, [this] {
+                                CurrentState();
+                                return state_;
+                              }});
+    h2_ = h2.get();
+    h2_generation_ = server_.state_.generation();
+    co_await h2->Run();
+    h2_ = nullptr;
+    tls_.Close();
+    co_return;
+  }
   bool first = true;
   while (co_await ServeOne(first)) first = false;
   tls_.Close();
@@ -329,70 +323,15 @@ asio::awaitable<bool> HttpServer::Connection::ServeOne(bool first) {
   // does), so no read deadline may cut the connection meanwhile.
   deadline_ = Clock::time_point::max();
 
-  Response resp;
-  switch (res.kind) {
-    case Resolution::Kind::kBadRequest:
-      resp = Response::BadRequestPage();
-      keep_alive = false;
-      break;
-    case Resolution::Kind::kNotFound:
-      resp = Response::NotFoundPage();
-      break;
-    case Resolution::Kind::kRedirect:
-      resp = Response::Redirect(std::move(res.location), method == "GET");
-      break;
-    case Resolution::Kind::kMatch:
-      break;
-  }
-  if (route == nullptr) {
-    if (too_large) keep_alive = false;
-    co_return co_await Write(resp, version, head, {}, keep_alive);
-  }
-
-  const RouteSettings& settings = st.settings(*route);
-  const auto deadline =
-      settings.timeout.count() > 0
-          ? received + std::chrono::duration_cast<Clock::duration>(settings.timeout)
-          : Clock::time_point{};
-  Services& sv = server_.services_;
-  if (route->metered) sv.metrics.RequestStarted();
-
-  Request req;
-  req.route = route;
-  req.method = method;
-  req.path = std::move(res.path);
-  req.resource = std::move(res.resource);
-  req.body_too_large = too_large;
-  req.body_present = body_present;
-  req.remote_ip = remote_ip_;
-  req.received = received;
-
-  std::optional<Response> early;
-  if (!MethodAllowed(method, route->method)) {
-    early = Response::Error(405, "received method '" + std::string(method) + "' expected '" +
-                                     std::string(route->method) + "'");
-    early->accept = route->method;
-  } else if (route->auth == AuthKind::kAuthenticated && !settings.skip_auth) {
-    early = Authorize(req, peer_, st, sv);
-  }
-  if (peer_.error == PeerIdentity::Error::kNone && route->auth != AuthKind::kOpen) {
-    req.identity = peer_.identity;
-  }
-
-  if (!early && (route->id == RouteId::kLogError || route->id == RouteId::kLogAudit)) {
-    co_await StreamLog(route->id == RouteId::kLogError ? LogStream::kError : LogStream::kAudit);
+  RequestHead request{method, std::move(res), too_large, body_present, received};
+  Dispatched d =
+      co_await Dispatch(request, parser.body(), peer_, remote_ip_, st, server_.services_);
+  if (d.log_stream) {
+    co_await StreamLog(*d.log_stream);
     co_return false;
   }
-
-  if (early) {
-    resp = std::move(*early);
-  } else {
-    req.body = std::move(parser.body());
-    resp = co_await Handle(req, st, sv);
-    crypto::Zeroize(req.body.data(), req.body.size());
-  }
-  if (route->metered) sv.metrics.RequestFinished(resp.status, Clock::now() - received);
-  co_return co_await Write(resp, version, head, deadline, keep_alive);
+  if (d.bad_target || (route == nullptr && too_large)) keep_alive = false;
+  co_return co_await Write(d.response, version, head, d.deadline, keep_alive);
 }
 
 namespace {
@@ -633,7 +572,8 @@ void HttpServer::Accept() {
 void HttpServer::Sweep(IoThread& t) {
   t.sweep.expires_after(250ms);
   t.sweep.async_wait([this, &t](beast::error_code ec) {
-    if (ec || stopping_.load()) return;
+    // Runs on while stopping: HTTP/2 sessions learn of it here.
+    if (ec) return;
     const auto now = std::chrono::steady_clock::now();
     for (Connection* c = t.connections; c != nullptr;) {
       Connection* next = c->next();  // expiring never unlinks synchronously

@@ -44,6 +44,52 @@ urllib3.disable_warnings()
 # test looks at 301s, so helpers pass allow_redirects explicitly.
 DEFAULT_TIMEOUT = 30
 
+# KES_TEST_HTTP2=1: the request helpers (KesServer.session/request/get/...)
+# speak HTTP/2 (httpx over python3-h2) instead of HTTP/1.1 (requests), and
+# every answer is checked to have come over HTTP/2, so a server that falls
+# back to HTTP/1.1 fails the run instead of passing it silently.
+HTTP2 = os.environ.get("KES_TEST_HTTP2") == "1"
+
+
+class Http2Session:
+    """An httpx HTTP/2 client with the slice of requests.Session's interface
+    the tests use (get/put/post/delete/request, data=, json=, headers=,
+    allow_redirects=, timeout=); transport errors surface as requests'
+    exception types so that tests expecting a failed handshake hold."""
+
+    def __init__(self, cert, verify):
+        import httpx
+        self._httpx = httpx
+        self.client = httpx.Client(http2=True, cert=cert, verify=verify, trust_env=False,
+                                   follow_redirects=False)
+
+    def request(self, method, url, data=None, allow_redirects=False, **kw):
+        if data is not None:
+            kw["content"] = data.encode() if isinstance(data, str) else data
+        try:
+            r = self.client.request(method, url, follow_redirects=allow_redirects, **kw)
+        except self._httpx.ConnectError as e:
+            raise requests.exceptions.SSLError(str(e)) from e
+        except self._httpx.TransportError as e:
+            raise requests.exceptions.ConnectionError(str(e)) from e
+        assert r.http_version == "HTTP/2", "answer came over %s" % r.http_version
+        return r
+
+    def get(self, url, **kw):
+        return self.request("GET", url, **kw)
+
+    def put(self, url, **kw):
+        return self.request("PUT", url, **kw)
+
+    def post(self, url, **kw):
+        return self.request("POST", url, **kw)
+
+    def delete(self, url, **kw):
+        return self.request("DELETE", url, **kw)
+
+    def close(self):
+        self.client.close()
+
 
 def kes_bin() -> str:
     """Path of the built kes binary (ctest sets KES_BIN)."""
@@ -222,7 +268,7 @@ class KesServer:
         self.proc: Optional[subprocess.Popen] = None
         self.port: Optional[int] = None
         self.api_key: Optional[str] = None
-        self._sessions: Dict[str, requests.Session] = {}
+        self._sessions: Dict[str, requests.Session] = {}  # or Http2Session
 
     # --- process control ---------------------------------------------------
 
@@ -335,8 +381,11 @@ class KesServer:
 
     def session(self, client: Optional[str] = "admin") -> requests.Session:
         """A keep-alive session presenting `client`'s certificate (None: no
-        certificate)."""
+        certificate); an Http2Session when KES_TEST_HTTP2=1."""
         key = client or "<none>"
+        if key not in self._sessions and HTTP2:
+            cert = self.identities[client].pair if client is not None else None
+            self._sessions[key] = Http2Session(cert, self.server_cert.ca if not self.dev else False)
         if key not in self._sessions:
             s = requests.Session()
             # Ignore REQUESTS_CA_BUNDLE & co (they override Session.verify)
@@ -404,3 +453,140 @@ def parse_transcript(path: Path):
     if "content-length" in headers:
         body = body[:int(headers["content-length"])]
     return request, status, headers, body
+
+
+# --- HTTP/2 frames --------------------------------------------------------
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+H2_DATA, H2_HEADERS, H2_RST_STREAM, H2_SETTINGS, H2_PING, H2_GOAWAY, H2_CONTINUATION = \
+    0x0, 0x1, 0x3, 0x4, 0x6, 0x7, 0x9
+H2_END_STREAM, H2_END_HEADERS, H2_ACK = 0x1, 0x4, 0x1
+
+
+def h2_frame(ftype: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
+    """One HTTP/2 frame (RFC 9113 §4.1)."""
+    return (len(payload).to_bytes(3, "big") + bytes([ftype, flags]) +
+            (stream & 0x7FFFFFFF).to_bytes(4, "big") + payload)
+
+
+class RawH2:
+    """A TLS connection that negotiated ALPN h2, writing frames as given
+    (hostile ones included) and reading frames back: the server's side of
+    the protocol seen without a client library smoothing it over. Header
+    blocks are HPACK-encoded with python3-h2's hpack."""
+
+    def __init__(self, srv: "KesServer", client: Optional[str] = "admin", preface=True,
+                 settings: bytes = b""):
+        import ssl
+        import hpack
+        ctx = ssl.create_default_context(cafile=srv.server_cert.ca)
+        if client is not None:
+            ctx.load_cert_chain(*srv.identities[client].pair)
+        ctx.set_alpn_protocols(["h2"])
+        raw = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+        self.sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        assert self.sock.selected_alpn_protocol() == "h2"
+        self.encoder = hpack.Encoder()
+        self.decoder = hpack.Decoder()
+        self.buf = b""
+        self.streams = {}
+        if preface:
+            self.send(H2_PREFACE + h2_frame(H2_SETTINGS, 0, 0, settings))
+
+    def send(self, data: bytes):
+        self.sock.sendall(data)
+
+    def headers_block(self, method: str, path: str, extra=()) -> bytes:
+        return self.encoder.encode([(":method", method), (":scheme", "https"),
+                                    (":authority", "127.0.0.1"), (":path", path), *extra])
+
+    def request(self, stream: int, method: str, path: str, body: Optional[bytes] = None,
+                end: bool = True):
+        """HEADERS (+ DATA) for one request; end=False leaves the stream open."""
+        flags = H2_END_HEADERS | (H2_END_STREAM if body is None and end else 0)
+        self.send(h2_frame(H2_HEADERS, flags, stream, self.headers_block(method, path)))
+        if body is not None:
+            self.send(h2_frame(H2_DATA, H2_END_STREAM if end else 0, stream, body))
+
+    def frame(self, timeout=30):
+        """The next frame as (type, flags, stream, payload); None once closed."""
+        self.sock.settimeout(timeout)
+        while len(self.buf) < 9 or len(self.buf) < 9 + int.from_bytes(self.buf[:3], "big"):
+            try:
+                chunk = self.sock.recv(65536)
+            except (ConnectionError, OSError):
+                chunk = b""
+            if not chunk:
+                return None
+            self.buf += chunk
+        n = int.from_bytes(self.buf[:3], "big")
+        f = (self.buf[3], self.buf[4], int.from_bytes(self.buf[5:9], "big") & 0x7FFFFFFF,
+             self.buf[9:9 + n])
+        self.buf = self.buf[9 + n:]
+        if f[0] == H2_SETTINGS and not f[1] & H2_ACK:
+            try:
+                self.send(h2_frame(H2_SETTINGS, H2_ACK, 0))
+            except OSError:
+                pass  # a hostile test's write was cut off; reading goes on
+        self._record(f)
+        return f
+
+    def _record(self, f):
+        # Every header block is decoded as it arrives (HPACK state is shared
+        # by the connection); answers are kept per stream for response().
+        if f[0] not in (H2_HEADERS, H2_DATA, H2_RST_STREAM) or f[2] == 0:
+            return
+        st = self.streams.setdefault(f[2], {"status": None, "headers": {}, "body": b"",
+                                            "ended": False, "reset": None})
+        if f[0] == H2_HEADERS:
+            for k, v in self.decoder.decode(f[3]):
+                k = k.decode() if isinstance(k, bytes) else k
+                v = v.decode() if isinstance(v, bytes) else v
+                if k == ":status":
+                    st["status"] = int(v)
+                else:
+                    st["headers"][k] = v
+        elif f[0] == H2_DATA:
+            st["body"] += f[3]
+        else:
+            st["reset"] = int.from_bytes(f[3], "big")
+        if f[1] & H2_END_STREAM and f[0] != H2_RST_STREAM:
+            st["ended"] = True
+
+    def until(self, want, timeout=30):
+        """Reads frames until want(frame) holds; returns that frame (None if
+        the connection closed first)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no matching HTTP/2 frame")
+            f = self.frame(timeout=left)
+            if f is None or want(f):
+                return f
+
+    def response(self, stream: int, timeout=30):
+        """(status, headers dict, body) of `stream`, read to its END_STREAM."""
+        st = lambda: self.streams.get(stream, {})
+        if not (st().get("ended") or st().get("reset") is not None):
+            f = self.until(lambda f: st().get("ended") or st().get("reset") is not None, timeout)
+            if f is None:
+                raise EOFError("connection closed before stream %d ended" % stream)
+        if st()["reset"] is not None:
+            raise ConnectionResetError("stream %d reset, error %d" % (stream, st()["reset"]))
+        return st()["status"], st()["headers"], st()["body"]
+
+    def close(self):
+        self.sock.close()
+
+
+def h2_goaway_error(frame) -> int:
+    """The error code of a GOAWAY frame."""
+    return int.from_bytes(frame[3][4:8], "big")
+
+
+def vm_rss_kib(pid: int) -> int:
+    for line in Path("/proc/%d/status" % pid).read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0

@@ -189,7 +189,12 @@ def test_tls_versions(module_server, certs):
         ctx = ssl.create_default_context(cafile=module_server.server_cert.ca)
         ctx.minimum_version = ctx.maximum_version = version
         ctx.load_cert_chain(*certs["apikey"].pair)
-        ctx.set_alpn_protocols(["h2", "http/1.1"])
+        # As upstream: h2 preferred, http/1.1 for a client that offers only it.
+        ctx.set_alpn_protocols(["http/1.1", "h2"])
+        with socket.create_connection(("127.0.0.1", module_server.port)) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                assert s.selected_alpn_protocol() == "h2"
+        ctx.set_alpn_protocols(["http/1.1"])
         with socket.create_connection(("127.0.0.1", module_server.port)) as raw:
             with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
                 assert s.version() == ("TLSv1.2" if version == ssl.TLSVersion.TLSv1_2 else "TLSv1.3")

@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from kes_harness import KesServer, base_config, error_body, kes_bin
+from kes_harness import HTTP2, KesServer, base_config, error_body, kes_bin
 
 
 def test_concurrent_creates_of_one_name(kes_server):
@@ -345,5 +345,10 @@ def test_sighup_reloads_the_tls_certificate(kes_server, cert_factory, certs):
         with pytest.raises(requests.exceptions.SSLError):
             s.get(srv.base_url + "/version", cert=certs["admin"].pair, verify=srv.server_cert.ca,
                   timeout=30)
+    if HTTP2:
+        # Over HTTP/2 the reload drains the old connection with GOAWAY, so
+        # its client reconnects and meets the new certificate
+        # (test_http2.py checks the GOAWAY).
+        return
     # ...while the connection opened before the reload keeps working.
     assert old_session.get(srv.base_url + "/version").status_code == 200
