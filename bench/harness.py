@@ -709,46 +709,65 @@ def ratio_rows(rows):
     return out
 
 
-def print_table(rows):
-    hdr = (f"{'row':28} {'server':8} {'tool':12} {'conns':>5} {'req/s':>9} {'p50us':>8} "
-           f"{'p99us':>8} {'p999us':>8} {'srvCPU':>6} {'cliCPU':>6} {'req/CPUs':>9} {'err':>4}")
+def print_columns(rows, columns):
+    """A fixed-width table: `columns` are (header, width, value of a row,
+    format spec or None for text); a missing value prints as '-'."""
+    hdr = " ".join(f"{h:{w}}" if spec is None else f"{h:>{w}}" for h, w, _, spec in columns)
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
-        lat = r.get("latency_us", {})
+        cells = []
+        for _, w, get, spec in columns:
+            v = get(r)
+            if v is None:
+                cells.append("-".rjust(w))
+            elif spec is None:
+                cells.append(f"{str(v)[:w]:{w}}")
+            else:
+                cells.append(format(v, f"{w}{spec}"))
+        print(" ".join(cells))
 
-        def f(v, fmt):
-            width = int(fmt.split(".")[0])
-            return format(v, fmt) if v is not None else "-".rjust(width)
 
-        print(f"{r['row']:28} {r['server']:8} {r['tool'][:12]:12} {r.get('connections', ''):>5} "
-              f"{f(r.get('rps'), '9.0f')} {f(lat.get('p50'), '8.1f')} {f(lat.get('p99'), '8.1f')} "
-              f"{f(lat.get('p999'), '8.1f')} {f(r.get('server_cpu_util'), '6.2f')} "
-              f"{f(r.get('client_cpu_util'), '6.2f')} "
-              f"{f(r.get('req_per_server_cpu_s'), '9.0f')} "
-              f"{(r.get('errors') or 0) + (r.get('non_2xx') or 0):>4}")
+def latency(r, q):
+    return r.get("latency_us", {}).get(q)
+
+
+def print_table(rows):
+    print_columns(rows, [
+        ("row", 28, lambda r: r["row"], None),
+        ("server", 8, lambda r: r["server"], None),
+        ("tool", 12, lambda r: r["tool"], None),
+        ("conns", 5, lambda r: r.get("connections"), "d"),
+        ("req/s", 9, lambda r: r.get("rps"), ".0f"),
+        ("p50us", 8, lambda r: latency(r, "p50"), ".1f"),
+        ("p99us", 8, lambda r: latency(r, "p99"), ".1f"),
+        ("p999us", 8, lambda r: latency(r, "p999"), ".1f"),
+        ("srvCPU", 6, lambda r: r.get("server_cpu_util"), ".2f"),
+        ("cliCPU", 6, lambda r: r.get("client_cpu_util"), ".2f"),
+        ("req/CPUs", 9, lambda r: r.get("req_per_server_cpu_s"), ".0f"),
+        ("err", 4, lambda r: (r.get("errors") or 0) + (r.get("non_2xx") or 0), "d"),
+    ])
 
 
 def print_connection_table(rows):
-    """What the connection handling costs: server CPU per request and new
-    TLS connections inside the window, for the rows where it varies."""
+    """What the connection handling costs: server CPU per request and the
+    connections dialled and TLS handshakes completed inside the window."""
     picked = [r for r in rows if r["tool"] == "kes-goclient" or r["row"].startswith("h2:")
               or (r["row"] in ("ceiling", "generate", "decrypt") and r["tool"] == "kes-loadgen")]
     if not picked:
         return
     print()
-    hdr = (f"{'row':22} {'round':>5} {'proto':8} {'req/s':>9} {'srv us/req':>10} "
-           f"{'dials':>6} {'newTLS':>6} {'p50us':>8} {'p99us':>9}")
-    print(hdr)
-    print("-" * len(hdr))
-    for r in picked:
-        lat = r.get("latency_us", {})
-        newtls, dials = r.get("new_tls_connections"), r.get("tcp_connects")
-        print(f"{r['row']:22} {r.get('round', ''):>5} {r.get('proto', r['mode'])[:8]:8} "
-              f"{r['rps']:9.0f} {r.get('server_cpu_us_per_request') or 0:10.2f} "
-              f"{'-' if dials is None else dials:>6} {'-' if newtls is None else newtls:>6} "
-              f"{lat.get('p50', 0):8.1f} "
-              f"{lat.get('p99', 0):9.1f}")
+    print_columns(picked, [
+        ("row", 22, lambda r: r["row"], None),
+        ("round", 5, lambda r: r.get("round"), "d"),
+        ("proto", 8, lambda r: r.get("proto", r.get("mode")), None),
+        ("req/s", 9, lambda r: r.get("rps"), ".0f"),
+        ("srv us/req", 10, lambda r: r.get("server_cpu_us_per_request"), ".2f"),
+        ("dials", 6, lambda r: r.get("tcp_connects"), "d"),
+        ("newTLS", 6, lambda r: r.get("new_tls_connections"), "d"),
+        ("p50us", 8, lambda r: latency(r, "p50"), ".1f"),
+        ("p99us", 9, lambda r: latency(r, "p99"), ".1f"),
+    ])
 
 
 def main():

@@ -60,12 +60,8 @@ void Connection::Connect() {
   socket_.close(ec);
   socket_.async_connect(worker_.endpoint, [this](const boost::system::error_code& ec) {
     if (ec) return Fail("connect");
-    socket_.set_option(asio::ip::tcp::no_delay(true));
-    socket_.non_blocking(true);
-    ssl_ = SSL_new(worker_.ssl_ctx);
-    SSL_set_fd(ssl_, socket_.native_handle());
+    ssl_ = NewClientTls(socket_, worker_.ssl_ctx);
     if (session_) SSL_set_session(ssl_, session_);
-    SSL_set_connect_state(ssl_);
     Handshake();
   });
 }
@@ -198,6 +194,15 @@ void Connection::CloseTls() {
   ssl_ = nullptr;
   boost::system::error_code ec;
   socket_.close(ec);
+}
+
+SSL* NewClientTls(asio::ip::tcp::socket& socket, SSL_CTX* ctx) {
+  socket.set_option(asio::ip::tcp::no_delay(true));
+  socket.non_blocking(true);
+  SSL* ssl = SSL_new(ctx);
+  SSL_set_fd(ssl, socket.native_handle());
+  SSL_set_connect_state(ssl);
+  return ssl;
 }
 
 void RecordError(WorkerStats& s, const char* what) {

@@ -64,6 +64,10 @@ class LoadConnection {
 // reason; clears OpenSSL's error queue.
 void RecordError(WorkerStats& stats, const char* what);
 
+// Prepares a freshly connected `socket` for OpenSSL-driven I/O (no Nagle,
+// non-blocking) and returns a client SSL on its descriptor.
+SSL* NewClientTls(boost::asio::ip::tcp::socket& socket, SSL_CTX* ctx);
+
 // After an SSL_* call returned `ret` on the non-blocking `socket`: if
 // OpenSSL wants the socket readable or writable, waits for that and calls
 // `handler(error_code)`, and returns true; false if `ret` was a real error.

@@ -63,11 +63,7 @@ void H2Connection::Connect() {
   if (worker_.stopping) return;
   socket_.async_connect(worker_.endpoint, [this](const boost::system::error_code& ec) {
     if (ec) return Fail("connect");
-    socket_.set_option(asio::ip::tcp::no_delay(true));
-    socket_.non_blocking(true);
-    ssl_ = SSL_new(worker_.ssl_ctx);
-    SSL_set_fd(ssl_, socket_.native_handle());
-    SSL_set_connect_state(ssl_);
+    ssl_ = NewClientTls(socket_, worker_.ssl_ctx);
     Handshake();
   });
 }
