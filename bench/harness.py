@@ -918,7 +918,7 @@ def targets(rows, s):
         add(f"Go SDK client, HTTP/2, {conc} concurrent: new conns", v, "0", v == 0)
         for op in ("generate", "decrypt"):
             v = per_round_ratio(rows, f"go:{op}:c{conc}:h2", op, "server_cpu_us_per_request")
-            add(f"  {op}: server CPU/req / HTTP/1.1 keep-alive row", v, "<= 1.15",
+            add(f"  {op}, {conc}: server CPU/req / HTTP/1.1 keep-alive row", v, "<= 1.15",
                 v is not None and v <= 1.15)
     v = r.get("generate", {}).get("h2_rps_ratio")
     add("HTTP/2 generate (16 streams) / nginx HTTP/2", v, ">= 0.85", v is not None and v >= 0.85)

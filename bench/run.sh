@@ -3,8 +3,8 @@
 # nginx ceiling side by side on loopback and prints a table; results go to
 # bench/results/<date>.json. Figures are reported, never asserted.
 #
-#   bash bench/run.sh            # full run, about 5 minutes
-#   bash bench/run.sh --quick    # about 1 minute
+#   bash bench/run.sh            # full run, about 8 minutes
+#   bash bench/run.sh --quick    # about 2 minutes
 #
 # Environment: KES_BENCH_BUILD_DIR (default: build-bench in the repository).
 # Other flags go to bench/harness.py (--rounds N, --keys N, --out FILE, --keep-tmp,
