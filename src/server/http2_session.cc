@@ -262,11 +262,13 @@ asio::awaitable<void> Http2Session::Serve(int32_t id) {
   Stream* s = Find(id);
   struct Running {
     Http2Session& session;
+    int32_t id;
     ~Running() {
       --session.running_;
+      if (session.Find(id) == nullptr) --session.orphaned_;
       session.Kick();
     }
-  } running{*this};
+  } running{*this, id};
   if (s == nullptr) co_return;
   const std::string method = s->method;
   std::string body = std::move(s->body);
@@ -360,7 +362,7 @@ int Http2Session::OnBeginHeaders(nghttp2_session* ng, const nghttp2_frame* f, vo
   if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
   // Handlers of streams the client has reset still run; they count against
   // the stream limit until they finish.
-  if (self->streams_.size() + static_cast<size_t>(self->running_) >= kMaxStreams) {
+  if (self->streams_.size() + static_cast<size_t>(self->orphaned_) >= kMaxStreams) {
     nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_REFUSED_STREAM);
     return 0;
   }
@@ -441,7 +443,10 @@ int Http2Session::OnDataChunk(nghttp2_session*, uint8_t, int32_t id, const uint8
 
 int Http2Session::OnStreamClose(nghttp2_session*, int32_t id, uint32_t, void* p) {
   auto* self = static_cast<Http2Session*>(p);
-  self->streams_.erase(id);
+  auto it = self->streams_.find(id);
+  if (it == self->streams_.end()) return 0;
+  if (it->second->phase == Stream::Phase::kHandling) ++self->orphaned_;  // reset mid-handler
+  self->streams_.erase(it);
   if (self->streams_.empty()) self->idle_deadline_ = Clock::now() + kIdleTimeout;
   return 0;
 }

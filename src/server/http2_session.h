@@ -105,7 +105,8 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   std::string out_;                 // frames to write; its capacity is reused
   bool out_sensitive_ = false;      // out_ holds key material: wipe after writing
   char in_[16 << 10];
-  int running_ = 0;  // handlers running, including those of reset streams
+  int running_ = 0;   // handlers running, including those of reset streams
+  int orphaned_ = 0;  // handlers still running for a stream already closed
   bool reader_done_ = false;
   bool failed_ = false;
   bool draining_ = false;

@@ -67,7 +67,15 @@ class Http2Session:
         if data is not None:
             kw["content"] = data.encode() if isinstance(data, str) else data
         try:
-            r = self.client.request(method, url, follow_redirects=allow_redirects, **kw)
+            try:
+                r = self.client.request(method, url, follow_redirects=allow_redirects, **kw)
+            except self._httpx.RemoteProtocolError as e:
+                # A graceful GOAWAY (NO_ERROR) that arrived as the request
+                # went out: the server did not take the stream, so it is
+                # retried once on a new connection, as Go's client does.
+                if "error_code:0," not in str(e):
+                    raise
+                r = self.client.request(method, url, follow_redirects=allow_redirects, **kw)
         except self._httpx.ConnectError as e:
             raise requests.exceptions.SSLError(str(e)) from e
         except self._httpx.TransportError as e:
@@ -514,7 +522,7 @@ class RawH2:
         while len(self.buf) < 9 or len(self.buf) < 9 + int.from_bytes(self.buf[:3], "big"):
             try:
                 chunk = self.sock.recv(65536)
-            except (ConnectionError, OSError):
+            except ConnectionError:  # reset by the server: closed too
                 chunk = b""
             if not chunk:
                 return None

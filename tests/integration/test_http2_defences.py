@@ -52,15 +52,17 @@ def test_continuation_flood_ends_the_connection(srv):
     c = RawH2(srv)
     c.send(h2_frame(H2_HEADERS, 0, 1, c.headers_block("GET", "/version")))
     field = b"\x00\x03x-a\x04aaaa"  # literal without indexing: x-a: aaaa
+    sent = 0
     try:
-        for _ in range(100):
+        for _ in range(100):  # 10,000 frames, 14 MB: more than socket buffers hold
             c.send(h2_frame(H2_CONTINUATION, 0, 1, field * 100) * 100)
+            sent += 100
     except OSError:
         pass
-    # The server ends the connection: a GOAWAY with an error, or (when the
-    # flood still in flight makes the close a TCP reset) just the close.
-    f = c.until(lambda f: f[0] == H2_GOAWAY, timeout=60)
-    assert f is None or h2_goaway_error(f) != 0
+    # The server cut the connection long before the flood was through
+    # (nghttp2 allows 8 CONTINUATIONs); without the limit every frame is
+    # read and decoded.
+    assert sent < 100 * 100
     assert_still_serving(srv)
 
 
@@ -70,14 +72,16 @@ def test_ack_flood_from_a_client_that_does_not_read(srv, frame):
     # Every PING and SETTINGS asks for an acknowledgement; a client that
     # never reads them must not make the server queue them without bound.
     c = RawH2(srv)
+    c.request(1, "GET", "/v1/log/error")  # an open stream: not an idle connection
     c.sock.settimeout(5)
     try:
         for _ in range(300):
             c.send(frame * 1000)
     except OSError:
         pass  # the server stopped reading or closed: what the test wants
-    # The server closes the connection (having sent the queued acks and a
-    # GOAWAY as far as the socket took them) instead of reading on.
+    # Over 1000 unsent acks the server closes the connection (having sent
+    # what the socket took) instead of reading on; without the limit it
+    # acknowledges all 300,000 and keeps the connection.
     assert c.until(lambda f: False, timeout=60) is None
     assert_still_serving(srv)
 
