@@ -27,6 +27,9 @@ import sys
 import tempfile
 import time
 
+# HTTP/1.1 ratios to the ceiling in docs/performance.md before HTTP/2 (full
+# run of 2026-11-29 00:35); issue 11 allows at most 3 % less.
+H1_RATIO_BEFORE_H2 = {"generate": 0.82, "decrypt": 0.82}
 CONTEXT = base64.b64encode(b'{"photos":"photos/2024/holiday/IMG_0001.jpg"}').decode()
 KEY = "bench-key"
 
@@ -162,6 +165,7 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.loadgen = os.path.join(args.build_dir, "bench", "kes-loadgen")
+        self.goclient_bin = os.path.join(args.build_dir, "bench", "kes-goclient")
         self.kes_bin = os.path.join(args.build_dir, "kes")
         self.micro_bin = os.path.join(args.build_dir, "bench", "kes_micro_bench")
         ncpu = os.cpu_count() or 1
@@ -183,9 +187,10 @@ class Bench:
     def start_nginx(self, body, workers=1, cpus=None, name="nginx"):
         """One nginx process by default; with workers > 1 a master and that
         many workers (the scaling reference)."""
-        port = free_port()
+        port, h2_port = free_port(), free_port()
         tpl = open(os.path.join(self.args.source_dir, "bench", "nginx.conf.in")).read()
         conf = (tpl.replace("@DIR@", self.tmp).replace("@PORT@", str(port))
+                .replace("@H2PORT@", str(h2_port))
                 .replace("@BODY@", body)
                 .replace("@MASTER@", "on" if workers > 1 else "off")
                 .replace("@WORKERS@", str(workers))
@@ -195,6 +200,7 @@ class Bench:
         s = Server(name, ["nginx", "-p", self.tmp, "-c", path, "-e",
                           os.path.join(self.tmp, "nginx-error.log")],
                    port, cpus or self.server_cpu, self.tmp)
+        s.h2_port = h2_port
         self.servers.append(s)
         if not s.ok:
             raise RuntimeError("nginx did not start: see " + s.log.name)
@@ -288,10 +294,11 @@ keystore:
             raise RuntimeError("kes-loadgen failed: " + p.stderr.strip())
         return json.loads(line[-1])
 
-    def measure(self, row, server, extra, cpus=None, **fields):
-        """Runs kes-loadgen against `server` and records server CPU time."""
+    def measure(self, row, server, extra, cpus=None, port=None, **fields):
+        """Runs kes-loadgen against `server` (on `port`, default its HTTP/1.1
+        one) and records server CPU time."""
         c0 = cpu_seconds(server.pid)
-        r = self.loadgen_json(server.port, extra, cpus)
+        r = self.loadgen_json(port or server.port, extra, cpus)
         c1 = cpu_seconds(server.pid)
         total = r["duration_s"] + self.warm if "--requests" not in extra else r["duration_s"]
         # Server CPU is sampled over warm-up + window; scale to the window.
@@ -303,8 +310,46 @@ keystore:
                "server_cpu_util": round(scpu / r["duration_s"], 3) if r["duration_s"] else 0,
                "client_cpu_util": round(r["client_cpu_s"] / (total or 1), 3),
                "req_per_server_cpu_s": round(r["requests"] / scpu) if scpu > 0 else None,
+               "server_cpu_us_per_request":
+                   round(scpu * 1e6 / r["requests"], 2) if r["requests"] else None,
                "connections": r["connections"], "mode": r["mode"],
+               "streams_per_connection": r.get("streams_per_connection", 1),
                "offered_rate": r["offered_rate"], "status": r["status"]}
+        if "first_error" in r:
+            rec["first_error"] = r["first_error"]
+        rec.update(fields)
+        self.rows.append(rec)
+        return rec
+
+    def goclient(self, row, server, op, concurrency, h2, **fields):
+        """One kes-goclient run: the KES Go SDK's transport with `concurrency`
+        requests in flight, HTTP/2 allowed or off. The client itself reads
+        the server's CPU time over its measured window."""
+        cmd = ["taskset", "-c", self.client_cpu, self.goclient_bin, "-json",
+               "-url", f"https://127.0.0.1:{server.port}/v1/key/{op}/{KEY}",
+               "-body", self.bodies[op], "-c", str(concurrency), f"-h2={str(h2).lower()}",
+               "-w", f"{self.warm}s", "-d", f"{self.dur}s", "-server-pid", str(server.pid),
+               "-cert", self.certs.client_crt, "-key", self.certs.client_key]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        lines = p.stdout.strip().splitlines()
+        if not lines:
+            raise RuntimeError("kes-goclient failed: " + p.stderr.strip()[-300:])
+        r = json.loads(lines[-1])
+        scpu = r.get("server_cpu_s") or 0
+        rec = {"row": row, "server": server.name, "tool": "kes-goclient",
+               "rps": r["rps"], "requests": r["requests"], "errors": r["errors"],
+               "non_2xx": r["non_2xx"], "latency_us": r["latency_us"],
+               "server_cpu_s": round(scpu, 3),
+               "server_cpu_util": round(scpu / r["duration_s"], 3) if r["duration_s"] else 0,
+               "client_cpu_util": round(r["client_cpu_s"] / r["duration_s"], 3),
+               "req_per_server_cpu_s": round(r["requests"] / scpu) if scpu > 0 else None,
+               "server_cpu_us_per_request": round(r["server_cpu_us_per_request"], 2)
+               if r.get("server_cpu_us_per_request") else None,
+               "connections": concurrency, "mode": "h2" if h2 else "http/1.1",
+               "proto": r["proto"], "status": r["status"],
+               "new_tls_connections": r["new_tls_connections_in_window"],
+               "new_tls_connections_total": r["new_tls_connections_total"],
+               "tcp_connects": r["tcp_connects_in_window"]}
         if "first_error" in r:
             rec["first_error"] = r["first_error"]
         rec.update(fields)
@@ -387,9 +432,7 @@ keystore:
             log(f"round {r + 1}/{rounds}: ceiling and key operations, 16 keep-alive connections")
             self.measure("ceiling", nginx, common + ["-p", f"/v1/key/generate/{KEY}", "-b",
                                                      self.bodies["generate"]], round=r)
-            if kes is None:
-                continue
-            for op in ("generate", "decrypt", "encrypt", "hmac"):
+            for op in ("generate", "decrypt", "encrypt", "hmac") if kes else ():
                 gets0 = self.backend_gets(kes) if op == "generate" else None
                 rec = self.measure(op, kes, common + ["-p", f"/v1/key/{op}/{KEY}", "-b",
                                                       self.bodies[op]], round=r)
@@ -397,6 +440,33 @@ keystore:
                     gets1 = self.backend_gets(kes)
                     if gets0 is not None and gets1 is not None and rec["requests"]:
                         rec["backend_gets_per_request"] = (gets1 - gets0) / rec["requests"]
+            self.h2_round(nginx, kes, r)
+
+    def h2_round(self, nginx, kes, r):
+        """The HTTP/2 rows of one round, next to the HTTP/1.1 ones: kes-loadgen
+        with 16 streams on one connection against the nginx HTTP/2 ceiling
+        and kes-cpp, then the Go SDK-shaped client at 16 and 64 concurrent
+        requests with HTTP/2 allowed and with it off."""
+        log(f"round {r + 1}: HTTP/2 (kes-loadgen, 16 streams) and the Go SDK-shaped client")
+        h2 = ["--h2", "-c", "1", "--streams", "16", "-w", str(self.warm), "-d", str(self.dur),
+              "-m", "POST"]
+        self.measure("h2:ceiling", nginx, h2 + ["-p", f"/v1/key/generate/{KEY}", "-b",
+                                                self.bodies["generate"]],
+                     port=nginx.h2_port, round=r)
+        if kes is None:
+            return
+        for op in ("generate", "decrypt"):
+            self.measure("h2:" + op, kes, h2 + ["-p", f"/v1/key/{op}/{KEY}", "-b",
+                                                self.bodies[op]], round=r)
+        if not os.path.exists(self.goclient_bin):
+            if r == 0:
+                self.notes.append("Go client rows skipped: kes-goclient did not build")
+            return
+        for op in ("generate", "decrypt"):
+            for conc in (16, 64):
+                for http2 in (True, False):
+                    self.goclient(f"go:{op}:c{conc}:{'h2' if http2 else 'h1'}", kes, op, conc,
+                                  http2, round=r)
 
     def ab_rows(self, nginx, kes):
         n = 20000 if self.quick else 100000
@@ -550,6 +620,30 @@ keystore:
         return {"trials_ms": [round(x, 2) for x in results],
                 "median_ms": round(statistics.median(results), 2) if results else None}
 
+    def other_rows(self, nginx, kes, summary):
+        """Everything after the throughput rounds; stops `nginx` and `kes`."""
+        self.ab_rows(nginx, kes)
+        self.latency_rows(nginx, kes)
+        self.connection_rows(nginx, kes)
+        self.stop(nginx)
+        if kes is not None:
+            self.stop(kes)
+            # The keystore holds one key here; the memory row adds many.
+            summary["cold_start"] = self.cold_start()
+            kes = self.start_kes(name="kes-mem")
+            self.prepare_kes(kes)
+            summary["memory"] = self.memory_rows(kes)
+            summary["cached_keys"] = self.cached_keys_rows(kes)
+            self.stop(kes)
+            try:
+                summary["scaling"] = self.scaling_rows()
+                summary["scaling_ceiling"] = self.scaling_ceiling_rows()
+            except Exception as e:
+                self.notes.append(f"scaling rows skipped: {e}")
+            summary["cold_start_many_keys"] = self.cold_start()
+            summary["cold_start_many_keys"]["stored_keys"] = summary["cached_keys"]["keys"] + 1
+        summary["micro_ns"] = self.micro()
+
     def micro(self):
         log("micro-benchmarks (Google Benchmark)")
         if not os.path.exists(self.micro_bin):
@@ -572,6 +666,20 @@ def median_of(rows, row, key, **match):
     return statistics.median(vals) if vals else None
 
 
+def per_round_ratio(rows, row, ref_row, key):
+    """Median over rounds of rows[row][key] / rows[ref_row][key], each pair
+    measured in the same round."""
+    vals = []
+    for r in rows:
+        if r["row"] != row or r.get(key) is None:
+            continue
+        ref = [c for c in rows if c["row"] == ref_row and c.get("round") == r.get("round")
+               and c.get(key)]
+        if ref:
+            vals.append(r[key] / ref[0][key])
+    return round(statistics.median(vals), 3) if vals else None
+
+
 def ratio_rows(rows):
     """Per round: kes-cpp figure / ceiling figure of the same round; median."""
     out = {}
@@ -589,6 +697,10 @@ def ratio_rows(rows):
         if rps:
             out[op] = {"rps_ratio": round(statistics.median(rps), 3),
                        "cpu_efficiency_ratio": round(statistics.median(eff), 3) if eff else None}
+    for op in ("generate", "decrypt"):
+        v = per_round_ratio(rows, "h2:" + op, "h2:ceiling", "rps")
+        if v is not None:
+            out.setdefault(op, {})["h2_rps_ratio"] = v
     for op in ("generate", "decrypt", "encrypt", "hmac"):
         a = [r for r in rows if r["row"] == "ab:" + op and r.get("rps")]
         c = [r for r in rows if r["row"] == "ab:ceiling" and r.get("rps")]
@@ -597,24 +709,65 @@ def ratio_rows(rows):
     return out
 
 
-def print_table(rows):
-    hdr = (f"{'row':28} {'server':8} {'tool':12} {'conns':>5} {'req/s':>9} {'p50us':>8} "
-           f"{'p99us':>8} {'p999us':>8} {'srvCPU':>6} {'cliCPU':>6} {'req/CPUs':>9} {'err':>4}")
+def print_columns(rows, columns):
+    """A fixed-width table: `columns` are (header, width, value of a row,
+    format spec or None for text); a missing value prints as '-'."""
+    hdr = " ".join(f"{h:{w}}" if spec is None else f"{h:>{w}}" for h, w, _, spec in columns)
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
-        lat = r.get("latency_us", {})
+        cells = []
+        for _, w, get, spec in columns:
+            v = get(r)
+            if v is None:
+                cells.append("-".rjust(w))
+            elif spec is None:
+                cells.append(f"{str(v)[:w]:{w}}")
+            else:
+                cells.append(format(v, f"{w}{spec}"))
+        print(" ".join(cells))
 
-        def f(v, fmt):
-            width = int(fmt.split(".")[0])
-            return format(v, fmt) if v is not None else "-".rjust(width)
 
-        print(f"{r['row']:28} {r['server']:8} {r['tool'][:12]:12} {r.get('connections', ''):>5} "
-              f"{f(r.get('rps'), '9.0f')} {f(lat.get('p50'), '8.1f')} {f(lat.get('p99'), '8.1f')} "
-              f"{f(lat.get('p999'), '8.1f')} {f(r.get('server_cpu_util'), '6.2f')} "
-              f"{f(r.get('client_cpu_util'), '6.2f')} "
-              f"{f(r.get('req_per_server_cpu_s'), '9.0f')} "
-              f"{(r.get('errors') or 0) + (r.get('non_2xx') or 0):>4}")
+def latency(r, q):
+    return r.get("latency_us", {}).get(q)
+
+
+def print_table(rows):
+    print_columns(rows, [
+        ("row", 28, lambda r: r["row"], None),
+        ("server", 8, lambda r: r["server"], None),
+        ("tool", 12, lambda r: r["tool"], None),
+        ("conns", 5, lambda r: r.get("connections"), "d"),
+        ("req/s", 9, lambda r: r.get("rps"), ".0f"),
+        ("p50us", 8, lambda r: latency(r, "p50"), ".1f"),
+        ("p99us", 8, lambda r: latency(r, "p99"), ".1f"),
+        ("p999us", 8, lambda r: latency(r, "p999"), ".1f"),
+        ("srvCPU", 6, lambda r: r.get("server_cpu_util"), ".2f"),
+        ("cliCPU", 6, lambda r: r.get("client_cpu_util"), ".2f"),
+        ("req/CPUs", 9, lambda r: r.get("req_per_server_cpu_s"), ".0f"),
+        ("err", 4, lambda r: (r.get("errors") or 0) + (r.get("non_2xx") or 0), "d"),
+    ])
+
+
+def print_connection_table(rows):
+    """What the connection handling costs: server CPU per request and the
+    connections dialled and TLS handshakes completed inside the window."""
+    picked = [r for r in rows if r["tool"] == "kes-goclient" or r["row"].startswith("h2:")
+              or (r["row"] in ("ceiling", "generate", "decrypt") and r["tool"] == "kes-loadgen")]
+    if not picked:
+        return
+    print()
+    print_columns(picked, [
+        ("row", 22, lambda r: r["row"], None),
+        ("round", 5, lambda r: r.get("round"), "d"),
+        ("proto", 8, lambda r: r.get("proto", r.get("mode")), None),
+        ("req/s", 9, lambda r: r.get("rps"), ".0f"),
+        ("srv us/req", 10, lambda r: r.get("server_cpu_us_per_request"), ".2f"),
+        ("dials", 6, lambda r: r.get("tcp_connects"), "d"),
+        ("newTLS", 6, lambda r: r.get("new_tls_connections"), "d"),
+        ("p50us", 8, lambda r: latency(r, "p50"), ".1f"),
+        ("p99us", 9, lambda r: latency(r, "p99"), ".1f"),
+    ])
 
 
 def main():
@@ -628,6 +781,8 @@ def main():
     ap.add_argument("--rss-requests", type=int, default=0,
                     help="requests before the second RSS reading (default 1e6, quick 1e5)")
     ap.add_argument("--keep-tmp", action="store_true")
+    ap.add_argument("--rounds-only", action="store_true",
+                    help="only the throughput rounds (HTTP/1.1, HTTP/2 and Go client rows)")
     ap.add_argument("--out", help="results file (default bench/results/<date>.json)")
     args = ap.parse_args()
 
@@ -658,33 +813,18 @@ def main():
         summary["ceiling_body_bytes"] = len(fixed)
 
         b.throughput_rounds(nginx, kes)
-        b.ab_rows(nginx, kes)
-        b.latency_rows(nginx, kes)
-        b.connection_rows(nginx, kes)
-        b.stop(nginx)
-        if kes is not None:
-            b.stop(kes)
-            # The keystore holds one key here; the memory row adds many.
-            summary["cold_start"] = b.cold_start()
-            kes = b.start_kes(name="kes-mem")
-            b.prepare_kes(kes)
-            summary["memory"] = b.memory_rows(kes)
-            summary["cached_keys"] = b.cached_keys_rows(kes)
-            b.stop(kes)
-            try:
-                summary["scaling"] = b.scaling_rows()
-                summary["scaling_ceiling"] = b.scaling_ceiling_rows()
-            except Exception as e:
-                b.notes.append(f"scaling rows skipped: {e}")
-            summary["cold_start_many_keys"] = b.cold_start()
-            summary["cold_start_many_keys"]["stored_keys"] = summary["cached_keys"]["keys"] + 1
-        summary["micro_ns"] = b.micro()
+        if args.rounds_only:
+            b.notes.append("--rounds-only: throughput rounds only (no ab, latency, connection, "
+                           "memory, cold start, scaling or micro-benchmark rows)")
+        else:
+            b.other_rows(nginx, kes, summary)
     finally:
         b.cleanup()
 
     summary["ratios_to_ceiling"] = ratio_rows(b.rows)
     summary["targets"] = targets(b.rows, summary)
     print_table(b.rows)
+    print_connection_table(b.rows)
     print()
     print("ratios to the nginx ceiling (median over rounds):")
     for op, v in summary["ratios_to_ceiling"].items():
@@ -692,7 +832,7 @@ def main():
     print("targets:")
     for name, t in summary["targets"].items():
         met = {True: "MET", False: "NOT MET", None: "n/a"}[t["met"]]
-        print(f"  {name:44} {str(t['value']):>14}  target {t['target']:>10}  {met}")
+        print(f"  {name:52} {str(t['value']):>14}  target {t['target']:>10}  {met}")
     for n in b.notes:
         print("note:", n)
 
@@ -767,6 +907,26 @@ def targets(rows, s):
     g = [x for x in g if x is not None]
     v = max(g) if g else None
     add("backend gets per request, warm cache", v, "0", v == 0)
+
+    # Issue 11 §3: HTTP/2 for Go SDK clients.
+    for conc in (16, 64):
+        go = [x for x in rows if x["tool"] == "kes-goclient" and x["mode"] == "h2"
+              and x["connections"] == conc and x["server"].startswith("kes")]
+        # Connections dialled inside the window; the ones Go dials for its
+        # first concurrent requests are before it.
+        v = max((x["tcp_connects"] for x in go), default=None)
+        add(f"Go SDK client, HTTP/2, {conc} concurrent: new conns", v, "0", v == 0)
+        for op in ("generate", "decrypt"):
+            v = per_round_ratio(rows, f"go:{op}:c{conc}:h2", op, "server_cpu_us_per_request")
+            add(f"  {op}, {conc}: server CPU/req / HTTP/1.1 keep-alive row", v, "<= 1.15",
+                v is not None and v <= 1.15)
+    v = r.get("generate", {}).get("h2_rps_ratio")
+    add("HTTP/2 generate (16 streams) / nginx HTTP/2", v, ">= 0.85", v is not None and v >= 0.85)
+    for op in ("generate", "decrypt"):
+        v = r.get(op, {}).get("rps_ratio")
+        floor = round(H1_RATIO_BEFORE_H2[op] * 0.97, 3)
+        add(f"HTTP/1.1 {op} / ceiling, >= 0.97 x {H1_RATIO_BEFORE_H2[op]}", v, f">= {floor}",
+            v is not None and v >= floor)
     return t
 
 

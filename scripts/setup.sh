@@ -21,6 +21,7 @@ packages=(
   python3-h2 python3-httpx
   # benchmarks
   nginx-light apache2-utils util-linux
+  golang-go  # bench/goclient: the Go SDK's HTTP transport, standard library only
 )
 
 missing=()

@@ -60,29 +60,18 @@ void Connection::Connect() {
   socket_.close(ec);
   socket_.async_connect(worker_.endpoint, [this](const boost::system::error_code& ec) {
     if (ec) return Fail("connect");
-    socket_.set_option(asio::ip::tcp::no_delay(true));
-    socket_.non_blocking(true);
-    ssl_ = SSL_new(worker_.ssl_ctx);
-    SSL_set_fd(ssl_, socket_.native_handle());
+    ssl_ = NewClientTls(socket_, worker_.ssl_ctx);
     if (session_) SSL_set_session(ssl_, session_);
-    SSL_set_connect_state(ssl_);
     Handshake();
   });
 }
 
 template <typename F>
 bool Connection::WaitFor(int ret, F then) {
-  int err = SSL_get_error(ssl_, ret);
-  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-    auto what =
-        err == SSL_ERROR_WANT_READ ? asio::socket_base::wait_read : asio::socket_base::wait_write;
-    socket_.async_wait(what, [this, then](const boost::system::error_code& ec) {
-      if (ec) return Fail("wait");
-      (this->*then)();
-    });
-    return true;
-  }
-  return false;
+  return AsyncWaitForTls(ssl_, socket_, ret, [this, then](const boost::system::error_code& ec) {
+    if (ec) return Fail("wait");
+    (this->*then)();
+  });
 }
 
 void Connection::Handshake() {
@@ -207,8 +196,16 @@ void Connection::CloseTls() {
   socket_.close(ec);
 }
 
-void Connection::Fail(const char* what) {
-  WorkerStats& s = worker_.stats;
+SSL* NewClientTls(asio::ip::tcp::socket& socket, SSL_CTX* ctx) {
+  socket.set_option(asio::ip::tcp::no_delay(true));
+  socket.non_blocking(true);
+  SSL* ssl = SSL_new(ctx);
+  SSL_set_fd(ssl, socket.native_handle());
+  SSL_set_connect_state(ssl);
+  return ssl;
+}
+
+void RecordError(WorkerStats& s, const char* what) {
   s.errors++;
   if (s.first_error.empty()) {
     s.first_error = what;
@@ -220,6 +217,10 @@ void Connection::Fail(const char* what) {
     }
   }
   ERR_clear_error();
+}
+
+void Connection::Fail(const char* what) {
+  RecordError(worker_.stats, what);
   if (ssl_) {
     SSL_free(ssl_);
     ssl_ = nullptr;

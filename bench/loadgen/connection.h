@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "loadgen/histogram.h"
@@ -50,15 +51,45 @@ struct Worker {
   WorkerStats stats;
 };
 
-class Connection {
+// One load-generating client connection, HTTP/1.1 (Connection) or HTTP/2
+// (H2Connection).
+class LoadConnection {
+ public:
+  virtual ~LoadConnection() = default;
+  // Connects and keeps sending until the worker stops.
+  virtual void Start(Clock::time_point first_send) = 0;
+};
+
+// Counts a failure in `stats`, keeping the first one's text and OpenSSL's
+// reason; clears OpenSSL's error queue.
+void RecordError(WorkerStats& stats, const char* what);
+
+// Prepares a freshly connected `socket` for OpenSSL-driven I/O (no Nagle,
+// non-blocking) and returns a client SSL on its descriptor.
+SSL* NewClientTls(boost::asio::ip::tcp::socket& socket, SSL_CTX* ctx);
+
+// After an SSL_* call returned `ret` on the non-blocking `socket`: if
+// OpenSSL wants the socket readable or writable, waits for that and calls
+// `handler(error_code)`, and returns true; false if `ret` was a real error.
+template <typename Handler>
+bool AsyncWaitForTls(SSL* ssl, boost::asio::ip::tcp::socket& socket, int ret, Handler&& handler) {
+  int err = SSL_get_error(ssl, ret);
+  if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) return false;
+  socket.async_wait(err == SSL_ERROR_WANT_READ ? boost::asio::socket_base::wait_read
+                                               : boost::asio::socket_base::wait_write,
+                    std::forward<Handler>(handler));
+  return true;
+}
+
+class Connection : public LoadConnection {
  public:
   // `index` of `total` connections: staggers the open-loop schedule.
   Connection(boost::asio::io_context& io, Worker& worker, int index, int total);
-  ~Connection();
+  ~Connection() override;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  void Start(Clock::time_point first_send);
+  void Start(Clock::time_point first_send) override;
 
  private:
   void Connect();

@@ -36,6 +36,10 @@ struct LoadConfig {
   // resuming the previous TLS session.
   bool new_connection = false;
   bool resume = false;
+  // HTTP/2 (ALPN h2) instead of HTTP/1.1: each connection keeps `streams`
+  // requests in flight at once, as a Go client multiplexes its requests.
+  bool http2 = false;
+  int streams = 1;
 
   std::chrono::duration<double> warmup{1.0};
   std::chrono::duration<double> duration{5.0};

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "loadgen/connection.h"
+#include "loadgen/h2_connection.h"
 #include "loadgen/tls_client_context.h"
 
 namespace kes::bench {
@@ -104,7 +105,7 @@ int Run(const LoadConfig& config, bool json) {
   const int threads = std::max(1, config.threads);
   std::vector<std::unique_ptr<asio::io_context>> ios;
   std::vector<std::unique_ptr<Worker>> workers;
-  std::vector<std::vector<std::unique_ptr<Connection>>> conns(threads);
+  std::vector<std::vector<std::unique_ptr<LoadConnection>>> conns(threads);
   const auto start = Clock::now() + std::chrono::milliseconds(5);
   const auto begin = start + std::chrono::duration_cast<Clock::duration>(config.warmup);
   const auto end = begin + std::chrono::duration_cast<Clock::duration>(config.duration);
@@ -129,7 +130,11 @@ int Run(const LoadConfig& config, bool json) {
   }
   for (int i = 0; i < config.connections; i++) {
     int t = i % threads;
-    conns[t].push_back(std::make_unique<Connection>(*ios[t], *workers[t], i, config.connections));
+    if (config.http2) {
+      conns[t].push_back(std::make_unique<H2Connection>(*ios[t], *workers[t]));
+    } else {
+      conns[t].push_back(std::make_unique<Connection>(*ios[t], *workers[t], i, config.connections));
+    }
   }
 
   const double cpu_before = CpuSeconds();
@@ -174,8 +179,11 @@ int Run(const LoadConfig& config, bool json) {
       {"path", config.path},
       {"connections", config.connections},
       {"threads", threads},
-      {"mode", config.new_connection ? (config.resume ? "new-connection-resume" : "new-connection")
-                                     : "keep-alive"},
+      {"mode", config.http2 ? "h2"
+               : config.new_connection
+                   ? (config.resume ? "new-connection-resume" : "new-connection")
+                   : "keep-alive"},
+      {"streams_per_connection", config.http2 ? config.streams : 1},
       {"offered_rate", config.rate},
       {"duration_s", window},
       {"requests", total.responses},
@@ -243,6 +251,9 @@ int main(int argc, char** argv) {
   app.add_option("-r,--rate", c.rate, "open loop: offered requests/s in total (0 = closed loop)");
   app.add_flag("--new-connection", c.new_connection, "one TCP+TLS handshake per request");
   app.add_flag("--resume", c.resume, "with --new-connection: resume the previous TLS session");
+  app.add_flag("--h2", c.http2, "HTTP/2 (ALPN h2) instead of HTTP/1.1, closed loop");
+  app.add_option("--streams", c.streams, "with --h2: requests in flight per connection")
+      ->capture_default_str();
   app.add_option("-w,--warmup", warmup, "seconds before measuring")->capture_default_str();
   app.add_option("-d,--duration", duration, "seconds measured")->capture_default_str();
   app.add_option("-n,--requests", c.max_requests, "stop after this many measured responses");
@@ -267,7 +278,12 @@ int main(int argc, char** argv) {
     std::cerr << "kes-loadgen: --rate and --new-connection cannot be combined\n";
     return 2;
   }
-  if (c.connections < 1) return 2;
+  if (c.http2 && (c.rate > 0 || c.new_connection)) {
+    std::cerr << "kes-loadgen: --h2 measures keep-alive closed loop only (no --rate, "
+                 "--new-connection)\n";
+    return 2;
+  }
+  if (c.connections < 1 || c.streams < 1) return 2;
   if (first_response > 0) return kes::bench::FirstResponse(c, first_response);
   c.warmup = std::chrono::duration<double>(warmup);
   c.duration = std::chrono::duration<double>(duration);

@@ -77,6 +77,13 @@ SslCtxPtr MakeClientContext(const LoadConfig& config, std::string* error) {
   SSL_CTX_set_read_ahead(ctx.get(), 1);
   SSL_CTX_set_session_cache_mode(ctx.get(),
                                  config.resume ? SSL_SESS_CACHE_CLIENT : SSL_SESS_CACHE_OFF);
+  if (config.http2) {
+    static const unsigned char kH2[] = {2, 'h', '2'};
+    if (SSL_CTX_set_alpn_protos(ctx.get(), kH2, sizeof kH2) != 0) {
+      *error = OpenSslError("ALPN");
+      return nullptr;
+    }
+  }
   if (!config.api_key.empty()) {
     if (!UseApiKey(ctx.get(), config.api_key, error)) return nullptr;
   } else if (!config.cert_file.empty()) {

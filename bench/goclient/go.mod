@@ -1,0 +1,3 @@
+module kes-cpp/bench/goclient
+
+go 1.19
