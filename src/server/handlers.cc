@@ -1,12 +1,10 @@
 #include "server/handlers.h"
 
 #include <algorithm>
-#include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cmath>
 #include <optional>
-#include <type_traits>
 
 #include "common/time.h"
 #include "common/version.h"
@@ -16,30 +14,13 @@
 #include "crypto/secret_bytes.h"
 #include "identity/identity.h"
 #include "server/json.h"
+#include "server/offload.h"
 #include "server/system_info.h"
 
 namespace kes::server {
 namespace asio = boost::asio;
 
 namespace {
-
-// Runs `f` on the worker pool and resumes the calling coroutine on its own
-// executor with the result.
-template <typename F>
-asio::awaitable<std::invoke_result_t<F>> Offload(asio::thread_pool& pool, F f) {
-  using R = std::invoke_result_t<F>;
-  std::optional<R> out;
-  co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
-      [&](auto handler) {
-        auto ex = asio::get_associated_executor(handler);
-        asio::post(pool, [&out, &f, ex, handler = std::move(handler)]() mutable {
-          out.emplace(f());
-          asio::post(ex, std::move(handler));
-        });
-      },
-      asio::use_awaitable);
-  co_return std::move(*out);
-}
 
 std::string InvalidKeyName(std::string_view name) {
   return "key name '" + std::string(name) + "' is empty, too long or contains invalid characters";

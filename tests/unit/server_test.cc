@@ -2,6 +2,10 @@
 // routing and redirects, the Prometheus float format and slog lines.
 #include <gtest/gtest.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_future.hpp>
 #include <cctype>
 #include <cstdio>
 #include <random>
@@ -9,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "keystore/cache.h"
+#include "server/handlers.h"
 #include "server/json.h"
 #include "server/logs.h"
 #include "server/metrics.h"
@@ -333,6 +339,54 @@ TEST(ServerLogs, SubscribersGetEventsUntilUnsubscribed) {
   sub->Drain(&lines);
   EXPECT_TRUE(lines.empty());
   EXPECT_EQ(logs.audit_events(), 2u);
+}
+
+// A backend that throws from every call, as a library inside one may.
+class ThrowingStore : public keystore::KeyStore {
+ public:
+  std::string DisplayName() const override { return "Throwing"; }
+  Result<keystore::KeyStoreState> Status() override { throw std::runtime_error("status"); }
+  kes::Status Create(std::string_view, std::string_view) override {
+    throw std::runtime_error("create");
+  }
+  Result<std::string> Get(std::string_view) override { throw std::runtime_error("get"); }
+  kes::Status Delete(std::string_view) override { throw std::runtime_error("delete"); }
+  Result<keystore::ListPage> List(std::string_view, int) override {
+    throw std::logic_error("list");
+  }
+};
+
+// An exception on the worker pool used to reach Boost's thread_pool and
+// std::terminate the server; it is a 502 like any other backend failure.
+TEST(ServerHandlers, AKeystoreExceptionIsAnErrorResponse) {
+  boost::asio::thread_pool workers(1);
+  Services sv;
+  sv.workers = &workers;
+  sv.logs.SetLevels(100, false);
+  State st;
+  keystore::CacheOptions opts;
+  opts.expiry_any = opts.expiry_unused = opts.probe_interval = std::chrono::nanoseconds(0);
+  st.cache = std::make_shared<keystore::KeyCache>(std::make_unique<ThrowingStore>(), opts);
+  for (const char* target :
+       {"/v1/key/describe/k", "/v1/key/list/*", "/v1/key/delete/k", "/v1/status"}) {
+    Resolution res = ResolveTarget(target);
+    ASSERT_EQ(res.kind, Resolution::Kind::kMatch) << target;
+    Request req;
+    req.route = res.route;
+    req.method = res.route->method;
+    req.path = res.path;
+    req.resource = res.resource;
+    req.received = std::chrono::steady_clock::now();
+    boost::asio::io_context io;
+    auto f = boost::asio::co_spawn(io, Handle(req, st, sv), boost::asio::use_future);
+    io.run();
+    const Response r = f.get();
+    if (std::string_view(target) == "/v1/status") {
+      EXPECT_EQ(r.status, 200u) << r.body;  // reports the keystore as unavailable
+    } else {
+      EXPECT_EQ(r.status, 502u) << target << ": " << r.body;
+    }
+  }
 }
 
 }  // namespace
