@@ -510,11 +510,15 @@ Response Response::NotFoundPage() {
   return r;
 }
 
-Response Response::BadRequestPage() {
+Response Response::BadRequestPage(std::string_view why) {
   Response r;
   r.status = 400;
   r.type = Type::kText;
   r.body = "400 Bad Request";
+  if (!why.empty()) {
+    r.body += ": ";
+    r.body += why;
+  }
   return r;
 }
 

@@ -264,6 +264,11 @@ asio::awaitable<bool> HttpServer::Connection::ServeOne(bool first) {
     }
     co_return false;
   }
+  if (const std::string_view why = parser.HostError(); !why.empty()) {
+    Response bad = Response::BadRequestPage(why);
+    co_await Write(bad, 11, false, {}, false);
+    co_return false;
+  }
 
   // Counted per I/O thread: a server-wide counter would be a cache line
   // that every thread writes twice per request.

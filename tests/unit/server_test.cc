@@ -141,6 +141,17 @@ TEST(ServerJson, DecodesLeniently) {
   EXPECT_TRUE(Decode("  {}  "));
 }
 
+// Go's decoder neither skips a byte order mark nor nests deeper than 10000.
+TEST(ServerJson, RejectsAByteOrderMarkAndNestingPastGosLimit) {
+  EXPECT_FALSE(Decode("\xEF\xBB\xBF{\"plaintext\":\"aGk=\"}"));
+  EXPECT_TRUE(Decode("{\"plaintext\":\"aGk=\"}"));
+  auto nested = [](int levels) {
+    return "{\"other\":" + std::string(levels - 1, '[') + std::string(levels - 1, ']') + "}";
+  };
+  EXPECT_TRUE(Decode(nested(10000)));
+  EXPECT_FALSE(Decode(nested(10001)));
+}
+
 TEST(ServerJson, RejectsWhatGoRejects) {
   EXPECT_FALSE(Decode(""));
   EXPECT_FALSE(Decode("{"));
