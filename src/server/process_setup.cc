@@ -1,0 +1,14 @@
+#include "server/process_setup.h"
+
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+namespace kes::server {
+
+void HardenProcess() {
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  const struct rlimit no_core = {0, 0};
+  ::setrlimit(RLIMIT_CORE, &no_core);
+}
+
+}  // namespace kes::server
