@@ -149,6 +149,7 @@ Response Api(const State& st) {
   JsonWriter w(body);
   w.BeginArray();
   for (const Route& r : Routes()) {
+    if (!r.listed) continue;
     const RouteSettings& s = st.settings(r);
     w.BeginObject()
         .Key("method")
@@ -366,6 +367,63 @@ asio::awaitable<Response> KeyCrypto(const Request& req, const State& st, Service
       break;
     }
   }
+  resp.body += '\n';
+  co_return resp;
+}
+
+// api.md §6: a JSON array of at most 1000 {ciphertext, context} objects,
+// decrypted with one key; the answer is the array of {plaintext}. Any failure
+// fails the whole request with the error of a single decrypt.
+asio::awaitable<Response> KeyBulkDecrypt(const Request& req, const State& st, Services& sv) {
+  if (!identity::IsValidName(req.resource))
+    co_return Response::Error(400, InvalidKeyName(req.resource));
+  constexpr size_t kMaxItems = 1000;
+  static constexpr std::string_view kDecrypt[] = {"ciphertext", "context"};
+  const auto bad_body = [] { return Response::Error(400, "invalid request body"); };
+  if (req.body_too_large) co_return bad_body();
+  auto items = DecodeJsonFieldsArray(req.body, kDecrypt);
+  if (!items) co_return bad_body();
+  struct Wipe {
+    std::vector<JsonFields>& items;
+    ~Wipe() {
+      for (auto& f : items) WipeJsonFields(f);
+    }
+  } wipe{*items};
+  if (items->size() > kMaxItems) co_return Response::Error(400, "too many ciphertexts");
+
+  std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>> inputs;
+  inputs.reserve(items->size());
+  size_t answer_size = 16;
+  for (const JsonFields& f : *items) {
+    auto ct = DecodeBase64Field(f.values[0]);
+    auto ctx = DecodeBase64Field(f.values[1]);
+    if (!ct || !ctx) co_return bad_body();
+    answer_size += 20 + (ct->size() + 2) / 3 * 4;
+    inputs.emplace_back(std::move(*ct), std::move(*ctx));
+  }
+
+  auto key = co_await LoadKey(st, sv, req.resource);
+  if (!key.ok()) co_return BackendError(key.status(), "failed to read key", req, sv);
+  const crypto::KeyVersion& kv = **key;
+
+  Response resp;
+  resp.type = Response::Type::kJson;
+  resp.sensitive = true;
+  // Room for the whole answer up front: a reallocation would free a copy of
+  // plaintexts without wiping it.
+  resp.body.reserve(answer_size);
+  JsonWriter w(resp.body);
+  w.BeginArray();
+  for (const auto& [ct, ctx] : inputs) {
+    auto pt = kv.key.Decrypt(ct, ctx);
+    if (!pt.ok()) {
+      crypto::Zeroize(resp.body.data(), resp.body.size());
+      if (pt.status().code() == Code::kNotAuthentic) co_return Response::Error(pt.status());
+      co_return Response::Error(500, "failed to decrypt ciphertext");
+    }
+    w.BeginObject().Key("plaintext").Bytes(pt->span()).EndObject();
+  }
+  w.EndArray();
   resp.body += '\n';
   co_return resp;
 }
@@ -615,6 +673,8 @@ asio::awaitable<Response> Handle(const Request& req, const State& st, Services& 
     case RouteId::kKeyDecrypt:
     case RouteId::kKeyHmac:
       co_return co_await KeyCrypto(req, st, sv);
+    case RouteId::kKeyBulkDecrypt:
+      co_return co_await KeyBulkDecrypt(req, st, sv);
     case RouteId::kPolicyDescribe:
     case RouteId::kPolicyRead:
       co_return PolicyDescribeOrRead(req, st);
