@@ -1,6 +1,5 @@
 #include "server/http_server.h"
 
-#include <sys/resource.h>
 #include <time.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -75,6 +74,12 @@ std::string GoErrorText(const beast::error_code& ec) {
   return m;
 }
 
+// The admin or an identity with a policy (ConnectionSlots sheds the others first).
+bool IsKnownIdentity(const State& st, const PeerIdentity& peer) {
+  if (peer.error != PeerIdentity::Error::kNone || peer.identity.empty()) return false;
+  return peer.identity == st.admin || st.policy_of.count(peer.identity) != 0;
+}
+
 bool MethodAllowed(std::string_view got, std::string_view want) {
   return got == want || (want == "PUT" && got == "POST");
 }
@@ -121,6 +126,12 @@ class HttpServer::Connection {
     if (now >= deadline_ && !tls_.expired()) tls_.Expire();
   }
   Connection* next() const { return next_; }
+  void set_slot(ConnectionSlots::SlotPtr slot) { slot_ = std::move(slot); }
+  bool has_slot() const { return slot_ != nullptr; }
+  // Closes the connection to make room for another (ConnectionSlots).
+  void Shed() {
+    if (!tls_.expired()) tls_.Expire();
+  }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -175,6 +186,7 @@ class HttpServer::Connection {
   std::string target_;  // the request-target; its capacity is reused
   std::string out_;     // the response being written; its capacity is reused
   PeerIdentity peer_;
+  ConnectionSlots::SlotPtr slot_{nullptr, nullptr};
   std::string remote_ip_;
   uint16_t remote_port_ = 0;
 };
@@ -193,6 +205,7 @@ asio::awaitable<void> HttpServer::Connection::Run() {
     co_return;
   }
   peer_ = PeerIdentityOf(tls_.native_handle());
+  ConnectionSlots::Identified(*slot_, IsKnownIdentity(CurrentState(), peer_));
   bool first = true;
   while (co_await ServeOne(first)) first = false;
   tls_.Close();
@@ -245,9 +258,11 @@ asio::awaitable<bool> HttpServer::Connection::ServeOne(bool first) {
   if (buffer_.size() == 0) {
     // Idle keep-alive wait for the first byte of the next request.
     ExpiresAfter(first ? Clock::duration(kHeaderTimeout) : Clock::duration(kIdleTimeout));
+    ConnectionSlots::Idle(*slot_);
     ec = co_await Fill();
     if (ec) co_return false;
   }
+  ConnectionSlots::Busy(*slot_);
   if (server_.stopping_.load()) co_return false;
 
   ExpiresAfter(kHeaderTimeout);
@@ -555,18 +570,13 @@ asio::awaitable<void> HttpServer::Connection::StreamLog(LogStream which) {
 HttpServer::HttpServer(Services& services, StateHolder& state)
     : services_(services),
       state_(state),
+      slots_(ConnectionSlots::CapacityFromFileLimit()),
       io_([] {
         std::vector<std::unique_ptr<IoThread>> v;
         v.push_back(std::make_unique<IoThread>());
         return v;
       }()),
-      acceptor_(io_[0]->io) {
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-    // Leave room for the keystore's own files and sockets.
-    max_connections_ = std::max<int64_t>(64, static_cast<int64_t>(rl.rlim_cur) - 64);
-  }
-}
+      acceptor_(io_[0]->io) {}
 
 HttpServer::~HttpServer() {
   try {
@@ -609,15 +619,18 @@ void HttpServer::Accept() {
       Accept();
       return;
     }
-    if (connections_.load() >= max_connections_) {
-      sock->close(ec);
-      Accept();
-      return;
-    }
     sock->set_option(tcp::no_delay(true), ec);
     auto conn = std::make_shared<Connection>(*this, home, std::move(*sock), state_.Load(),
                                              state_.generation());
-    connections_.fetch_add(1);
+    conn->set_slot(slots_.Acquire([weak = std::weak_ptr<Connection>(conn), &home] {
+      asio::post(home.io, [weak] {
+        if (auto c = weak.lock()) c->Shed();
+      });
+    }));
+    if (!conn->has_slot()) {  // full of trusted connections mid-request: refuse
+      Accept();
+      return;
+    }
     asio::co_spawn(
         home.io,
         [conn, this]() -> asio::awaitable<void> {
@@ -626,7 +639,6 @@ void HttpServer::Accept() {
           } catch (const std::exception&) {
             // a broken connection; nothing to report
           }
-          connections_.fetch_sub(1);
         },
         asio::detached);
     Accept();

@@ -11,4 +11,11 @@ void HardenProcess() {
   ::setrlimit(RLIMIT_CORE, &no_core);
 }
 
+void RaiseOpenFileLimit() {
+  struct rlimit rl {};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+  rl.rlim_cur = rl.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 }  // namespace kes::server

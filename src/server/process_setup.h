@@ -10,4 +10,9 @@ namespace kes::server {
 // ignored: neither call fails on Linux for an unprivileged process.
 void HardenProcess();
 
+// Raises the soft open-file limit to the hard limit, as Go's runtime does
+// at start-up: systemd's default soft limit of 1024 would otherwise cap the
+// server's connections (ConnectionSlots) far below what the host allows.
+void RaiseOpenFileLimit();
+
 }  // namespace kes::server

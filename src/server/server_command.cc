@@ -555,6 +555,7 @@ int ServerMain(int argc, char** argv) {
   // use MSG_NOSIGNAL); log writes then fail quietly.
   signal(SIGPIPE, SIG_IGN);
   HardenProcess();
+  RaiseOpenFileLimit();
   Flags flags;
   if (auto rc = ParseFlags(argc, argv, &flags)) return *rc;
   // Deprecation warnings come first (cli.md §3.2).

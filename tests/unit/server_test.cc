@@ -2,6 +2,7 @@
 // routing and redirects, the Prometheus float format and slog lines.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "keystore/cache.h"
+#include "server/connection_slots.h"
 #include "server/handlers.h"
 #include "server/json.h"
 #include "server/logs.h"
@@ -400,6 +402,46 @@ TEST(ServerHandlers, AKeystoreExceptionIsAnErrorResponse) {
       EXPECT_EQ(r.status, 502u) << target << ": " << r.body;
     }
   }
+}
+
+// A full server sheds unknown identities first, then the longest-idle
+// trusted connection, never a trusted one mid-request, and refuses only
+// when nothing may be shed.
+TEST(ServerConnectionSlots, ShedsUnknownThenLongestIdleNeverBusyTrusted) {
+  ConnectionSlots slots(3);
+  std::vector<int> shed;
+  auto acquire = [&](int id) { return slots.Acquire([&shed, id] { shed.push_back(id); }); };
+  auto busy = acquire(1);
+  ConnectionSlots::Identified(*busy, true);
+  ConnectionSlots::Busy(*busy);
+  auto idle_old = acquire(2);
+  ConnectionSlots::Identified(*idle_old, true);
+  ConnectionSlots::Idle(*idle_old);
+  auto unknown = acquire(3);
+  ConnectionSlots::Identified(*unknown, false);
+  ConnectionSlots::Busy(*unknown);  // even mid-request
+  EXPECT_TRUE(shed.empty());
+
+  auto a = acquire(4);  // full: the unknown one goes first
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(shed, std::vector<int>{3});
+  ConnectionSlots::Identified(*a, true);
+  ConnectionSlots::Busy(*a);
+  unknown.reset();  // the shed connection closes
+  EXPECT_EQ(slots.live(), 3);
+
+  auto b = acquire(5);  // then the idle trusted one
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(shed, (std::vector<int>{3, 2}));
+  ConnectionSlots::Identified(*b, true);
+  ConnectionSlots::Busy(*b);
+  idle_old.reset();
+
+  EXPECT_EQ(acquire(6), nullptr);  // everything is trusted and busy: refused
+  EXPECT_EQ(shed.size(), 2u);
+  ConnectionSlots::Idle(*busy);
+  EXPECT_NE(acquire(7), nullptr);
+  EXPECT_EQ(shed, (std::vector<int>{3, 2, 1}));
 }
 
 }  // namespace
