@@ -272,6 +272,21 @@ asio::awaitable<Response> KeyDelete(const Request& req, const State& st, Service
   co_return Response::Empty();
 }
 
+// An answer holding key material, with room for all of it reserved up
+// front: a reallocation would free a copy of a plaintext or DEK unwiped.
+Response SensitiveJson(size_t capacity) {
+  Response resp;
+  resp.type = Response::Type::kJson;
+  resp.sensitive = true;
+  resp.body.reserve(capacity);
+  return resp;
+}
+
+Response DecryptFailure(const Status& s) {
+  if (s.code() == Code::kNotAuthentic) return Response::Error(s);
+  return Response::Error(500, "failed to decrypt ciphertext");
+}
+
 // The crypto routes share: name check, body decode, key load.
 asio::awaitable<Response> KeyCrypto(const Request& req, const State& st, Services& sv) {
   if (!identity::IsValidName(req.resource))
@@ -322,14 +337,9 @@ asio::awaitable<Response> KeyCrypto(const Request& req, const State& st, Service
   if (!key.ok()) co_return BackendError(key.status(), "failed to read key", req, sv);
   const crypto::KeyVersion& kv = **key;
 
-  Response resp;
-  resp.type = Response::Type::kJson;
-  resp.sensitive = true;
-  // Room for the whole answer up front: a reallocation would free a copy of
-  // the plaintext or DEK without wiping it.
   size_t largest = crypto::kKeySize;
   for (const auto& v : values) largest = std::max(largest, v.size());
-  resp.body.reserve(64 + 2 * ((largest + crypto::kCiphertextOverhead + 2) / 3 * 4));
+  Response resp = SensitiveJson(64 + 2 * ((largest + crypto::kCiphertextOverhead + 2) / 3 * 4));
   JsonWriter w(resp.body);
   switch (id) {
     case RouteId::kKeyGenerate: {
@@ -352,10 +362,7 @@ asio::awaitable<Response> KeyCrypto(const Request& req, const State& st, Service
     }
     case RouteId::kKeyDecrypt: {
       auto pt = kv.key.Decrypt(values[0], values[1]);
-      if (!pt.ok()) {
-        if (pt.status().code() == Code::kNotAuthentic) co_return Response::Error(pt.status());
-        co_return Response::Error(500, "failed to decrypt ciphertext");
-      }
+      if (!pt.ok()) co_return DecryptFailure(pt.status());
       w.BeginObject().Key("plaintext").Bytes(pt->span()).EndObject();
       break;
     }
@@ -406,20 +413,14 @@ asio::awaitable<Response> KeyBulkDecrypt(const Request& req, const State& st, Se
   if (!key.ok()) co_return BackendError(key.status(), "failed to read key", req, sv);
   const crypto::KeyVersion& kv = **key;
 
-  Response resp;
-  resp.type = Response::Type::kJson;
-  resp.sensitive = true;
-  // Room for the whole answer up front: a reallocation would free a copy of
-  // plaintexts without wiping it.
-  resp.body.reserve(answer_size);
+  Response resp = SensitiveJson(answer_size);
   JsonWriter w(resp.body);
   w.BeginArray();
   for (const auto& [ct, ctx] : inputs) {
     auto pt = kv.key.Decrypt(ct, ctx);
     if (!pt.ok()) {
       crypto::Zeroize(resp.body.data(), resp.body.size());
-      if (pt.status().code() == Code::kNotAuthentic) co_return Response::Error(pt.status());
-      co_return Response::Error(500, "failed to decrypt ciphertext");
+      co_return DecryptFailure(pt.status());
     }
     w.BeginObject().Key("plaintext").Bytes(pt->span()).EndObject();
   }
