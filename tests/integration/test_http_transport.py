@@ -147,7 +147,7 @@ def test_malformed_request_gets_400_and_close(srv):
     (b"GET /version HTTP/1.1\r\n\r\n", b"missing required Host header"),
     (b"GET /version HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", b"too many Host headers"),
     (b"GET /version HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", b"too many Host headers"),
-])
+], ids=["http11-none", "http11-two", "http10-two"])
 def test_requests_without_exactly_one_host_get_400_like_go(srv, request_bytes, why):
     """Go's net/http: an HTTP/1.1 request needs one Host field; more than
     one is refused in any version."""
@@ -169,7 +169,7 @@ def test_http10_request_may_omit_host(srv):
 @pytest.mark.parametrize("body", [
     b"\xef\xbb\xbf{}",
     b'{"other":' + b"[" * 10000 + b"]" * 10000 + b"}",
-])
+], ids=["bom", "depth-10001"])
 def test_a_bom_or_nesting_past_gos_limit_is_an_invalid_body(srv, body):
     with tls_connect(srv) as s:
         s.sendall(post(GENERATE, body))
