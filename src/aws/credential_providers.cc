@@ -10,6 +10,7 @@
 #include "aws/credential_cache.h"
 #include "aws/ini_file.h"
 #include "aws/sigv4.h"
+#include "common/json_members.h"
 
 namespace kes::aws {
 namespace {
@@ -230,10 +231,7 @@ class WebIdentityProvider : public CredentialProvider {
 Result<CredentialsPtr> ParseCredentialJson(std::string_view body, const char* source) {
   auto j = nlohmann::json::parse(body, nullptr, false);
   if (!j.is_object()) return Status::Unavailable(std::string(source) + ": response is not JSON");
-  auto str = [&](const char* k) {
-    auto it = j.find(k);
-    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
+  auto str = [&](const char* k) { return StringMember(j, k); };
   std::string id = str("AccessKeyId"), secret = str("SecretAccessKey");
   if (id.empty() || secret.empty()) {
     std::string code = str("Code"), msg = str("Message");

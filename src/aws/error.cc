@@ -3,6 +3,8 @@
 #include <array>
 #include <nlohmann/json.hpp>
 
+#include "common/json_members.h"
+
 namespace kes::aws {
 
 std::string AwsError::ToString() const {
@@ -29,10 +31,7 @@ AwsError ParseErrorResponse(const net::HttpResponse& response) {
   std::string raw = response.Header("x-amzn-errortype");
   auto body = nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
   if (body.is_object()) {
-    auto str = [&](const char* key) -> std::string {
-      auto it = body.find(key);
-      return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
-    };
+    auto str = [&](const char* key) { return StringMember(body, key); };
     if (raw.empty()) raw = str("code");
     if (raw.empty()) raw = str("__type");
     e.message = str("message");

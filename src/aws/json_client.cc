@@ -36,13 +36,25 @@ void JsonClient::LearnClockOffset(const net::HttpResponse& response) {
 
 CallResult JsonClient::Call(std::string_view operation, const nlohmann::json& input) {
   // Bodies may carry key material (SecretString): wipe every copy we own.
-  std::string body = input.is_null() ? "{}" : input.dump();
+  std::string body;
   struct Wipe {
     std::string& s;
     ~Wipe() { OPENSSL_cleanse(s.data(), s.size()); }
   } wipe_body{body};
-  const std::string target = options_.target_prefix + "." + std::string(operation);
   CallResult result;
+  try {
+    body = input.is_null() ? "{}" : input.dump();
+  } catch (const nlohmann::json::exception&) {
+    // A string that is not UTF-8 (a key name read from a directory by
+    // `kes migrate`) has no JSON form. Go would send U+FFFD instead, which
+    // names a different secret: refuse the call.
+    AwsError e;
+    e.code = "InvalidParameterException";
+    e.message = "kes: request contains a string that is not valid UTF-8";
+    result.error = e;
+    return result;
+  }
+  const std::string target = options_.target_prefix + "." + std::string(operation);
   bool refreshed_credentials = false;
   bool corrected_clock = false;
 

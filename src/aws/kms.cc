@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 
+#include "common/json_members.h"
 #include "crypto/encoding.h"
 #include "crypto/secret_bytes.h"
 
@@ -85,7 +86,7 @@ Result<DataKey> KmsClient::GenerateDataKey(std::string_view key_id,
   if (!plaintext.ok()) return plaintext.status();
   key.plaintext = std::move(*plaintext);
   KES_ASSIGN_OR_RETURN(key.ciphertext, Blob(r.body, "CiphertextBlob"));
-  key.key_arn = r.body.value("KeyId", "");
+  key.key_arn = StringMember(r.body, "KeyId");
   return key;
 }
 
@@ -96,9 +97,9 @@ Result<KeyDescription> KmsClient::DescribeKey(std::string_view key_id) {
   if (meta == r.body.end() || !meta->is_object())
     return Status::Unavailable("kms: response without KeyMetadata");
   KeyDescription d;
-  d.arn = meta->value("Arn", "");
-  d.key_state = meta->value("KeyState", "");
-  d.enabled = meta->value("Enabled", false);
+  d.arn = StringMember(*meta, "Arn");
+  d.key_state = StringMember(*meta, "KeyState");
+  d.enabled = BoolMember(*meta, "Enabled");
   return d;
 }
 

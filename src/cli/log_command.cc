@@ -7,6 +7,7 @@
 #include "cli/connect.h"
 #include "cli/format.h"
 #include "cli/term.h"
+#include "common/json_members.h"
 
 namespace kes::cli {
 namespace {
@@ -45,22 +46,23 @@ std::string AuditLatency(std::chrono::nanoseconds d) {
 std::string Clip(const std::string& s, size_t n) { return s.size() > n ? s.substr(0, n) : s; }
 
 std::string AuditLine(const json& e) {
-  std::string time = e.value("time", "");
+  std::string time = StringMember(e, "time");
   std::string hms = FormatDate(time, true);
   hms = hms.size() >= 19 ? hms.substr(11, 8) : "";
-  json req = e.value("request", json::object());
-  json resp = e.value("response", json::object());
-  int code = resp.value("code", 0);
-  int64_t t = resp.value("time", int64_t{0});
-  std::string ip = req.value("ip", "");
+  const json& req = ObjectMember(e, "request");
+  const json& resp = ObjectMember(e, "response");
+  int64_t code = IntMember(resp, "code");
+  int64_t t = IntMember(resp, "time");
+  std::string ip = StringMember(req, "ip");
   if (ip.empty()) ip = "<unknown>";
   std::string status = std::to_string(code);
   status = std::string(status.size() < 5 ? 5 - status.size() : 0, ' ') + status;
   status = code == 200 ? Color(kGreen, status) : Color(kRed, status);
   // Upstream quirk kept: response.time (ms) is read as nanoseconds.
-  return Pad(hms, 8) + "    " + status + "     " + Pad(Clip(req.value("identity", ""), 20), 20) +
-         "    " + Pad(ip, 15) + "    " + Pad(req.value("path", ""), 30) + "    " +
-         AuditLatency(std::chrono::nanoseconds(t)) + "\n";
+  return Pad(hms, 8) + "    " + status + "     " +
+         Pad(Clip(StringMember(req, "identity"), 20), 20) + "    " + Pad(ip, 15) + "    " +
+         Pad(StringMember(req, "path"), 30) + "    " + AuditLatency(std::chrono::nanoseconds(t)) +
+         "\n";
 }
 
 }  // namespace
@@ -95,7 +97,7 @@ int LogCommand(const Args& args) {
       return true;
     }
     if (want_error) {
-      Out(e.value("message", "") + "\n");
+      Out(StringMember(e, "message") + "\n");
       return true;
     }
     if (!header) {

@@ -17,6 +17,7 @@
 #include <random>
 #include <thread>
 
+#include "common/json_members.h"
 #include "crypto/encoding.h"
 
 namespace kes::client {
@@ -97,17 +98,6 @@ Result<std::vector<uint8_t>> FromBase64(const json& j, const char* field) {
   if (!bytes)
     return Status::Internal(std::string("kes: invalid base64 in response field ") + field);
   return std::move(*bytes);
-}
-
-std::string Str(const json& j, const char* field) {
-  auto it = j.find(field);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-int64_t Int(const json& j, const char* field) {
-  auto it = j.find(field);
-  if (it == j.end() || !it->is_number()) return 0;
-  return it->get<int64_t>();
 }
 
 std::vector<std::string> SortedKeys(const json& j, const char* field) {
@@ -466,8 +456,9 @@ Result<std::vector<std::string>> List(Client::Impl& impl, const char* api, const
         if (line.empty()) continue;
         auto j = json::parse(line, nullptr, false);
         if (j.is_discarded()) return Status::Internal("kes: invalid JSON response from server");
-        if (!Str(j, "error").empty()) return Status::Internal(Str(j, "error"));
-        std::string n = Str(j, "name").empty() ? Str(j, "identity") : Str(j, "name");
+        if (!StringMember(j, "error").empty()) return Status::Internal(StringMember(j, "error"));
+        std::string n =
+            StringMember(j, "name").empty() ? StringMember(j, "identity") : StringMember(j, "name");
         if (!n.empty()) names.push_back(n);
       }
       break;
@@ -479,7 +470,7 @@ Result<std::vector<std::string>> List(Client::Impl& impl, const char* api, const
         if (n.is_string()) names.push_back(n.get<std::string>());
       }
     }
-    std::string cont = Str(j, "continue_at");
+    std::string cont = StringMember(j, "continue_at");
     // Unlike the SDK, continue from `continue_at` without losing the prefix
     // filter (cli.md §3.5 paging quirk): ask again and drop what we have.
     if (cont.empty() || names.size() == before || cont == next) break;
@@ -505,7 +496,7 @@ Status StreamLog(Client::Impl& impl, const char* path, const LineCallback& on_li
 
 Result<std::string> Client::Version() {
   KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "GET", "/version"));
-  return Str(j, "version");
+  return StringMember(j, "version");
 }
 
 Status Client::Ready() { return Call(*impl_, "GET", "/v1/ready").status(); }
@@ -515,18 +506,17 @@ Result<ServerStatus> Client::GetStatus() {
   KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "GET", "/v1/status"));
   ServerStatus s;
   s.latency = std::chrono::steady_clock::now() - start;
-  s.version = Str(j, "version");
-  s.os = Str(j, "os");
-  s.arch = Str(j, "arch");
-  if (auto it = j.find("uptime"); it != j.end() && it->is_number())
-    s.uptime_seconds = it->get<double>();
-  s.num_cpu = Int(j, "num_cpu");
-  s.num_cpu_used = Int(j, "num_cpu_used");
-  s.mem_heap_used = Int(j, "mem_heap_used");
-  s.mem_stack_used = Int(j, "mem_stack_used");
-  s.keystore_latency = Int(j, "keystore_latency");
-  s.keystore_unreachable = j.value("keystore_unreachable", false);
-  s.keystore_unavailable = j.value("keystore_unavailable", false);
+  s.version = StringMember(j, "version");
+  s.os = StringMember(j, "os");
+  s.arch = StringMember(j, "arch");
+  s.uptime_seconds = NumberMember(j, "uptime");
+  s.num_cpu = IntMember(j, "num_cpu");
+  s.num_cpu_used = IntMember(j, "num_cpu_used");
+  s.mem_heap_used = IntMember(j, "mem_heap_used");
+  s.mem_stack_used = IntMember(j, "mem_stack_used");
+  s.keystore_latency = IntMember(j, "keystore_latency");
+  s.keystore_unreachable = BoolMember(j, "keystore_unreachable");
+  s.keystore_unavailable = BoolMember(j, "keystore_unavailable");
   if (s.keystore_unreachable && !s.keystore_unavailable) {
     return Status::Internal("kes: keystore is unreachable but not unavailable");
   }
@@ -538,7 +528,8 @@ Result<std::vector<APIRoute>> Client::APIs() {
   std::vector<APIRoute> out;
   if (!j.is_array()) return Status::Internal("kes: invalid JSON response from server");
   for (auto& e : j) {
-    out.push_back({Str(e, "method"), Str(e, "path"), Int(e, "max_body"), Int(e, "timeout")});
+    out.push_back({StringMember(e, "method"), StringMember(e, "path"), IntMember(e, "max_body"),
+                   IntMember(e, "timeout")});
   }
   return out;
 }
@@ -555,7 +546,9 @@ Status Client::CreateKey(std::string_view name) {
 Status Client::ImportKey(std::string_view name, std::span<const uint8_t> key,
                          std::string_view cipher) {
   json body = {{"key", Base64(key)}, {"cipher", std::string(cipher)}};
-  std::string text = body.dump();
+  // A cipher name that is not UTF-8 is sent as U+FFFD (as Go would) and
+  // refused by the server, instead of throwing here.
+  std::string text = body.dump(-1, ' ', false, json::error_handler_t::replace);
   Status s = Call(*impl_, "POST", Path("/v1/key/import", name), text).status();
   crypto::Zeroize(text.data(), text.size());
   return s;
@@ -563,7 +556,8 @@ Status Client::ImportKey(std::string_view name, std::span<const uint8_t> key,
 
 Result<KeyInfo> Client::DescribeKey(std::string_view name) {
   KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "GET", Path("/v1/key/describe", name)));
-  return KeyInfo{Str(j, "name"), Str(j, "algorithm"), Str(j, "created_at"), Str(j, "created_by")};
+  return KeyInfo{StringMember(j, "name"), StringMember(j, "algorithm"),
+                 StringMember(j, "created_at"), StringMember(j, "created_by")};
 }
 
 Status Client::DeleteKey(std::string_view name) {
@@ -623,13 +617,14 @@ Result<std::vector<uint8_t>> Client::HMAC(std::string_view name, std::span<const
 
 Result<PolicyInfo> Client::DescribePolicy(std::string_view name) {
   KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "GET", Path("/v1/policy/describe", name)));
-  return PolicyInfo{Str(j, "name"), Str(j, "created_at"), Str(j, "created_by")};
+  return PolicyInfo{StringMember(j, "name"), StringMember(j, "created_at"),
+                    StringMember(j, "created_by")};
 }
 
 Result<Policy> Client::GetPolicy(std::string_view name) {
   KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "GET", Path("/v1/policy/read", name)));
-  return Policy{SortedKeys(j, "allow"), SortedKeys(j, "deny"), Str(j, "created_at"),
-                Str(j, "created_by")};
+  return Policy{SortedKeys(j, "allow"), SortedKeys(j, "deny"), StringMember(j, "created_at"),
+                StringMember(j, "created_by")};
 }
 
 Result<std::vector<std::string>> Client::ListPolicies(std::string_view prefix) {
@@ -638,15 +633,16 @@ Result<std::vector<std::string>> Client::ListPolicies(std::string_view prefix) {
 
 Result<IdentityInfo> Client::DescribeIdentity(std::string_view identity) {
   KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "GET", Path("/v1/identity/describe", identity)));
-  return IdentityInfo{std::string(identity), Str(j, "policy"), j.value("admin", false),
-                      Str(j, "created_at"), Str(j, "created_by")};
+  return IdentityInfo{std::string(identity), StringMember(j, "policy"), BoolMember(j, "admin"),
+                      StringMember(j, "created_at"), StringMember(j, "created_by")};
 }
 
 Result<SelfInfo> Client::DescribeSelf() {
   KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "GET", "/v1/identity/self/describe"));
   SelfInfo s;
-  s.info = IdentityInfo{Str(j, "identity"), Str(j, "policy"), j.value("admin", false),
-                        Str(j, "created_at"), Str(j, "created_by")};
+  s.info =
+      IdentityInfo{StringMember(j, "identity"), StringMember(j, "policy"), BoolMember(j, "admin"),
+                   StringMember(j, "created_at"), StringMember(j, "created_by")};
   if (!s.info.policy.empty()) {
     s.policy = Policy{SortedKeys(j, "allow"), SortedKeys(j, "deny"), {}, {}};
   }

@@ -217,16 +217,20 @@ Result<KeyRef> KeyCache::Get(std::string_view name) {
 
   Shard& shard = impl_->ShardOf(name);
   std::shared_ptr<Flight> flight = impl_->JoinFlight(shard, name);
-  Result<KeyRef> result = [&]() -> Result<KeyRef> {
-    std::lock_guard lock(flight->mu);
-    // Another caller may have filled the entry while we waited.
-    if (KeyRef key = impl_->Lookup(name)) return key;
-    Result<KeyRef> fetched = impl_->Fetch(name);
-    if (fetched.ok()) impl_->Insert(name, *fetched);
-    return fetched;
-  }();
-  impl_->LeaveFlight(shard, name);
-  return result;
+  // Left however this ends: a backend that throws (Offload turns that into
+  // an error) must not leave the flight behind.
+  struct Leave {
+    Impl& impl;
+    Shard& shard;
+    std::string_view name;
+    ~Leave() { impl.LeaveFlight(shard, name); }
+  } leave{*impl_, shard, name};
+  std::lock_guard lock(flight->mu);
+  // Another caller may have filled the entry while we waited.
+  if (KeyRef key = impl_->Lookup(name)) return key;
+  Result<KeyRef> fetched = impl_->Fetch(name);
+  if (fetched.ok()) impl_->Insert(name, *fetched);
+  return fetched;
 }
 
 kes::Status KeyCache::Create(std::string_view name, const crypto::KeyVersion& key) {

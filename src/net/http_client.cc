@@ -134,6 +134,9 @@ HttpClient::~HttpClient() = default;
 Status HttpClient::CheckUrl(const Url& url) const {
   if (url.scheme == "https") return Status::Ok();
   if (IsLoopbackHost(url.host)) return Status::Ok();
+  if (!options_.plain_http_host.empty() && url.host == options_.plain_http_host) {
+    return Status::Ok();
+  }
   if (options_.allow_metadata_http && IsMetadataHost(url.host)) return Status::Ok();
   return Status::Invalid("refusing plain http:// to non-loopback host '" + url.host +
                          "': use https://");

@@ -8,7 +8,9 @@
 //
 // Transport policy (why): production traffic to AWS must be TLS 1.2+ with
 // certificate and host-name verification, always. Plain http:// is refused
-// unless the host is loopback (local test endpoints) or, when
+// unless the host is loopback (local test endpoints), the one host an
+// operator configured with an explicit http:// endpoint (`plain_http_host`,
+// e.g. LocalStack in a container, as upstream accepts), or, when
 // `allow_metadata_http` is set, one of the fixed link-local credential
 // endpoints of ECS/EKS/EC2 (which only speak plain HTTP). Proxies come from
 // the environment (https_proxy, no_proxy) except for those local hosts.
@@ -50,6 +52,9 @@ struct HttpClientOptions {
   std::chrono::milliseconds request_timeout{10000};
   std::string ca_file;  // extra CA bundle (PEM); empty: system trust store
   bool allow_metadata_http = false;
+  // A host configured as http://host: plain HTTP to it is allowed. The
+  // configuring code warns once that its traffic is unencrypted.
+  std::string plain_http_host;
   size_t max_response_bytes = 4 << 20;
 };
 

@@ -1,12 +1,10 @@
 #include "server/handlers.h"
 
 #include <algorithm>
-#include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cmath>
 #include <optional>
-#include <type_traits>
 
 #include "common/time.h"
 #include "common/version.h"
@@ -16,30 +14,13 @@
 #include "crypto/secret_bytes.h"
 #include "identity/identity.h"
 #include "server/json.h"
+#include "server/offload.h"
 #include "server/system_info.h"
 
 namespace kes::server {
 namespace asio = boost::asio;
 
 namespace {
-
-// Runs `f` on the worker pool and resumes the calling coroutine on its own
-// executor with the result.
-template <typename F>
-asio::awaitable<std::invoke_result_t<F>> Offload(asio::thread_pool& pool, F f) {
-  using R = std::invoke_result_t<F>;
-  std::optional<R> out;
-  co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
-      [&](auto handler) {
-        auto ex = asio::get_associated_executor(handler);
-        asio::post(pool, [&out, &f, ex, handler = std::move(handler)]() mutable {
-          out.emplace(f());
-          asio::post(ex, std::move(handler));
-        });
-      },
-      asio::use_awaitable);
-  co_return std::move(*out);
-}
 
 std::string InvalidKeyName(std::string_view name) {
   return "key name '" + std::string(name) + "' is empty, too long or contains invalid characters";
@@ -168,6 +149,7 @@ Response Api(const State& st) {
   JsonWriter w(body);
   w.BeginArray();
   for (const Route& r : Routes()) {
+    if (!r.listed) continue;
     const RouteSettings& s = st.settings(r);
     w.BeginObject()
         .Key("method")
@@ -292,6 +274,21 @@ asio::awaitable<Response> KeyDelete(const Request& req, const State& st, Service
   co_return Response::Empty();
 }
 
+// An answer holding key material, with room for all of it reserved up
+// front: a reallocation would free a copy of a plaintext or DEK unwiped.
+Response SensitiveJson(size_t capacity) {
+  Response resp;
+  resp.type = Response::Type::kJson;
+  resp.sensitive = true;
+  resp.body.reserve(capacity);
+  return resp;
+}
+
+Response DecryptFailure(const Status& s) {
+  if (s.code() == Code::kNotAuthentic) return Response::Error(s);
+  return Response::Error(500, "failed to decrypt ciphertext");
+}
+
 // The crypto routes share: name check, body decode, key load.
 asio::awaitable<Response> KeyCrypto(const Request& req, const State& st, Services& sv) {
   if (!identity::IsValidName(req.resource))
@@ -342,14 +339,9 @@ asio::awaitable<Response> KeyCrypto(const Request& req, const State& st, Service
   if (!key.ok()) co_return BackendError(key.status(), "failed to read key", req, sv);
   const crypto::KeyVersion& kv = **key;
 
-  Response resp;
-  resp.type = Response::Type::kJson;
-  resp.sensitive = true;
-  // Room for the whole answer up front: a reallocation would free a copy of
-  // the plaintext or DEK without wiping it.
   size_t largest = crypto::kKeySize;
   for (const auto& v : values) largest = std::max(largest, v.size());
-  resp.body.reserve(64 + 2 * ((largest + crypto::kCiphertextOverhead + 2) / 3 * 4));
+  Response resp = SensitiveJson(64 + 2 * ((largest + crypto::kCiphertextOverhead + 2) / 3 * 4));
   JsonWriter w(resp.body);
   switch (id) {
     case RouteId::kKeyGenerate: {
@@ -372,10 +364,7 @@ asio::awaitable<Response> KeyCrypto(const Request& req, const State& st, Service
     }
     case RouteId::kKeyDecrypt: {
       auto pt = kv.key.Decrypt(values[0], values[1]);
-      if (!pt.ok()) {
-        if (pt.status().code() == Code::kNotAuthentic) co_return Response::Error(pt.status());
-        co_return Response::Error(500, "failed to decrypt ciphertext");
-      }
+      if (!pt.ok()) co_return DecryptFailure(pt.status());
       w.BeginObject().Key("plaintext").Bytes(pt->span()).EndObject();
       break;
     }
@@ -387,6 +376,57 @@ asio::awaitable<Response> KeyCrypto(const Request& req, const State& st, Service
       break;
     }
   }
+  resp.body += '\n';
+  co_return resp;
+}
+
+// api.md §6: a JSON array of at most 1000 {ciphertext, context} objects,
+// decrypted with one key; the answer is the array of {plaintext}. Any failure
+// fails the whole request with the error of a single decrypt.
+asio::awaitable<Response> KeyBulkDecrypt(const Request& req, const State& st, Services& sv) {
+  if (!identity::IsValidName(req.resource))
+    co_return Response::Error(400, InvalidKeyName(req.resource));
+  constexpr size_t kMaxItems = 1000;
+  static constexpr std::string_view kDecrypt[] = {"ciphertext", "context"};
+  const auto bad_body = [] { return Response::Error(400, "invalid request body"); };
+  if (req.body_too_large) co_return bad_body();
+  auto items = DecodeJsonFieldsArray(req.body, kDecrypt);
+  if (!items) co_return bad_body();
+  struct Wipe {
+    std::vector<JsonFields>& items;
+    ~Wipe() {
+      for (auto& f : items) WipeJsonFields(f);
+    }
+  } wipe{*items};
+  if (items->size() > kMaxItems) co_return Response::Error(400, "too many ciphertexts");
+
+  std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>> inputs;
+  inputs.reserve(items->size());
+  size_t answer_size = 16;
+  for (const JsonFields& f : *items) {
+    auto ct = DecodeBase64Field(f.values[0]);
+    auto ctx = DecodeBase64Field(f.values[1]);
+    if (!ct || !ctx) co_return bad_body();
+    answer_size += 20 + (ct->size() + 2) / 3 * 4;
+    inputs.emplace_back(std::move(*ct), std::move(*ctx));
+  }
+
+  auto key = co_await LoadKey(st, sv, req.resource);
+  if (!key.ok()) co_return BackendError(key.status(), "failed to read key", req, sv);
+  const crypto::KeyVersion& kv = **key;
+
+  Response resp = SensitiveJson(answer_size);
+  JsonWriter w(resp.body);
+  w.BeginArray();
+  for (const auto& [ct, ctx] : inputs) {
+    auto pt = kv.key.Decrypt(ct, ctx);
+    if (!pt.ok()) {
+      crypto::Zeroize(resp.body.data(), resp.body.size());
+      co_return DecryptFailure(pt.status());
+    }
+    w.BeginObject().Key("plaintext").Bytes(pt->span()).EndObject();
+  }
+  w.EndArray();
   resp.body += '\n';
   co_return resp;
 }
@@ -531,11 +571,15 @@ Response Response::NotFoundPage() {
   return r;
 }
 
-Response Response::BadRequestPage() {
+Response Response::BadRequestPage(std::string_view why) {
   Response r;
   r.status = 400;
   r.type = Type::kText;
   r.body = "400 Bad Request";
+  if (!why.empty()) {
+    r.body += ": ";
+    r.body += why;
+  }
   return r;
 }
 
@@ -632,6 +676,8 @@ asio::awaitable<Response> Handle(const Request& req, const State& st, Services& 
     case RouteId::kKeyDecrypt:
     case RouteId::kKeyHmac:
       co_return co_await KeyCrypto(req, st, sv);
+    case RouteId::kKeyBulkDecrypt:
+      co_return co_await KeyBulkDecrypt(req, st, sv);
     case RouteId::kPolicyDescribe:
     case RouteId::kPolicyRead:
       co_return PolicyDescribeOrRead(req, st);

@@ -56,7 +56,8 @@ struct Response {
   static Response Empty() { return {}; }
   static Response NotFoundPage();
   static Response Redirect(std::string location, bool with_body);
-  static Response BadRequestPage();
+  // Go's "400 Bad Request" page; with `why`, "400 Bad Request: <why>".
+  static Response BadRequestPage(std::string_view why = {});
 };
 
 // §2.3 for an authenticated route. `peer` is the connection's identity

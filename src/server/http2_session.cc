@@ -368,6 +368,7 @@ int Http2Session::OnBeginHeaders(nghttp2_session* ng, const nghttp2_frame* f, vo
   }
   auto s = std::make_unique<Stream>(*self, f->hd.stream_id);
   nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, s.get());
+  if (self->streams_.empty() && self->ctx_.activity) self->ctx_.activity(true);
   self->streams_.emplace(f->hd.stream_id, std::move(s));
   self->idle_deadline_ = Clock::time_point::max();
   return 0;
@@ -447,7 +448,10 @@ int Http2Session::OnStreamClose(nghttp2_session*, int32_t id, uint32_t, void* p)
   if (it == self->streams_.end()) return 0;
   if (it->second->phase == Stream::Phase::kHandling) ++self->orphaned_;  // reset mid-handler
   self->streams_.erase(it);
-  if (self->streams_.empty()) self->idle_deadline_ = Clock::now() + kIdleTimeout;
+  if (self->streams_.empty()) {
+    self->idle_deadline_ = Clock::now() + kIdleTimeout;
+    if (self->ctx_.activity) self->ctx_.activity(false);
+  }
   return 0;
 }
 

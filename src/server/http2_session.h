@@ -55,6 +55,9 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
     std::string_view remote_ip;
     std::atomic<int64_t>& in_flight;                      // the I/O thread's requests being served
     std::function<std::shared_ptr<const State>()> state;  // the current snapshot
+    // Called with true when the first open stream starts and false when the
+    // last one closes (a connection with no open stream is idle).
+    std::function<void(bool busy)> activity;
   };
   using Clock = std::chrono::steady_clock;
 

@@ -1,7 +1,5 @@
 #include "server/http_server.h"
 
-#include <sys/resource.h>
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -43,6 +41,12 @@ std::string GoErrorText(const beast::error_code& ec) {
   std::string m = ec.message();
   if (!m.empty() && m[0] >= 'A' && m[0] <= 'Z') m[0] = static_cast<char>(m[0] - 'A' + 'a');
   return m;
+}
+
+// The admin or an identity with a policy (ConnectionSlots sheds the others first).
+bool IsKnownIdentity(const State& st, const PeerIdentity& peer) {
+  if (peer.error != PeerIdentity::Error::kNone || peer.identity.empty()) return false;
+  return peer.identity == st.admin || st.policy_of.count(peer.identity) != 0;
 }
 
 }  // namespace
@@ -94,6 +98,12 @@ class HttpServer::Connection {
     if (now >= deadline_ && !tls_.expired()) tls_.Expire();
   }
   Connection* next() const { return next_; }
+  void set_slot(ConnectionSlots::SlotPtr slot) { slot_ = std::move(slot); }
+  bool has_slot() const { return slot_ != nullptr; }
+  // Closes the connection to make room for another (ConnectionSlots).
+  void Shed() {
+    if (!tls_.expired()) tls_.Expire();
+  }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -150,6 +160,7 @@ class HttpServer::Connection {
   PeerIdentity peer_;
   Http2Session* h2_ = nullptr;  // while the connection speaks HTTP/2
   uint64_t h2_generation_ = 0;  // the state generation it started on
+  ConnectionSlots::SlotPtr slot_{nullptr, nullptr};
   std::string remote_ip_;
   uint16_t remote_port_ = 0;
 };
@@ -168,6 +179,7 @@ asio::awaitable<void> HttpServer::Connection::Run() {
     co_return;
   }
   peer_ = PeerIdentityOf(tls_.native_handle());
+  ConnectionSlots::Identified(*slot_, IsKnownIdentity(CurrentState(), peer_));
   if (NegotiatedHttp2(tls_.native_handle())) {
     deadline_ = Clock::time_point::max();  // the session keeps its own deadlines
     Logs& logs = server_.services_.logs;
@@ -175,11 +187,15 @@ asio::awaitable<void> HttpServer::Connection::Run() {
       logs.Error(config::kLevelDebug,
                  "http: HTTP/2 connection from " + remote_ip_ + ":" + std::to_string(remote_port_));
     }
-    auto h2 = std::make_shared<Http2Session>(
-        Http2Session::Context{tls_, server_.services_, peer_, remote_ip_, home_.in_flight, [this] {
-                                CurrentState();
-                                return state_;
-                              }});
+    auto h2 = std::make_shared<Http2Session>(Http2Session::Context{
+        tls_, server_.services_, peer_, remote_ip_, home_.in_flight,
+        [this] {
+          CurrentState();
+          return state_;
+        },
+        [this](bool busy) {
+          busy ? ConnectionSlots::Busy(*slot_) : ConnectionSlots::Idle(*slot_);
+        }});
     h2_ = h2.get();
     h2_generation_ = server_.state_.generation();
     co_await h2->Run();
@@ -239,9 +255,11 @@ asio::awaitable<bool> HttpServer::Connection::ServeOne(bool first) {
   if (buffer_.size() == 0) {
     // Idle keep-alive wait for the first byte of the next request.
     ExpiresAfter(first ? Clock::duration(kHeaderTimeout) : Clock::duration(kIdleTimeout));
+    ConnectionSlots::Idle(*slot_);
     ec = co_await Fill();
     if (ec) co_return false;
   }
+  ConnectionSlots::Busy(*slot_);
   if (server_.stopping_.load()) co_return false;
 
   ExpiresAfter(kHeaderTimeout);
@@ -256,6 +274,11 @@ asio::awaitable<bool> HttpServer::Connection::ServeOne(bool first) {
       Response bad = Response::BadRequestPage();
       co_await Write(bad, 11, false, {}, false);
     }
+    co_return false;
+  }
+  if (const std::string_view why = parser.HostError(); !why.empty()) {
+    Response bad = Response::BadRequestPage(why);
+    co_await Write(bad, 11, false, {}, false);
     co_return false;
   }
 
@@ -489,18 +512,13 @@ asio::awaitable<void> HttpServer::Connection::StreamLog(LogStream which) {
 HttpServer::HttpServer(Services& services, StateHolder& state)
     : services_(services),
       state_(state),
+      slots_(ConnectionSlots::CapacityFromFileLimit()),
       io_([] {
         std::vector<std::unique_ptr<IoThread>> v;
         v.push_back(std::make_unique<IoThread>());
         return v;
       }()),
-      acceptor_(io_[0]->io) {
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-    // Leave room for the keystore's own files and sockets.
-    max_connections_ = std::max<int64_t>(64, static_cast<int64_t>(rl.rlim_cur) - 64);
-  }
-}
+      acceptor_(io_[0]->io) {}
 
 HttpServer::~HttpServer() {
   try {
@@ -543,15 +561,18 @@ void HttpServer::Accept() {
       Accept();
       return;
     }
-    if (connections_.load() >= max_connections_) {
-      sock->close(ec);
-      Accept();
-      return;
-    }
     sock->set_option(tcp::no_delay(true), ec);
     auto conn = std::make_shared<Connection>(*this, home, std::move(*sock), state_.Load(),
                                              state_.generation());
-    connections_.fetch_add(1);
+    conn->set_slot(slots_.Acquire([weak = std::weak_ptr<Connection>(conn), &home] {
+      asio::post(home.io, [weak] {
+        if (auto c = weak.lock()) c->Shed();
+      });
+    }));
+    if (!conn->has_slot()) {  // full of trusted connections mid-request: refuse
+      Accept();
+      return;
+    }
     asio::co_spawn(
         home.io,
         [conn, this]() -> asio::awaitable<void> {
@@ -560,7 +581,6 @@ void HttpServer::Accept() {
           } catch (const std::exception&) {
             // a broken connection; nothing to report
           }
-          connections_.fetch_sub(1);
         },
         asio::detached);
     Accept();

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "server/connection_slots.h"
 #include "server/handlers.h"
 #include "server/state.h"
 
@@ -49,6 +50,8 @@ class HttpServer {
 
   Services& services_;
   StateHolder& state_;
+  // Declared before io_: connections release their slot when destroyed.
+  ConnectionSlots slots_;
   // io_[0] exists from construction (it owns the acceptor); Start adds the
   // rest. Declared before acceptor_ so that it is destroyed after it.
   std::vector<std::unique_ptr<IoThread>> io_;
@@ -56,8 +59,6 @@ class HttpServer {
   boost::asio::ip::tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;
   std::atomic<bool> stopping_{false};
-  std::atomic<int64_t> connections_{0};
-  int64_t max_connections_ = 10000;
 };
 
 }  // namespace kes::server

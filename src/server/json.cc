@@ -6,6 +6,7 @@
 
 #include "common/strings.h"
 #include "crypto/encoding.h"
+#include "crypto/secret_bytes.h"
 
 namespace kes::server {
 namespace {
@@ -55,13 +56,17 @@ size_t Utf8SequenceLength(std::string_view s, size_t i, uint32_t* cp) {
   return n;
 }
 
-// SAX consumer that records the top-level string members we were asked for.
+// SAX consumer that records the string members we were asked for: of the
+// top-level object, or (array mode, a Go []struct) of each object of the
+// top-level array.
 class FieldCollector : public nlohmann::json_sax<nlohmann::json> {
  public:
   FieldCollector(std::span<const std::string_view> names, JsonFields* out)
       : names_(names), out_(out) {
     out_->values.assign(names.size(), std::nullopt);
   }
+  FieldCollector(std::span<const std::string_view> names, std::vector<JsonFields>* list)
+      : names_(names), list_(list), member_depth_(2) {}
 
   bool null() override { return Scalar(Kind::kNull, nullptr); }
   bool boolean(bool) override { return Scalar(Kind::kOther, nullptr); }
@@ -74,8 +79,11 @@ class FieldCollector : public nlohmann::json_sax<nlohmann::json> {
   bool binary(binary_t&) override { return Scalar(Kind::kOther, nullptr); }
 
   bool start_object(std::size_t) override {
+    if (depth_ >= kMaxDepth) return TooDeep();
     if (depth_ == 0) {
-      top_is_object_ = true;
+      if (list_ != nullptr) type_error_ = true;  // Go: cannot unmarshal object into slice
+    } else if (depth_ == 1 && list_ != nullptr) {
+      NewElement();
     } else if (!ContainerValue()) {
       return false;
     }
@@ -88,8 +96,11 @@ class FieldCollector : public nlohmann::json_sax<nlohmann::json> {
     return true;
   }
   bool start_array(std::size_t) override {
+    if (depth_ >= kMaxDepth) return TooDeep();
     if (depth_ == 0) {
-      type_error_ = true;  // Go: cannot unmarshal array into struct
+      if (list_ == nullptr) type_error_ = true;  // Go: cannot unmarshal array into struct
+    } else if (depth_ == 1 && list_ != nullptr) {
+      type_error_ = true;  // an array as an element of []struct
     } else if (!ContainerValue()) {
       return false;
     }
@@ -102,7 +113,7 @@ class FieldCollector : public nlohmann::json_sax<nlohmann::json> {
     return true;
   }
   bool key(string_t& val) override {
-    if (depth_ == 1) {
+    if (depth_ == member_depth_) {
       current_ = -1;
       for (size_t i = 0; i < names_.size(); ++i) {
         if (EqualFoldAscii(val, names_[i])) {
@@ -122,10 +133,24 @@ class FieldCollector : public nlohmann::json_sax<nlohmann::json> {
 
  private:
   enum class Kind { kNull, kString, kOther };
+  // Go's encoding/json scanner: "exceeded max depth" past 10000 levels.
+  static constexpr int kMaxDepth = 10000;
+
+  bool TooDeep() {
+    syntax_error_ = true;
+    return false;
+  }
+
+  void NewElement() {
+    list_->emplace_back();
+    out_ = &list_->back();
+    out_->values.assign(names_.size(), std::nullopt);
+    current_ = -1;
+  }
 
   // A nested object/array as a member value: fine for unknown fields.
   bool ContainerValue() {
-    if (depth_ == 1 && current_ >= 0) type_error_ = true;
+    if (depth_ == member_depth_ && current_ >= 0) type_error_ = true;
     return true;
   }
 
@@ -136,7 +161,16 @@ class FieldCollector : public nlohmann::json_sax<nlohmann::json> {
       done_ = true;
       return true;
     }
-    if (depth_ == 1 && current_ >= 0) {
+    if (depth_ == 1 && list_ != nullptr) {
+      // An element of []struct: null is a zero element, anything else a type error.
+      if (kind == Kind::kNull) {
+        NewElement();
+      } else {
+        type_error_ = true;
+      }
+      return true;
+    }
+    if (depth_ == member_depth_ && current_ >= 0) {
       if (kind == Kind::kString) {
         out_->values[current_] = std::move(*val);
       } else if (kind == Kind::kNull) {
@@ -149,14 +183,31 @@ class FieldCollector : public nlohmann::json_sax<nlohmann::json> {
   }
 
   std::span<const std::string_view> names_;
-  JsonFields* out_;
+  JsonFields* out_ = nullptr;
+  std::vector<JsonFields>* list_ = nullptr;  // array mode
+  int member_depth_ = 1;
   int depth_ = 0;
   int current_ = -1;
-  bool top_is_object_ = false;
   bool syntax_error_ = false;
   bool type_error_ = false;
   bool done_ = false;
 };
+
+// Go's decoder neither skips a UTF-8 byte order mark, which the library does
+// ("invalid character 'ï' looking for beginning of value"), nor reads past
+// the first value (strict = false).
+template <typename Out>
+bool ParseLikeGo(std::string_view body, std::span<const std::string_view> names, Out* out) {
+  if (body.starts_with("\xEF\xBB\xBF")) return false;
+  FieldCollector sax(names, out);
+  nlohmann::json::sax_parse(body.begin(), body.end(), &sax, nlohmann::json::input_format_t::json,
+                            /*strict=*/false);
+  return sax.ok();
+}
+
+}  // namespace
+
+namespace {
 
 // The shape of nearly every request body: one flat object whose members are
 // all plain strings — printable ASCII without escapes, as base64 always is.
@@ -363,12 +414,24 @@ std::optional<JsonFields> DecodeJsonFields(std::string_view body,
 std::optional<JsonFields> detail::DecodeJsonFieldsWithLibrary(
     std::string_view body, std::span<const std::string_view> names) {
   JsonFields fields;
-  FieldCollector sax(names, &fields);
-  // strict = false: stop after the first value, as json.Decoder does.
-  nlohmann::json::sax_parse(body.begin(), body.end(), &sax, nlohmann::json::input_format_t::json,
-                            /*strict=*/false);
-  if (!sax.ok()) return std::nullopt;
+  if (!ParseLikeGo(body, names, &fields)) return std::nullopt;
   return fields;
+}
+
+std::optional<std::vector<JsonFields>> DecodeJsonFieldsArray(
+    std::string_view body, std::span<const std::string_view> names) {
+  std::vector<JsonFields> list;
+  if (!ParseLikeGo(body, names, &list)) {
+    for (auto& f : list) WipeJsonFields(f);
+    return std::nullopt;
+  }
+  return list;
+}
+
+void WipeJsonFields(JsonFields& fields) {
+  for (auto& v : fields.values) {
+    if (v) crypto::Zeroize(v->data(), v->size());
+  }
 }
 
 }  // namespace kes::server

@@ -60,6 +60,15 @@ struct JsonFields {
 std::optional<JsonFields> DecodeJsonFields(std::string_view body,
                                            std::span<const std::string_view> names);
 
+// The same for a body that Go decodes into a []struct: a JSON array of such
+// objects (null elements are all-absent ones; a top-level null is an empty
+// list).
+std::optional<std::vector<JsonFields>> DecodeJsonFieldsArray(
+    std::string_view body, std::span<const std::string_view> names);
+
+// Overwrites the decoded values (they may hold key material).
+void WipeJsonFields(JsonFields& fields);
+
 namespace detail {
 // The same decoder with the JSON library only (DecodeJsonFields scans flat
 // objects of plain strings itself first); for tests that compare the two.

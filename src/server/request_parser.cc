@@ -25,7 +25,17 @@ void RequestParser::on_response_impl(int, string_view, int, error_code& ec) {
 void RequestParser::on_field_impl(http::field name, string_view, string_view value, error_code&) {
   if (name == http::field::expect && boost::beast::iequals(value, "100-continue")) {
     expect_continue_ = true;
+  } else if (name == http::field::host) {
+    ++host_fields_;
   }
+}
+
+std::string_view RequestParser::HostError() const {
+  if (host_fields_ > 1) return "too many Host headers";
+  if (host_fields_ == 0 && version_ >= 11 && method_ != http::verb::connect) {
+    return "missing required Host header";
+  }
+  return {};
 }
 
 void RequestParser::on_body_init_impl(const boost::optional<std::uint64_t>& content_length,

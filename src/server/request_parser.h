@@ -25,6 +25,9 @@ class RequestParser : public boost::beast::http::basic_parser<true> {
   std::string_view target() const { return target_; }
   int version() const { return version_; }
   bool expect_continue() const { return expect_continue_; }
+  // Go's net/http answers "400 Bad Request: <this>" to a request without
+  // exactly one Host field (HTTP/1.0 may omit it); empty when it has one.
+  std::string_view HostError() const;
   std::string& body() { return body_; }
 
  private:
@@ -50,6 +53,7 @@ class RequestParser : public boost::beast::http::basic_parser<true> {
   boost::beast::http::verb method_ = boost::beast::http::verb::unknown;
   int version_ = 11;
   bool expect_continue_ = false;
+  int host_fields_ = 0;
 };
 
 }  // namespace kes::server

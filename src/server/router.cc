@@ -43,6 +43,8 @@ constexpr std::array<Route, kRouteCount> kRoutes = {{
      AuthKind::kIdentifyOnly, true},
     {RouteId::kLogError, "GET", "/v1/log/error", 0, seconds(0), AuthKind::kAuthenticated, false},
     {RouteId::kLogAudit, "GET", "/v1/log/audit", 0, seconds(0), AuthKind::kAuthenticated, false},
+    {RouteId::kKeyBulkDecrypt, "PUT", "/v1/key/bulk/decrypt/", kMB, seconds(15),
+     AuthKind::kAuthenticated, true, /*listed=*/false},
 }};
 
 int HexValue(char c) {

@@ -35,8 +35,9 @@ enum class RouteId {
   kSelfDescribe,
   kLogError,
   kLogAudit,
+  kKeyBulkDecrypt,  // api.md §6: removed upstream in 2023-10, still used by older MinIO
 };
-inline constexpr size_t kRouteCount = 22;
+inline constexpr size_t kRouteCount = 23;
 
 enum class AuthKind {
   kOpen,          // never authenticates (/version)
@@ -51,11 +52,12 @@ struct Route {
   size_t max_body;               // bytes
   std::chrono::seconds timeout;  // 0: none
   AuthKind auth;
-  bool metered;  // counted in kes_http_request_* metrics
+  bool metered;        // counted in kes_http_request_* metrics
+  bool listed = true;  // in GET /v1/api (upstream's current table)
   bool subtree() const { return !path.empty() && path.back() == '/'; }
 };
 
-// All 22 routes, in a fixed order (index == RouteId).
+// All 23 routes, in a fixed order (index == RouteId).
 const std::array<Route, kRouteCount>& Routes();
 inline const Route& RouteOf(RouteId id) { return Routes()[static_cast<size_t>(id)]; }
 // The route registered under exactly `path` (as in the config's api: keys).

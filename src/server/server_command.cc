@@ -30,6 +30,7 @@
 #include "server/handlers.h"
 #include "server/http_server.h"
 #include "server/logs.h"
+#include "server/process_setup.h"
 #include "server/state.h"
 #include "server/system_info.h"
 #include "server/tls.h"
@@ -553,6 +554,8 @@ int ServerMain(int argc, char** argv) {
   // A closed stdout/stderr pipe must not kill the server (sockets already
   // use MSG_NOSIGNAL); log writes then fail quietly.
   signal(SIGPIPE, SIG_IGN);
+  HardenProcess();
+  RaiseOpenFileLimit();
   Flags flags;
   if (auto rc = ParseFlags(argc, argv, &flags)) return *rc;
   // Deprecation warnings come first (cli.md §3.2).

@@ -288,3 +288,59 @@ def test_audit_log_on_stdout(kes_server, certs):
     # Key material never reaches a log.
     r = srv.put("/v1/key/generate/my-app-audit2", client="client")
     assert r.status_code == 404
+
+
+def test_bulk_decrypt_for_older_minio(kes_server, certs):
+    """api.md §6: POST /v1/key/bulk/decrypt/<name>, an array of at most 1000
+    {ciphertext, context}; the answer is the array of {plaintext}. Older
+    MinIO releases use it once self-describe shows an allow rule starting
+    with /v1/key/bulk/decrypt/; it is authorized by that (bulk) path."""
+    import copy
+    from conftest import MY_APP_POLICY
+    policy = copy.deepcopy(MY_APP_POLICY)
+    policy["my-app"]["allow"].append("/v1/key/bulk/decrypt/my-app*")
+    policy["my-app"]["identities"] = [certs["client"].identity]
+    srv = kes_server(policies=policy)
+    assert srv.put("/v1/key/create/my-app-bulk", client="client").status_code == 200
+    assert srv.put("/v1/key/create/other-bulk").status_code == 200
+    ctx = b64(b'{"bucket":"b1"}')
+    deks = [srv.put("/v1/key/generate/my-app-bulk", client="client",
+                    json={"context": ctx} if i % 2 else {}).json() for i in range(3)]
+    items = [{"ciphertext": d["ciphertext"], "context": ctx} if i % 2 else
+             {"ciphertext": d["ciphertext"]} for i, d in enumerate(deks)]
+
+    r = srv.post("/v1/key/bulk/decrypt/my-app-bulk", client="client", json=items)
+    assert r.status_code == 200, r.content
+    assert r.headers["Content-Type"] == "application/json"
+    assert r.json() == [{"plaintext": d["plaintext"]} for d in deks]
+    assert srv.put("/v1/key/bulk/decrypt/my-app-bulk", client="client", json=[]).json() == []
+
+    # Errors are those of a single decrypt.
+    bad = [items[0], {"ciphertext": deks[1]["ciphertext"]}]
+    r = srv.post("/v1/key/bulk/decrypt/my-app-bulk", client="client", json=bad)
+    assert r.status_code == 400
+    assert r.content == error_body("decryption failed: ciphertext is not authentic")
+    for body in (b'{"ciphertext":"AAAA"}', b"[1]", b'[{"ciphertext":1}]', b"[", b'[{"ciphertext":"!"}]'):
+        r = srv.post("/v1/key/bulk/decrypt/my-app-bulk", client="client", data=body)
+        assert r.status_code == 400, body
+        assert r.content == error_body("invalid request body"), body
+    r = srv.post("/v1/key/bulk/decrypt/my-app-bulk", client="client", json=[items[0]] * 1001)
+    assert r.status_code == 400
+    assert r.content == error_body("too many ciphertexts")
+    assert srv.post("/v1/key/bulk/decrypt/my-app-bulk", client="client",
+                    json=[items[0]] * 1000).status_code == 200
+    r = srv.post("/v1/key/bulk/decrypt/my-app-missing", client="client", json=items)
+    assert r.status_code == 404
+    assert r.content == error_body("key does not exist")
+    r = srv.post("/v1/key/bulk/decrypt/bad%2Fname", client="client", json=items)
+    assert r.status_code in (400, 403)
+
+    # The policy of the bulk path decides: single-decrypt rights are not enough.
+    r = srv.post("/v1/key/bulk/decrypt/other-bulk", client="client", json=items)
+    assert r.status_code == 403
+    assert r.content == error_body("not authorized: insufficient permissions")
+    r = srv.get("/v1/key/bulk/decrypt/my-app-bulk", client="client")
+    assert r.status_code == 405
+
+    # Not in upstream's current route table.
+    assert all(e["path"] != "/v1/key/bulk/decrypt/" for e in srv.get("/v1/api").json())

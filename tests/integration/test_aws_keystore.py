@@ -395,3 +395,22 @@ def test_slow_backend_is_waited_for_past_the_header_timeout(endpoint, start_kes)
     assert r.status_code == 200, r.text
     assert r.json()["name"] == "slow"
     assert time.monotonic() - started >= 6.0  # the fault was really in the path
+
+
+def test_plain_http_endpoint_on_a_non_loopback_name_works_with_one_warning(endpoint, start_kes):
+    """Like upstream, an explicit http:// endpoint is accepted whatever the
+    host (LocalStack in a container), with one start-up warning. The name
+    kes.localhost is not loopback by the server's check (which knows
+    localhost and loopback addresses only), yet curl resolves it to
+    127.0.0.1: the test never leaves loopback."""
+    assert endpoint.url.startswith("http://127.0.0.1:")
+
+    class Renamed:
+        url = endpoint.url.replace("127.0.0.1", "kes.localhost")
+
+    srv = start_kes(Renamed)
+    out = srv.stdout_text() + srv.stderr_text()
+    assert out.count("is plain http") == 1, out
+    assert "http://kes.localhost:" in out
+    roundtrip(srv, "plain-http-key")
+    assert sm_calls(endpoint, "CreateSecret")

@@ -143,6 +143,41 @@ def test_malformed_request_gets_400_and_close(srv):
     assert out.startswith(b"HTTP/1.1 400 Bad Request\r\n")
 
 
+@pytest.mark.parametrize("request_bytes,why", [
+    (b"GET /version HTTP/1.1\r\n\r\n", b"missing required Host header"),
+    (b"GET /version HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", b"too many Host headers"),
+    (b"GET /version HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", b"too many Host headers"),
+], ids=["http11-none", "http11-two", "http10-two"])
+def test_requests_without_exactly_one_host_get_400_like_go(srv, request_bytes, why):
+    """Go's net/http: an HTTP/1.1 request needs one Host field; more than
+    one is refused in any version."""
+    with tls_connect(srv) as s:
+        s.sendall(request_bytes)
+        out = read_until_closed(s)
+    assert out.startswith(b"HTTP/1.")
+    assert out.split(b" ", 2)[1] == b"400", out
+    assert out.endswith(b"400 Bad Request: " + why), out
+
+
+def test_http10_request_may_omit_host(srv):
+    with tls_connect(srv) as s:
+        s.sendall(b"GET /version HTTP/1.0\r\n\r\n")
+        out = read_until_closed(s)
+    assert out.startswith(b"HTTP/1.0 200 OK\r\n"), out
+
+
+@pytest.mark.parametrize("body", [
+    b"\xef\xbb\xbf{}",
+    b'{"other":' + b"[" * 10000 + b"]" * 10000 + b"}",
+], ids=["bom", "depth-10001"])
+def test_a_bom_or_nesting_past_gos_limit_is_an_invalid_body(srv, body):
+    with tls_connect(srv) as s:
+        s.sendall(post(GENERATE, body))
+        status, _, resp, _ = read_response(s)
+    assert status == 400, resp
+    assert json.loads(resp) == {"message": "invalid request body"}
+
+
 def test_half_sent_request_then_close_leaves_server_serving(srv):
     with tls_connect(srv) as s:
         s.sendall(b"POST " + GENERATE + b" HTTP/1.1\r\nHost: kes\r\nContent-Le")

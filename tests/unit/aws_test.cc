@@ -780,6 +780,18 @@ TEST(JsonClient, DoesNotRetryClientErrors) {
   EXPECT_TRUE(sleeps.empty());
 }
 
+// A key name that is not UTF-8 (`kes migrate` from a directory) has no JSON
+// form: the call fails instead of throwing out of nlohmann's dump().
+TEST(JsonClient, ANonUtf8StringIsAnErrorNotAnException) {
+  ScriptedServer server({});
+  std::vector<std::chrono::milliseconds> sleeps;
+  auto client = MakeClient(server.url(), &sleeps);
+  CallResult r = client->Call("GetSecretValue", {{"SecretId", "bad\xff\xfename"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error->code, "InvalidParameterException");
+  EXPECT_TRUE(server.requests().empty());
+}
+
 TEST(JsonClient, ResignsOnceWithTheServerClockAfterSkew) {
   // The server's clock is 10 minutes ahead; its Date header says so.
   auto ahead = Clock::to_time_t(Clock::now() + std::chrono::minutes(10));

@@ -1,13 +1,17 @@
-// Unit tests of src/client: endpoint normalisation, SDK error decoding and
-// metrics parsing (no network).
+// Unit tests of src/client: endpoint normalisation, SDK error decoding,
+// metrics parsing, and answers of a scripted TLS server on loopback.
 #include "client/client.h"
 
 #include <gtest/gtest.h>
+#include <openssl/ssl.h>
 
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "client/metrics.h"
+#include "identity/certificate.h"
+#include "loopback_http.h"
 
 namespace kes::client {
 namespace {
@@ -116,6 +120,100 @@ TEST(ParseMetrics, RejectsMalformedKnownSample) {
 TEST(Client, RejectsEmptyEndpointList) {
   Config config;
   EXPECT_FALSE(Client::New(std::move(config)).ok());
+}
+
+// A TLS server on 127.0.0.1 that answers every request with `body` (JSON,
+// 200) and closes the connection.
+class ScriptedTlsServer {
+ public:
+  explicit ScriptedTlsServer(std::string body) : body_(std::move(body)) {
+    auto cert = identity::GenerateDevServerCertificate({"127.0.0.1"});
+    if (!cert.ok()) return;
+    ctx_ = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_use_certificate(ctx_, cert->certificate.get());
+    SSL_CTX_use_PrivateKey(ctx_, cert->key.get());
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~ScriptedTlsServer() {
+    listener_.Close();
+    if (thread_.joinable()) thread_.join();
+    SSL_CTX_free(ctx_);
+  }
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(listener_.port()); }
+
+ private:
+  void Run() {
+    for (int c; (c = listener_.Accept()) >= 0; close(c)) {
+      SSL* ssl = SSL_new(ctx_);
+      SSL_set_fd(ssl, c);
+      if (SSL_accept(ssl) == 1) {
+        std::string req;
+        char buf[4096];
+        while (req.find("\r\n\r\n") == std::string::npos) {
+          const int n = SSL_read(ssl, buf, sizeof buf);
+          if (n <= 0) break;
+          req.append(buf, static_cast<size_t>(n));
+        }
+        const std::string resp =
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            "Content-Length: " +
+            std::to_string(body_.size()) + "\r\n\r\n" + body_;
+        SSL_write(ssl, resp.data(), static_cast<int>(resp.size()));
+        SSL_shutdown(ssl);
+      }
+      SSL_free(ssl);
+    }
+  }
+
+  std::string body_;
+  SSL_CTX* ctx_ = nullptr;
+  testing::LoopbackListener listener_;
+  std::thread thread_;
+};
+
+std::unique_ptr<Client> ClientOf(const ScriptedTlsServer& server) {
+  Config config;
+  config.endpoints = {server.url()};
+  config.insecure = true;
+  config.connect_timeout = std::chrono::seconds(10);
+  config.request_timeout = std::chrono::seconds(30);
+  auto c = Client::New(std::move(config));
+  return c.ok() ? std::move(*c) : nullptr;
+}
+
+// A server's answer with members of unexpected types must not throw out of
+// the client (nlohmann's value() does): they read as absent.
+TEST(Client, MistypedMembersInAnswersDoNotThrow) {
+  {
+    ScriptedTlsServer server(
+        R"({"identity":1,"policy":["p"],"admin":"yes","created_at":{},"allow":[]})");
+    auto client = ClientOf(server);
+    ASSERT_NE(client, nullptr);
+    auto self = client->DescribeSelf();
+    ASSERT_TRUE(self.ok()) << self.status().message();
+    EXPECT_FALSE(self->info.is_admin);
+    EXPECT_EQ(self->info.identity, "");
+    auto id = client->DescribeIdentity("x");
+    ASSERT_TRUE(id.ok()) << id.status().message();
+    EXPECT_FALSE(id->is_admin);
+  }
+  {
+    ScriptedTlsServer server(
+        R"({"version":"v","uptime":"long","num_cpu":1e300,"keystore_unreachable":"no",)"
+        R"("keystore_unavailable":0})");
+    auto client = ClientOf(server);
+    ASSERT_NE(client, nullptr);
+    auto st = client->GetStatus();
+    ASSERT_TRUE(st.ok()) << st.status().message();
+    EXPECT_FALSE(st->keystore_unreachable);
+    EXPECT_EQ(st->num_cpu, 0);
+  }
+  {
+    ScriptedTlsServer server("[1]");  // not even an object
+    auto client = ClientOf(server);
+    ASSERT_NE(client, nullptr);
+    EXPECT_TRUE(client->DescribeSelf().ok());
+  }
 }
 
 }  // namespace

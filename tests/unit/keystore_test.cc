@@ -1,13 +1,16 @@
 // Keystores and the key cache (spec keystores.md §1-3, §5): listing helper
 // and fs name vectors, in-memory and filesystem backends, cache semantics.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -360,6 +363,36 @@ TEST_F(FsKeystoreTest, VanishedDirectoryIsUnreachable) {
   EXPECT_EQ(ks->Delete("k").code(), Code::kUnreachable);
   EXPECT_EQ(ks->List("", 0).status().code(), Code::kUnreachable);
   EXPECT_EQ(ks->Create("k2", "v").code(), Code::kUnreachable);
+}
+
+// Only regular files are keys: a dangling symlink once made List fail with
+// the errno its fstatat left behind (502 on /v1/key/list), and a FIFO made
+// Get block a keystore worker for good.
+TEST_F(FsKeystoreTest, OnlyRegularFilesAreKeysAndNoEntryBlocksOrBreaksListing) {
+  auto ks = OpenAt(dir_);
+  ASSERT_NE(ks, nullptr);
+  ASSERT_TRUE(ks->Create("key", "v").ok());
+  stdfs::create_symlink(dir_ / "nowhere", dir_ / "dangling");
+  stdfs::create_symlink(dir_ / "key", dir_ / "alias");
+  ASSERT_EQ(::mkfifo((dir_ / "fifo").c_str(), 0600), 0);
+  stdfs::create_directory(dir_ / "subdir");
+
+  auto list = ks->List("", 0);
+  ASSERT_TRUE(list.ok()) << list.status().message();
+  EXPECT_EQ(list->names, std::vector<std::string>{"key"});
+
+  for (const char* name : {"fifo", "dangling", "alias", "subdir"}) {
+    auto get = std::async(std::launch::async, [&] { return ks->Get(name); });
+    if (get.wait_for(seconds(10)) != std::future_status::ready) {
+      // Release the blocked open so that the test ends instead of hanging.
+      const int w = ::open((dir_ / name).c_str(), O_WRONLY | O_NONBLOCK);
+      if (w >= 0) ::close(w);
+      ADD_FAILURE() << "Get(" << name << ") blocked";
+    }
+    auto r = get.get();
+    EXPECT_EQ(r.status().code(), Code::kNotFound) << name << ": " << r.status().message();
+  }
+  EXPECT_TRUE(ks->Get("key").ok());
 }
 
 TEST_F(FsKeystoreTest, ValuesOverOneMebibyteAreRefused) {

@@ -141,6 +141,18 @@ class EchoServer {
   std::thread thread_;
 };
 
+// An operator's explicit http:// endpoint (LocalStack in a container) is
+// allowed for that host only.
+TEST(HttpClient, PlainHttpToTheConfiguredHost) {
+  HttpClientOptions o;
+  o.plain_http_host = "localstack";
+  HttpClient client(o);
+  EXPECT_TRUE(client.CheckUrl(*Url::Parse("http://localstack:4566")).ok());
+  EXPECT_FALSE(client.CheckUrl(*Url::Parse("http://other:4566")).ok());
+  EXPECT_FALSE(client.CheckUrl(*Url::Parse("http://169.254.169.254")).ok());
+  EXPECT_TRUE(client.CheckUrl(*Url::Parse("https://other")).ok());
+}
+
 TEST(HttpClient, SendsHeadersAsGivenAndReusesConnections) {
   EchoServer server;
   HttpClient client;

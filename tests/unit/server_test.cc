@@ -2,6 +2,11 @@
 // routing and redirects, the Prometheus float format and slog lines.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_future.hpp>
 #include <cctype>
 #include <cstdio>
 #include <random>
@@ -9,6 +14,9 @@
 #include <string_view>
 #include <vector>
 
+#include "keystore/cache.h"
+#include "server/connection_slots.h"
+#include "server/handlers.h"
 #include "server/json.h"
 #include "server/logs.h"
 #include "server/metrics.h"
@@ -135,6 +143,17 @@ TEST(ServerJson, DecodesLeniently) {
   EXPECT_TRUE(Decode("  {}  "));
 }
 
+// Go's decoder neither skips a byte order mark nor nests deeper than 10000.
+TEST(ServerJson, RejectsAByteOrderMarkAndNestingPastGosLimit) {
+  EXPECT_FALSE(Decode("\xEF\xBB\xBF{\"plaintext\":\"aGk=\"}"));
+  EXPECT_TRUE(Decode("{\"plaintext\":\"aGk=\"}"));
+  auto nested = [](int levels) {
+    return "{\"other\":" + std::string(levels - 1, '[') + std::string(levels - 1, ']') + "}";
+  };
+  EXPECT_TRUE(Decode(nested(10000)));
+  EXPECT_FALSE(Decode(nested(10001)));
+}
+
 TEST(ServerJson, RejectsWhatGoRejects) {
   EXPECT_FALSE(Decode(""));
   EXPECT_FALSE(Decode("{"));
@@ -146,7 +165,9 @@ TEST(ServerJson, RejectsWhatGoRejects) {
 }
 
 TEST(ServerRouter, TableMatchesSpec) {
-  EXPECT_EQ(Routes().size(), 22u);
+  EXPECT_EQ(Routes().size(), 23u);
+  EXPECT_EQ(
+      std::count_if(Routes().begin(), Routes().end(), [](const Route& r) { return r.listed; }), 22);
   const Route* r = FindRouteByPath("/v1/key/import/");
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(r->method, "PUT");
@@ -333,6 +354,95 @@ TEST(ServerLogs, SubscribersGetEventsUntilUnsubscribed) {
   sub->Drain(&lines);
   EXPECT_TRUE(lines.empty());
   EXPECT_EQ(logs.audit_events(), 2u);
+}
+
+// A backend that throws from every call, as a library inside one may.
+class ThrowingStore : public keystore::KeyStore {
+ public:
+  std::string DisplayName() const override { return "Throwing"; }
+  Result<keystore::KeyStoreState> Status() override { throw std::runtime_error("status"); }
+  kes::Status Create(std::string_view, std::string_view) override {
+    throw std::runtime_error("create");
+  }
+  Result<std::string> Get(std::string_view) override { throw std::runtime_error("get"); }
+  kes::Status Delete(std::string_view) override { throw std::runtime_error("delete"); }
+  Result<keystore::ListPage> List(std::string_view, int) override {
+    throw std::logic_error("list");
+  }
+};
+
+// An exception on the worker pool used to reach Boost's thread_pool and
+// std::terminate the server; it is a 502 like any other backend failure.
+TEST(ServerHandlers, AKeystoreExceptionIsAnErrorResponse) {
+  boost::asio::thread_pool workers(1);
+  Services sv;
+  sv.workers = &workers;
+  sv.logs.SetLevels(100, false);
+  State st;
+  keystore::CacheOptions opts;
+  opts.expiry_any = opts.expiry_unused = opts.probe_interval = std::chrono::nanoseconds(0);
+  st.cache = std::make_shared<keystore::KeyCache>(std::make_unique<ThrowingStore>(), opts);
+  for (const char* target :
+       {"/v1/key/describe/k", "/v1/key/describe/k", "/v1/key/list/*", "/v1/key/delete/k",
+        "/v1/status"}) {  // twice: the cache's flight for "k" was left the first time
+    Resolution res = ResolveTarget(target);
+    ASSERT_EQ(res.kind, Resolution::Kind::kMatch) << target;
+    Request req;
+    req.route = res.route;
+    req.method = res.route->method;
+    req.path = res.path;
+    req.resource = res.resource;
+    req.received = std::chrono::steady_clock::now();
+    boost::asio::io_context io;
+    auto f = boost::asio::co_spawn(io, Handle(req, st, sv), boost::asio::use_future);
+    io.run();
+    const Response r = f.get();
+    if (std::string_view(target) == "/v1/status") {
+      EXPECT_EQ(r.status, 200u) << r.body;  // reports the keystore as unavailable
+    } else {
+      EXPECT_EQ(r.status, 502u) << target << ": " << r.body;
+    }
+  }
+}
+
+// A full server sheds unknown identities first, then the longest-idle
+// trusted connection, never a trusted one mid-request, and refuses only
+// when nothing may be shed.
+TEST(ServerConnectionSlots, ShedsUnknownThenLongestIdleNeverBusyTrusted) {
+  ConnectionSlots slots(3);
+  std::vector<int> shed;
+  auto acquire = [&](int id) { return slots.Acquire([&shed, id] { shed.push_back(id); }); };
+  auto busy = acquire(1);
+  ConnectionSlots::Identified(*busy, true);
+  ConnectionSlots::Busy(*busy);
+  auto idle_old = acquire(2);
+  ConnectionSlots::Identified(*idle_old, true);
+  ConnectionSlots::Idle(*idle_old);
+  auto unknown = acquire(3);
+  ConnectionSlots::Identified(*unknown, false);
+  ConnectionSlots::Busy(*unknown);  // even mid-request
+  EXPECT_TRUE(shed.empty());
+
+  auto a = acquire(4);  // full: the unknown one goes first
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(shed, std::vector<int>{3});
+  ConnectionSlots::Identified(*a, true);
+  ConnectionSlots::Busy(*a);
+  unknown.reset();  // the shed connection closes
+  EXPECT_EQ(slots.live(), 3);
+
+  auto b = acquire(5);  // then the idle trusted one
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(shed, (std::vector<int>{3, 2}));
+  ConnectionSlots::Identified(*b, true);
+  ConnectionSlots::Busy(*b);
+  idle_old.reset();
+
+  EXPECT_EQ(acquire(6), nullptr);  // everything is trusted and busy: refused
+  EXPECT_EQ(shed.size(), 2u);
+  ConnectionSlots::Idle(*busy);
+  EXPECT_NE(acquire(7), nullptr);
+  EXPECT_EQ(shed, (std::vector<int>{3, 2, 1}));
 }
 
 }  // namespace

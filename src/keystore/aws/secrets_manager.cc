@@ -172,6 +172,15 @@ Result<std::unique_ptr<KeyStore>> NewSecretsManager(const SecretsManagerOptions&
   auto env = kes::aws::SystemEnv();
   net::HttpClientOptions http_options;
   http_options.ca_file = options.ca_file.empty() ? env("AWS_CA_BUNDLE") : options.ca_file;
+  if (endpoint->scheme == "http" && !net::IsLoopbackHost(endpoint->host)) {
+    // An explicit http:// endpoint (LocalStack in a container) is the
+    // operator's choice, as upstream accepts it; say once what it means.
+    http_options.plain_http_host = endpoint->host;
+    spdlog::warn(
+        "aws: the Secrets Manager endpoint {} is plain http: requests, including the keys "
+        "they create and read, travel unencrypted",
+        endpoint->Origin());
+  }
   auto http = std::make_shared<net::HttpClient>(http_options);
   KES_TRY(http->CheckUrl(*endpoint).WithContext("aws: invalid endpoint"));
 

@@ -174,11 +174,17 @@ class FsKeyStore final : public KeyStore {
   Result<std::string> Get(std::string_view name) override {
     KES_TRY(CheckName(name));
     const std::string path = PathOf(name);
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    // Only a regular file is a key. O_NONBLOCK keeps a FIFO from blocking
+    // the open (and with it a keystore worker); O_NOFOLLOW refuses a
+    // symlink, which List does not show either.
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
     if (fd.get() < 0) {
-      if (errno == ENOENT) return MissingDirOr(kes::Status::KeyNotFound());
+      if (errno == ENOENT || errno == ELOOP) return MissingDirOr(kes::Status::KeyNotFound());
       return OsError("open", path, errno);
     }
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return OsError("stat", path, errno);
+    if (!S_ISREG(st.st_mode)) return kes::Status::KeyNotFound();
     std::string value;
     std::array<char, 4096> buf;
     for (;;) {
@@ -216,19 +222,30 @@ class FsKeyStore final : public KeyStore {
                                       ErrnoText(errno));
     }
     std::vector<std::string> names;
-    errno = 0;
-    while (const dirent* e = ::readdir(d)) {
+    int err = 0;
+    for (;;) {
+      // readdir signals its own errors only through errno, which the
+      // fstatat below may have set for an earlier entry.
+      errno = 0;
+      const dirent* e = ::readdir(d);
+      if (e == nullptr) {
+        err = errno;
+        break;
+      }
       const std::string_view name = e->d_name;
       // Hidden files (temporaries, editor backups) and anything that is not a
-      // regular file can never be read as a key.
+      // regular file (a symlink, a FIFO, a directory) can never be read as a key.
       if (!IsValidName(name)) continue;
       if (e->d_type != DT_REG) {
+        if (e->d_type != DT_UNKNOWN) continue;
         struct stat st {};
-        if (::fstatat(::dirfd(d), e->d_name, &st, 0) != 0 || !S_ISREG(st.st_mode)) continue;
+        if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            !S_ISREG(st.st_mode)) {
+          continue;
+        }
       }
       names.emplace_back(name);
     }
-    const int err = errno;
     ::closedir(d);
     if (err != 0) return OsError("readdir", dir_, err);
     return ListAll(std::move(names), prefix, limit);
