@@ -789,22 +789,28 @@ def main():
     for n in b.notes:
         print("note:", n)
 
+    write_result(args, b, started, "quick" if args.quick else "full",
+                 {"summary": summary, "rows": b.rows})
+
+
+def write_result(args, b, started, mode, fields):
+    """bench/results/<UTC date>[-soak].json (or --out): machine, commit, figures."""
     commit = subprocess.run(["git", "-C", args.source_dir, "rev-parse", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
     result = {
         "date": started.isoformat(timespec="seconds"),
-        "mode": "quick" if args.quick else "full",
+        "mode": mode,
         "commit": commit,
         "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
                     "cpu": cpu_model(), "server_cpu": b.server_cpu, "client_cpu": b.client_cpu},
         "setup": "TLS 1.3, ECDSA P-256 certificates, client certificate, keep-alive, loopback; "
                  "server pinned to server_cpu, load generator to client_cpu",
-        "summary": summary,
-        "rows": b.rows,
+        **fields,
         "notes": b.notes,
     }
+    suffix = "-soak" if mode == "soak" else ""
     out = args.out or os.path.join(args.source_dir, "bench", "results",
-                                   started.strftime("%Y-%m-%dT%H-%M-%SZ") + ".json")
+                                   started.strftime("%Y-%m-%dT%H-%M-%SZ") + suffix + ".json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
         json.dump(result, f, indent=1)
@@ -827,19 +833,7 @@ def soak_main(args, b, started):
     for k in ("before", "after", "after_subscribers_closed"):
         f = soak[k]
         print(f"{k:26} {f['rss_kib']:>9} {f['fds']:>5} {f['threads']:>7}")
-    commit = subprocess.run(["git", "-C", args.source_dir, "rev-parse", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
-    result = {"date": started.isoformat(timespec="seconds"), "mode": "soak", "commit": commit,
-              "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "cpu": cpu_model(),
-                          "server_cpu": b.server_cpu, "client_cpu": b.client_cpu},
-              "summary": {"soak": soak}, "notes": b.notes}
-    out = args.out or os.path.join(args.source_dir, "bench", "results",
-                                   started.strftime("%Y-%m-%dT%H-%M-%SZ") + "-soak.json")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(result, f, indent=1)
-        f.write("\n")
-    print("results:", out)
+    write_result(args, b, started, "soak", {"summary": {"soak": soak}})
 
 
 def cpu_model():
