@@ -69,6 +69,17 @@ def rss_kib(pid):
     return 0
 
 
+def process_figures(pid):
+    """RSS, open file descriptors and threads of a process."""
+    threads = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                threads = int(line.split()[1])
+    return {"rss_kib": rss_kib(pid), "fds": len(os.listdir(f"/proc/{pid}/fd")),
+            "threads": threads}
+
+
 def run(cmd, **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
 
@@ -644,6 +655,81 @@ keystore:
             summary["cold_start_many_keys"]["stored_keys"] = summary["cached_keys"]["keys"] + 1
         summary["micro_ns"] = self.micro()
 
+    def soak(self):
+        """Soak (issue 10): --soak-requests mixed requests on one fresh server
+        while two log-stream subscribers stay connected; RSS, open fds and
+        threads of the server before and after. Figures, never asserted.
+
+        Client shape: five kes-loadgen processes at once, closed loop, TLS 1.3
+        keep-alive, each with an equal share of the requests -- generate,
+        decrypt and hmac on one key (4 connections each, the bench client),
+        and key churn: create and delete over the same 1,000 names (2
+        connections each, the admin), racing, so some creates meet an
+        existing key and some deletes a missing one (counted as non-2xx).
+        The subscribers are curl processes on /v1/log/audit and /v1/log/error
+        (admin) reading to the end of the run."""
+        n = self.args.soak_requests
+        kes = self.start_kes(name="kes-soak")
+        try:
+            self.prepare_kes(kes)
+            subscribers = []
+            for stream in ("audit", "error"):
+                out = open(os.path.join(self.tmp, f"log-{stream}.out"), "wb")
+                subscribers.append((stream, out, subprocess.Popen(
+                    ["taskset", "-c", self.client_cpu, "curl", "-sNk", "--cert",
+                     self.certs.admin_crt, "--key", self.certs.admin_key,
+                     f"https://127.0.0.1:{kes.port}/v1/log/{stream}"], stdout=out)))
+            time.sleep(0.5)  # both streams are open
+            before = process_figures(kes.pid)
+            share = max(1, n // 5)
+            names = 1000
+            mix = [("generate", "POST", f"/v1/key/generate/{KEY}", self.bodies["generate"], 4, False),
+                   ("decrypt", "POST", f"/v1/key/decrypt/{KEY}", self.bodies["decrypt"], 4, False),
+                   ("hmac", "POST", f"/v1/key/hmac/{KEY}", self.bodies["hmac"], 4, False),
+                   ("create", "POST", "/v1/key/create/bench-churn-{n}", "", 2, True),
+                   ("delete", "DELETE", "/v1/key/delete/bench-churn-{n}", "", 2, True)]
+            log(f"soak: {share * len(mix)} mixed requests, log subscribers on audit and error")
+            procs = []
+            t0 = time.time()
+            for op, method, path, body, conns, admin in mix:
+                crt, key = ((self.certs.admin_crt, self.certs.admin_key) if admin
+                            else (self.certs.client_crt, self.certs.client_key))
+                cmd = ["taskset", "-c", self.client_cpu, self.loadgen, "--port", str(kes.port),
+                       "--tls13", "--json", "--cert", crt, "--key", key, "-c", str(conns),
+                       "-w", "0", "-d", "3600", "--requests", str(share), "-m", method, "-p", path]
+                if body:
+                    cmd += ["-b", body]
+                if "{n}" in path:
+                    cmd += ["--names", str(names)]
+                procs.append((op, subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                                   stderr=subprocess.PIPE, text=True)))
+            ops = {}
+            for op, proc in procs:
+                out, err = proc.communicate()
+                lines = out.strip().splitlines()
+                if not lines:
+                    raise RuntimeError(f"soak {op}: kes-loadgen failed: {err.strip()}")
+                r = json.loads(lines[-1])
+                ops[op] = {"requests": r["requests"], "rps": r["rps"], "errors": r["errors"],
+                           "non_2xx": r["non_2xx"], "p99_us": r["latency_us"].get("p99")}
+            wall = time.time() - t0
+            time.sleep(0.5)
+            after = process_figures(kes.pid)
+            streamed = {}
+            for stream, out, proc in subscribers:
+                proc.terminate()
+                proc.wait()
+                out.close()
+                streamed[stream + "_log_bytes"] = os.path.getsize(out.name)
+            time.sleep(0.5)
+            closed = process_figures(kes.pid)
+        finally:
+            self.stop(kes)
+        total = sum(o["requests"] for o in ops.values())
+        return {"requests": total, "wall_s": round(wall, 1), "rps": round(total / wall),
+                "ops": ops, "before": before, "after": after,
+                "after_subscribers_closed": closed, **streamed}
+
     def micro(self):
         log("micro-benchmarks (Google Benchmark)")
         if not os.path.exists(self.micro_bin):
@@ -780,6 +866,11 @@ def main():
                     help="cached keys for the memory-per-key row (default 1e5, quick 2e4)")
     ap.add_argument("--rss-requests", type=int, default=0,
                     help="requests before the second RSS reading (default 1e6, quick 1e5)")
+    ap.add_argument("--soak", action="store_true",
+                    help="run only the soak row: mixed requests with key churn and log "
+                         "subscribers, RSS and fds before/after")
+    ap.add_argument("--soak-requests", type=int, default=1000000,
+                    help="requests of the soak row (default 1e6)")
     ap.add_argument("--keep-tmp", action="store_true")
     ap.add_argument("--rounds-only", action="store_true",
                     help="only the throughput rounds (HTTP/1.1, HTTP/2 and Go client rows)")
@@ -788,6 +879,8 @@ def main():
 
     started = datetime.datetime.now(datetime.timezone.utc)
     b = Bench(args)
+    if args.soak:
+        return soak_main(args, b, started)
     summary = {}
     kes = None
     try:
@@ -836,27 +929,51 @@ def main():
     for n in b.notes:
         print("note:", n)
 
+    write_result(args, b, started, "quick" if args.quick else "full",
+                 {"summary": summary, "rows": b.rows})
+
+
+def write_result(args, b, started, mode, fields):
+    """bench/results/<UTC date>[-soak].json (or --out): machine, commit, figures."""
     commit = subprocess.run(["git", "-C", args.source_dir, "rev-parse", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
     result = {
         "date": started.isoformat(timespec="seconds"),
-        "mode": "quick" if args.quick else "full",
+        "mode": mode,
         "commit": commit,
         "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
                     "cpu": cpu_model(), "server_cpu": b.server_cpu, "client_cpu": b.client_cpu},
         "setup": "TLS 1.3, ECDSA P-256 certificates, client certificate, keep-alive, loopback; "
                  "server pinned to server_cpu, load generator to client_cpu",
-        "summary": summary,
-        "rows": b.rows,
+        **fields,
         "notes": b.notes,
     }
+    suffix = "-soak" if mode == "soak" else ""
     out = args.out or os.path.join(args.source_dir, "bench", "results",
-                                   started.strftime("%Y-%m-%dT%H-%M-%SZ") + ".json")
+                                   started.strftime("%Y-%m-%dT%H-%M-%SZ") + suffix + ".json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
         json.dump(result, f, indent=1)
         f.write("\n")
     print("results:", out)
+
+
+def soak_main(args, b, started):
+    try:
+        soak = b.soak()
+    finally:
+        b.cleanup()
+    print(f"soak: {soak['requests']} requests in {soak['wall_s']} s ({soak['rps']} req/s), "
+          f"log stream bytes: audit {soak.get('audit_log_bytes')}, error {soak.get('error_log_bytes')}")
+    print(f"{'op':9} {'requests':>9} {'req/s':>8} {'p99us':>9} {'non2xx':>7} {'errors':>6}")
+    for op, o in soak["ops"].items():
+        print(f"{op:9} {o['requests']:>9} {o['rps']:>8.0f} {o['p99_us'] or 0:>9.1f} "
+              f"{o['non_2xx']:>7} {o['errors']:>6}")
+    print(f"{'server':26} {'RSS KiB':>9} {'fds':>5} {'threads':>7}")
+    for k in ("before", "after", "after_subscribers_closed"):
+        f = soak[k]
+        print(f"{k:26} {f['rss_kib']:>9} {f['fds']:>5} {f['threads']:>7}")
+    write_result(args, b, started, "soak", {"summary": {"soak": soak}})
 
 
 def cpu_model():

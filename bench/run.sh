@@ -5,6 +5,9 @@
 #
 #   bash bench/run.sh            # full run, about 8 minutes
 #   bash bench/run.sh --quick    # about 2 minutes
+#   bash bench/run.sh --soak     # only the soak row: 10^6 mixed requests with
+#                                # key churn and log subscribers; RSS and fds
+#                                # before/after (--soak-requests N for fewer)
 #
 # Environment: KES_BENCH_BUILD_DIR (default: build-bench in the repository).
 # Other flags go to bench/harness.py (--rounds N, --keys N, --out FILE, --keep-tmp,

@@ -7,6 +7,8 @@ set -euo pipefail
 packages=(
   # toolchain
   g++ cmake ninja-build ccache pkg-config git
+  # fuzzing: clang-14 and its libFuzzer/sanitizer runtimes (tests/fuzz)
+  clang libclang-rt-14-dev
   # libraries
   libssl-dev libboost1.81-dev libcurl4-openssl-dev nlohmann-json3-dev
   libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev libprotobuf-dev

@@ -228,6 +228,8 @@ class WebIdentityProvider : public CredentialProvider {
 
 // ----------------------------------------------------------- container
 
+}  // namespace
+
 Result<CredentialsPtr> ParseCredentialJson(std::string_view body, const char* source) {
   auto j = nlohmann::json::parse(body, nullptr, false);
   if (!j.is_object()) return Status::Unavailable(std::string(source) + ": response is not JSON");
@@ -245,6 +247,8 @@ Result<CredentialsPtr> ParseCredentialJson(std::string_view body, const char* so
   }
   return Make(std::move(id), std::move(secret), str("Token"), source, exp);
 }
+
+namespace {
 
 class ContainerProvider : public CredentialProvider {
  public:

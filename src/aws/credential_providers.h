@@ -50,6 +50,11 @@ std::shared_ptr<CredentialProvider> NewChainProvider(
 std::shared_ptr<CredentialProvider> NewDefaultChain(const EnvLookup& env, std::string region,
                                                     const std::string& ca_file = {});
 
+// The JSON credential document of the container and instance metadata
+// endpoints (AccessKeyId, SecretAccessKey, Token, Expiration; Code/Message
+// on failure). `source` names the provider in errors.
+Result<CredentialsPtr> ParseCredentialJson(std::string_view body, const char* source);
+
 // Parses "2026-01-15T09:05:09Z" (optional fraction, "Z" or "±hh:mm").
 std::optional<Clock::time_point> ParseIso8601(std::string_view text);
 

@@ -15,6 +15,26 @@ std::optional<Clock::time_point> ParseHttpDate(std::string_view text) {
   return Clock::from_time_t(timegm(&tm));
 }
 
+CallResult DecodeResponse(const net::HttpResponse& response) {
+  CallResult result;
+  if (response.status < 200 || response.status >= 300) {
+    result.error = ParseErrorResponse(response);
+    return result;
+  }
+  auto parsed = nlohmann::json::parse(response.body, nullptr, false);
+  if (response.body.empty()) parsed = nlohmann::json::object();
+  if (!parsed.is_object()) {
+    AwsError error;
+    error.http_status = response.status;
+    error.code = "SerializationError";
+    error.message = "response is not a JSON object";
+    result.error = std::move(error);
+    return result;
+  }
+  result.body = std::move(parsed);
+  return result;
+}
+
 JsonClient::JsonClient(JsonClientOptions options, std::shared_ptr<net::HttpClient> http,
                        std::shared_ptr<CredentialProvider> credentials)
     : options_(std::move(options)),
@@ -105,22 +125,18 @@ CallResult JsonClient::Call(std::string_view operation, const nlohmann::json& in
                       error.message.find("timed out") != std::string::npos;
     } else {
       LearnClockOffset(*resp);
-      if (resp->status >= 200 && resp->status < 300) {
-        auto parsed = nlohmann::json::parse(resp->body, nullptr, false);
-        if (resp->body.empty()) parsed = nlohmann::json::object();
-        if (!parsed.is_object()) {
-          error.http_status = resp->status;
-          error.code = "SerializationError";
-          error.message = "response is not a JSON object";
-          result.error = error;
-          return result;
-        }
+      CallResult decoded = DecodeResponse(*resp);
+      if (decoded.ok()) {
         retry_.OnSuccess(attempt);
-        result.body = std::move(parsed);
+        result.body = std::move(decoded.body);
         result.error.reset();
         return result;
       }
-      error = ParseErrorResponse(*resp);
+      error = std::move(*decoded.error);
+      if (resp->status >= 200 && resp->status < 300) {  // an unreadable success: not retried
+        result.error = error;
+        return result;
+      }
     }
     result.error = error;
 

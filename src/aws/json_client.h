@@ -66,6 +66,11 @@ class JsonClient {
   std::atomic<int64_t> clock_offset_ms_{0};  // server time minus local time
 };
 
+// One HTTP answer to a call: a 2xx body must be a JSON object (an empty body
+// counts as {}), else the error is "SerializationError"; any other status is
+// ParseErrorResponse's error. `attempts` is left 0.
+CallResult DecodeResponse(const net::HttpResponse& response);
+
 // Parses an HTTP date (RFC 1123, "Sun, 06 Nov 1994 08:49:37 GMT").
 std::optional<Clock::time_point> ParseHttpDate(std::string_view text);
 

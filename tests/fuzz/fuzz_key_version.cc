@@ -14,8 +14,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto encoded = kes::crypto::EncodeKeyVersion(*kv);
   if (!encoded.ok()) std::abort();
   auto again = kes::crypto::ParseKeyVersion(*encoded);
-  if (!again.ok() || again->key.type() != kv->key.type() ||
-      again->created_by != kv->created_by || again->created_at != kv->created_at) {
+  if (!again.ok() || again->key.type() != kv->key.type() || again->created_by != kv->created_by ||
+      again->created_at != kv->created_at) {
     std::abort();
   }
   return 0;

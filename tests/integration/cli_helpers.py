@@ -9,7 +9,7 @@ import subprocess
 import time
 from typing import Dict, List, Optional
 
-from kes_harness import kes_bin
+from kes_harness import check_no_sanitizer_report, kes_bin
 
 # Variables that would leak the caller's settings into a test.
 _SCRUB_PREFIXES = ("KES_", "MINIO_", "SSL_CERT_", "HTTPS_PROXY", "HTTP_PROXY", "https_proxy",
@@ -42,8 +42,10 @@ def server_env(srv, client: str = "admin", trust: bool = True, **overrides) -> D
 def kes(args: List[str], env: Optional[Dict[str, str]] = None, cwd=None, timeout=60,
         input: Optional[bytes] = None) -> subprocess.CompletedProcess:
     """Runs `kes args...` with pipes (non-terminal mode); text output."""
-    return subprocess.run([kes_bin()] + list(args), env=env if env is not None else clean_env(),
-                          cwd=cwd, capture_output=True, timeout=timeout, input=input)
+    p = subprocess.run([kes_bin()] + list(args), env=env if env is not None else clean_env(),
+                       cwd=cwd, capture_output=True, timeout=timeout, input=input)
+    check_no_sanitizer_report("kes " + " ".join(args), p.stderr.decode("utf-8", "replace"))
+    return p
 
 
 def out(p: subprocess.CompletedProcess) -> str:
@@ -83,4 +85,5 @@ def kes_tty(args: List[str], env: Dict[str, str], cwd=None, timeout=60):
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     text = b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+    check_no_sanitizer_report("kes " + " ".join(args), text)
     return os.waitstatus_to_exitcode(status), text

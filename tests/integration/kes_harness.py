@@ -109,6 +109,21 @@ def kes_bin() -> str:
     return path
 
 
+# What AddressSanitizer, LeakSanitizer and UBSan print when a `kes` built
+# with -DKES_SANITIZE=ON finds something (scripts/test.sh runs this suite
+# against such a binary). The processes also exit non-zero (halt_on_error),
+# but a test that expects a failing exit code would not notice that.
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def check_no_sanitizer_report(what: str, text: str):
+    """Fails the calling test if `text` (a process's stderr) holds a sanitizer report."""
+    for marker in SANITIZER_MARKERS:
+        at = text.find(marker)
+        if at >= 0:
+            raise AssertionError("%s: sanitizer report:\n%s" % (what, text[max(0, at - 200):at + 6000]))
+
+
 def spec_dir() -> Path:
     return Path(os.environ.get("KES_SPEC_DIR", Path(__file__).resolve().parents[3] / "shared" / "spec"))
 
@@ -377,7 +392,16 @@ class KesServer:
         for s in self._sessions.values():
             s.close()
         self._sessions.clear()
-        return stop_process(self.proc, timeout)
+        code = stop_process(self.proc, timeout)
+        self.check_sanitizer()
+        return code
+
+    def check_sanitizer(self):
+        """Raises if the server's stderr holds a sanitizer report (leaks are
+        reported at exit, so after stop())."""
+        if self.proc is not None and self.proc.poll() is not None:
+            time.sleep(0.1)  # let the stderr pump drain
+        check_no_sanitizer_report("kes server", self.stderr_text())
 
     def kill(self):
         """SIGKILL: no graceful shutdown."""
@@ -387,6 +411,7 @@ class KesServer:
         for s in self._sessions.values():
             s.close()
         self._sessions.clear()
+        self.check_sanitizer()
 
     # --- HTTP -------------------------------------------------------------
 

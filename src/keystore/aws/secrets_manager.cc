@@ -14,6 +14,7 @@
 #include "crypto/encoding.h"
 #include "crypto/secret_bytes.h"
 #include "keystore/aws/error_mapping.h"
+#include "keystore/aws/responses.h"
 #include "net/http_client.h"
 
 namespace kes::keystore::aws {
@@ -90,20 +91,7 @@ class SecretsManagerKeyStore : public KeyStore {
     if (!r.ok()) {
       return MapAwsError(Operation::kRead, name, *r.error);
     }
-    if (auto it = r.body.find("SecretString"); it != r.body.end() && it->is_string()) {
-      return std::move(it->get_ref<std::string&>());
-    }
-    if (auto it = r.body.find("SecretBinary"); it != r.body.end() && it->is_string()) {
-      auto bytes = crypto::Base64Decode(it->get_ref<const std::string&>());
-      if (!bytes)
-        return kes::Status::Unavailable("aws: failed to read '" + std::string(name) +
-                                        "': invalid SecretBinary");
-      std::string value(bytes->begin(), bytes->end());
-      crypto::Zeroize(bytes->data(), bytes->size());
-      return value;
-    }
-    return kes::Status::Unavailable("aws: failed to read '" + std::string(name) +
-                                    "': secret has no value");
+    return TakeSecretValue(r.body, name);
   }
 
   kes::Status Delete(std::string_view name) override {
@@ -123,21 +111,13 @@ class SecretsManagerKeyStore : public KeyStore {
     for (;;) {
       CallResult r = client_->Call("ListSecrets", in);
       if (!r.ok()) return MapAwsError(Operation::kList, prefix, *r.error);
-      if (auto list = r.body.find("SecretList"); list != r.body.end() && list->is_array()) {
-        for (const auto& s : *list) {
-          auto n = s.find("Name");
-          if (n == s.end() || !n->is_string()) continue;
-          std::string name = n->get<std::string>();
-          if (name.starts_with(prefix)) names.push_back(std::move(name));
-        }
-      }
-      auto next = r.body.find("NextToken");
-      if (next == r.body.end() || !next->is_string() || next->get<std::string>().empty()) break;
+      std::string next = ReadListSecretsPage(r.body, prefix, &names);
+      if (next.empty()) break;
       // Empty pages with a token are legal; a repeated token is not.
-      if (!seen_tokens.insert(next->get<std::string>()).second) {
+      if (!seen_tokens.insert(next).second) {
         return kes::Status::Unavailable("aws: failed to list: ListSecrets repeated a NextToken");
       }
-      in["NextToken"] = *next;
+      in["NextToken"] = std::move(next);
     }
     std::sort(names.begin(), names.end());
     names.erase(std::unique(names.begin(), names.end()), names.end());
