@@ -76,9 +76,9 @@ int MigrateCommand(const Args& args) {
   if (!src_config.ok()) return Fail(src_config.status().message());
   auto dst_config = config::LoadConfigFile(*to);
   if (!dst_config.ok()) return Fail(dst_config.status().message());
-  auto src = config::ConnectKeyStore(src_config->keystore);
+  auto src = src_config->keystore->Connect();
   if (!src.ok()) return Fail(src.status().message());
-  auto dst = config::ConnectKeyStore(dst_config->keystore);
+  auto dst = dst_config->keystore->Connect();
   if (!dst.ok()) return Fail(dst.status().message());
 
   Out("Starting key migration:\n\n");
@@ -86,23 +86,23 @@ int MigrateCommand(const Args& args) {
   auto last_report = std::chrono::steady_clock::now();
   std::string prefix;  // all names, page by page
   while (true) {
-    auto page = (*src)->List(prefix, 0);
+    auto page = (*src)->List(prefix, 0, kNoDeadline);
     if (!page.ok()) return Fail(page.status().message());
     for (const auto& name : page->names) {
       if (Interrupted().load()) return Fail("context canceled");
       // A malformed pattern silently matches nothing (Go's filepath.Match).
       if (fnmatch(pattern.c_str(), name.c_str(), 0) != 0) continue;
-      auto value = (*src)->Get(name);
+      auto value = (*src)->Get(name, kNoDeadline);
       if (!value.ok()) return Fail(value.status().message());
-      Status s = (*dst)->Create(name, *value);
+      Status s = (*dst)->Create(name, *value, kNoDeadline);
       if (s.code() == Code::kAlreadyExists) {
         if (*merge) {
           crypto::Zeroize(value->data(), value->size());
           continue;
         }
         if (*force) {
-          s = (*dst)->Delete(name);
-          if (s.ok()) s = (*dst)->Create(name, *value);
+          s = (*dst)->Delete(name, kNoDeadline);
+          if (s.ok()) s = (*dst)->Create(name, *value, kNoDeadline);
         }
       }
       crypto::Zeroize(value->data(), value->size());

@@ -155,7 +155,12 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
   HttpResponse response;
   Sink sink{&response, options_.max_response_bytes};
   std::string url = request.url.ToString();
-  auto timeout = request.timeout.count() > 0 ? request.timeout : options_.request_timeout;
+  const auto timeout = TimeLeft(
+      request.deadline, request.timeout.count() > 0 ? request.timeout : options_.request_timeout);
+  if (timeout.count() == 0) {
+    pool_->Give(h);
+    return DeadlineExceeded();
+  }
 
   curl_easy_setopt(h, CURLOPT_SHARE, pool_->share());
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());

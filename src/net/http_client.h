@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/deadline.h"
 #include "common/status.h"
 #include "net/url.h"
 
@@ -34,6 +35,8 @@ struct HttpRequest {
   std::string body;
   // Overrides the client's request timeout for this call when > 0.
   std::chrono::milliseconds timeout{0};
+  // The call returns by then (DeadlineExceeded if it cannot start).
+  Deadline deadline = kNoDeadline;
 };
 
 struct HttpResponse {

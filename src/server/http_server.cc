@@ -366,6 +366,7 @@ asio::awaitable<bool> HttpServer::Connection::ServeOne(bool first) {
   req.body_present = body_present;
   req.remote_ip = remote_ip_;
   req.received = received;
+  if (settings.timeout.count() > 0) req.deadline = deadline;
 
   std::optional<Response> early;
   if (!MethodAllowed(method, route->method)) {

@@ -27,6 +27,7 @@
 #include "crypto/encoding.h"
 #include "crypto/key_version.h"
 #include "identity/api_key.h"
+#include "keystore/memory/memory_keystore.h"
 #include "server/handlers.h"
 #include "server/http_server.h"
 #include "server/logs.h"
@@ -294,7 +295,7 @@ Result<std::shared_ptr<State>> BuildState(const config::ServerConfig& cfg,
   state->created_at = created_at;
   KES_ASSIGN_OR_RETURN(SslCtxPtr ctx, MakeServerTlsContext(cfg.tls, cfg.any_skip_auth()));
   state->tls = std::make_shared<boost::asio::ssl::context>(ctx.release());
-  KES_ASSIGN_OR_RETURN(auto store, config::ConnectKeyStore(cfg.keystore));
+  KES_ASSIGN_OR_RETURN(auto store, cfg.keystore->Connect());
   state->cache = std::make_shared<keystore::KeyCache>(std::move(store), cfg.cache.ToCacheOptions());
   state->log = cfg.log;
   ApplyRouteSettings(cfg.api, state.get());
@@ -305,7 +306,7 @@ Result<std::shared_ptr<State>> BuildState(const config::ServerConfig& cfg,
 Status CreateDeclaredKeys(const std::vector<std::string>& names, const State& state) {
   for (const auto& name : names) {
     KES_ASSIGN_OR_RETURN(auto kv, crypto::NewKeyVersion(crypto::DefaultKeyType(), state.admin));
-    Status s = state.cache->Create(name, kv);
+    Status s = state.cache->Create(name, kv, kNoDeadline);
     if (!s.ok() && s.code() != Code::kAlreadyExists) return s;
   }
   return Status::Ok();
@@ -406,13 +407,12 @@ int RunDev(const Flags& flags) {
   auto ctx = MakeDevTlsContext(*ips);
   if (!ctx.ok()) return Fail(ctx.status().message());
   state->tls = std::make_shared<boost::asio::ssl::context>(ctx->release());
-  auto store = config::ConnectKeyStore(config::MemoryKeyStoreConfig{});
-  if (!store.ok()) return Fail(store.status().message());
+  std::unique_ptr<keystore::KeyStore> store = keystore::NewMemoryKeyStore();
   keystore::CacheOptions opts;
   opts.expiry_any = std::chrono::minutes(5);
   opts.expiry_unused = std::chrono::seconds(30);
   opts.expiry_offline = std::chrono::nanoseconds(0);
-  state->cache = std::make_shared<keystore::KeyCache>(std::move(*store), opts);
+  state->cache = std::make_shared<keystore::KeyCache>(std::move(store), opts);
   ApplyRouteSettings({}, state.get());
   const std::string kms = state->cache->DisplayName();
   rt.services.logs.SetLevels(config::kLevelInfo, true);

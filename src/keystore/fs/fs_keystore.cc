@@ -125,7 +125,7 @@ class FsKeyStore final : public KeyStore {
 
   std::string DisplayName() const override { return "Filesystem: " + dir_; }
 
-  Result<KeyStoreState> Status() override {
+  Result<KeyStoreState> Status(Deadline deadline) override {
     const auto start = std::chrono::steady_clock::now();
     struct stat st {};
     if (::stat(dir_.c_str(), &st) != 0) {
@@ -143,7 +143,7 @@ class FsKeyStore final : public KeyStore {
     return KeyStoreState{std::chrono::steady_clock::now() - start};
   }
 
-  kes::Status Create(std::string_view name, std::string_view value) override {
+  kes::Status Create(std::string_view name, std::string_view value, Deadline deadline) override {
     KES_TRY(CheckName(name));
     const std::string path = PathOf(name);
     struct stat st {};
@@ -171,7 +171,7 @@ class FsKeyStore final : public KeyStore {
     return SyncDir();
   }
 
-  Result<std::string> Get(std::string_view name) override {
+  Result<std::string> Get(std::string_view name, Deadline deadline) override {
     KES_TRY(CheckName(name));
     const std::string path = PathOf(name);
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -199,7 +199,7 @@ class FsKeyStore final : public KeyStore {
     return value;
   }
 
-  kes::Status Delete(std::string_view name) override {
+  kes::Status Delete(std::string_view name, Deadline deadline) override {
     KES_TRY(CheckName(name));
     const std::string path = PathOf(name);
     if (::unlink(path.c_str()) != 0) {
@@ -209,7 +209,7 @@ class FsKeyStore final : public KeyStore {
     return SyncDir();
   }
 
-  Result<ListPage> List(std::string_view prefix, int limit) override {
+  Result<ListPage> List(std::string_view prefix, int limit, Deadline deadline) override {
     DIR* d = ::opendir(dir_.c_str());
     if (d == nullptr) {
       return kes::Status::Unreachable("kes: keystore unreachable: open " + dir_ + ": " +
@@ -218,6 +218,10 @@ class FsKeyStore final : public KeyStore {
     std::vector<std::string> names;
     errno = 0;
     while (const dirent* e = ::readdir(d)) {
+      if (names.size() % 1024 == 1023 && Expired(deadline)) {
+        ::closedir(d);
+        return DeadlineExceeded();
+      }
       const std::string_view name = e->d_name;
       // Hidden files (temporaries, editor backups) and anything that is not a
       // regular file can never be read as a key.
