@@ -1,6 +1,7 @@
 #include "keystore/vault/config.h"
 
 #include "common/os.h"
+#include "keystore/vault/vault_keystore.h"
 
 namespace kes::keystore::vault {
 namespace {
@@ -107,10 +108,10 @@ Status Config::Validate() {
   return Status::Ok();
 }
 
-Result<std::unique_ptr<KeyStore>> Config::Connect() const { return NotBuilt(Kind()); }
+Result<std::unique_ptr<KeyStore>> Config::Connect() const { return Open(*this); }
 
 const Backend& Registration() {
-  static const Backend backend{"vault", "vault", false, &Decode};
+  static const Backend backend{"vault", "vault", true, &Decode};
   return backend;
 }
 
