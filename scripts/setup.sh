@@ -14,7 +14,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # tests: independent clients and real servers
   openssl curl python3 python3-pytest python3-requests python3-urllib3
-  python3-botocore awscli python3-yaml
+  python3-botocore awscli python3-yaml python3-hvac
   # benchmarks
   nginx-light apache2-utils util-linux
 )

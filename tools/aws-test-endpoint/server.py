@@ -8,21 +8,16 @@ Loopback only. Every Secrets Manager / KMS request must carry a valid SigV4
 signature (verified with botocore). See README.md beside this file for the
 flags and the admin API (/__faults, /__admin/...).
 """
-import argparse
 import collections
-import ipaddress
 import json
-import os
-import signal
-import socket
-import ssl
 import sys
 import threading
 import time
 import uuid
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
+import loopback
 import sigv4_verify
 from credential_services import CredentialServices
 from credentials_store import (DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, CredentialStore)
@@ -123,24 +118,6 @@ class Handler(BaseHTTPRequestHandler):
         self._serve()
 
     # ---- plumbing ----------------------------------------------------------
-    def _read_body(self):
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-                if sum(map(len, chunks)) > MAX_BODY:
-                    raise ValueError("body too large")
-        length = int(self.headers.get("Content-Length") or 0)
-        if length < 0 or length > MAX_BODY:
-            raise ValueError("bad Content-Length")
-        return self.rfile.read(length) if length else b""
-
     def _write(self, reply, request_id):
         self.send_response(reply.status)
         self.send_header("x-amzn-RequestId", request_id)
@@ -151,15 +128,6 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(reply.body)
 
-    def _drop(self):
-        self.close_connection = True
-        try:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                       b"\x01\x00\x00\x00\x00\x00\x00\x00")
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
     def _serve(self):
         state = self.server.state
         request_id = str(uuid.uuid4())
@@ -168,7 +136,7 @@ class Handler(BaseHTTPRequestHandler):
         entry = {"time": round(state.clock(), 3), "listener": self.server.name,
                  "method": self.command, "path": path, "request_id": request_id}
         try:
-            body = self._read_body()
+            body = loopback.read_body(self, MAX_BODY)
         except ValueError:
             self._write(_error_reply(framework("SerializationException",
                                                "Could not read the request body")), request_id)
@@ -186,15 +154,8 @@ class Handler(BaseHTTPRequestHandler):
         if service is not None and service not in self.server.services:
             service = None
         rule = state.faults.take(service, operation) if service else None
-        if rule is not None:
-            entry["fault"] = rule.kind
-            if rule.kind == "latency":
-                time.sleep(rule.delay_ms / 1000.0)
-            elif rule.kind == "drop":
-                entry["status"] = None
-                state.requests.append(entry)
-                self._drop()
-                return
+        if rule is not None and loopback.delay_or_drop(self, rule, entry, state.requests):
+            return
         if rule is not None and rule.kind in ("throttle", "error", "unavailable"):
             reply, entry["code"] = self._fault_reply(rule, service)
         else:
@@ -305,23 +266,10 @@ def admin(state, method, path, body):
     except ValueError:
         return bad("body is not JSON")
     try:
-        if path == "/__faults":
-            if method == "GET":
-                return ok({"rules": state.faults.list()})
-            if method == "DELETE":
-                state.faults.clear()
-                return ok({"rules": []})
-            if method == "POST":
-                for rule in doc.get("rules", [doc]) if isinstance(doc, dict) else doc:
-                    state.faults.add(rule)
-                return ok({"rules": state.faults.list()})
-        elif path == "/__admin/requests":
-            if method == "GET":
-                return ok({"requests": list(state.requests)})
-            if method == "DELETE":
-                state.requests.clear()
-                return ok({"requests": []})
-        elif path == "/__admin/clock":
+        shared = loopback.shared_admin(state, method, path, doc)
+        if shared is not None:
+            return ok(shared)
+        if path == "/__admin/clock":
             if method == "POST":
                 state.clock_offset = float(doc["offset_seconds"])
             return ok({"offset_seconds": state.clock_offset, "now": state.clock()})
@@ -385,49 +333,8 @@ def admin(state, method, path, body):
         return bad(f"bad admin request: {e!r}")
 
 
-# ---- listeners -----------------------------------------------------------------
-class Listener(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, host, port, state, name, services, verbose, tls_context=None):
-        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        super().__init__((host, port), Handler)
-        if tls_context is not None:
-            self.socket = tls_context.wrap_socket(self.socket, server_side=True)
-        self.state = state
-        self.name = name
-        self.services = services
-        self.verbose = verbose
-
-    @property
-    def port(self):
-        return self.server_address[1]
-
-    def handle_error(self, request, client_address):
-        # Clients that time out or are dropped on purpose (faults) are routine;
-        # keep stderr for real bugs.
-        if isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
-
-
-def _require_loopback(host):
-    try:
-        addr = ipaddress.ip_address("127.0.0.1" if host == "localhost" else host)
-    except ValueError:
-        sys.exit(f"--host must be a loopback address, not {host!r}")
-    if not addr.is_loopback:
-        sys.exit(f"--host must be a loopback address, not {host!r}")
-
-
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
-    p.add_argument("--port", type=int, default=0,
-                   help="main port (0: pick a free one); printed on stdout's first line")
-    p.add_argument("--port-file", help="write every chosen port as JSON to this file")
+    p = loopback.argument_parser(__doc__, "write every chosen port as JSON to this file")
     p.add_argument("--region", default="us-east-1")
     p.add_argument("--account", default="123456789012")
     p.add_argument("--access-key", action="append", default=[], metavar="ID:SECRET",
@@ -463,7 +370,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    _require_loopback(args.host)
+    loopback.require_loopback(args.host)
     state = EndpointState(args.region, args.account)
     if not args.no_default_credentials:
         state.credentials.add_long_term(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY)
@@ -482,7 +389,11 @@ def main(argv=None):
                           ecs_auth_token=args.ecs_auth_token,
                           ecs_path_prefix=args.ecs_path_prefix)
 
-    listeners = [Listener(args.host, args.port, state, "main", ALL_SERVICES, args.verbose)]
+    def listener(port, name, services, tls=None):
+        return loopback.Listener(args.host, port, Handler, tls, state=state, name=name,
+                                 services=services, verbose=args.verbose)
+
+    listeners = [listener(args.port, "main", ALL_SERVICES)]
     extra = [("https", args.https_port, ALL_SERVICES), ("imds", args.imds_port, {"imds"}),
              ("ecs", args.ecs_port, {"ecs"}), ("sts", args.sts_port, {"sts"})]
     for name, port, services in extra:
@@ -490,35 +401,11 @@ def main(argv=None):
             continue
         tls = None
         if name == "https":
-            tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            tls.minimum_version = ssl.TLSVersion.TLSv1_2
-            tls.load_cert_chain(args.tls_cert, args.tls_key)
-        listeners.append(Listener(args.host, port, state, name, frozenset(services),
-                                  args.verbose, tls))
+            tls = loopback.server_tls_context(args.tls_cert, args.tls_key)
+        listeners.append(listener(port, name, frozenset(services), tls))
 
     ports = {("port" if l.name == "main" else l.name + "_port"): l.port for l in listeners}
-    if args.port_file:
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(ports, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, args.port_file)
-    print(listeners[0].port)
-    for l in listeners[1:]:
-        print(f"{l.name}={l.port}")
-    sys.stdout.flush()
-
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    threads = [threading.Thread(target=l.serve_forever, daemon=True) for l in listeners]
-    for t in threads:
-        t.start()
-    stop.wait()
-    for l in listeners:
-        l.shutdown()
-        l.server_close()
+    loopback.announce_and_serve(listeners, args.port_file, ports)
     return 0
 
 
