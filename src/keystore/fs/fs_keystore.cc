@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/os.h"
 #include "crypto/random.h"
 #include "crypto/secret_bytes.h"
 #include "keystore/list.h"
@@ -33,17 +34,8 @@ constexpr size_t kMaxValueSize = 1 << 20;
 // Temporary files start with '.', which no key name contains.
 constexpr std::string_view kTempPrefix = ".kes-tmp-";
 
-// Go's syscall error text: strerror with a lower-case first letter.
-std::string ErrnoText(int err) {
-  std::string s = std::strerror(err);
-  if (s.size() > 1 && s[0] >= 'A' && s[0] <= 'Z' && !(s[1] >= 'A' && s[1] <= 'Z')) {
-    s[0] = static_cast<char>(s[0] - 'A' + 'a');
-  }
-  return s;
-}
-
 Status OsError(std::string_view op, const std::string& path, int err) {
-  return Status::Unavailable(std::string(op) + " " + path + ": " + ErrnoText(err));
+  return Status::Unavailable(std::string(op) + " " + path + ": " + GoErrnoText(err));
 }
 
 // Closes a file descriptor on scope exit.
@@ -130,7 +122,7 @@ class FsKeyStore final : public KeyStore {
     struct stat st {};
     if (::stat(dir_.c_str(), &st) != 0) {
       return kes::Status::Unreachable("kes: keystore unreachable: stat " + dir_ + ": " +
-                                      ErrnoText(errno));
+                                      GoErrnoText(errno));
     }
     if (!S_ISDIR(st.st_mode)) {
       return kes::Status::Unreachable("kes: keystore unreachable: fs: '" + dir_ +
@@ -138,7 +130,7 @@ class FsKeyStore final : public KeyStore {
     }
     if (::access(dir_.c_str(), R_OK | W_OK | X_OK) != 0) {
       return kes::Status::Unreachable("kes: keystore unreachable: access " + dir_ + ": " +
-                                      ErrnoText(errno));
+                                      GoErrnoText(errno));
     }
     return KeyStoreState{std::chrono::steady_clock::now() - start};
   }
@@ -213,7 +205,7 @@ class FsKeyStore final : public KeyStore {
     DIR* d = ::opendir(dir_.c_str());
     if (d == nullptr) {
       return kes::Status::Unreachable("kes: keystore unreachable: open " + dir_ + ": " +
-                                      ErrnoText(errno));
+                                      GoErrnoText(errno));
     }
     std::vector<std::string> names;
     errno = 0;
@@ -284,7 +276,7 @@ class FsKeyStore final : public KeyStore {
     const int err = ::stat(dir_.c_str(), &st) != 0 ? errno : (S_ISDIR(st.st_mode) ? 0 : ENOTDIR);
     if (err != 0) {
       return kes::Status::Unreachable("kes: keystore unreachable: stat " + dir_ + ": " +
-                                      ErrnoText(err));
+                                      GoErrnoText(err));
     }
     return otherwise;
   }
