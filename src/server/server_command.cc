@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "common/flags.h"
 #include "common/time.h"
 #include "common/version.h"
 #include "config/config.h"
@@ -74,85 +75,32 @@ int Fail(const std::string& msg) {
   return 1;
 }
 
-// Go pflag-style parsing. Returns an exit code to stop with, or nullopt.
+// Parses the command line with the CLI's pflag-compatible FlagSet. Returns
+// an exit code to stop with, or nullopt.
 std::optional<int> ParseFlags(int argc, char** argv, Flags* f) {
-  std::vector<std::string> positional;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--") {
-      for (++i; i < argc; ++i) positional.push_back(argv[i]);
-      break;
-    }
-    if (a == "-h" || a == "--help") {
-      std::fputs(kUsage, stderr);
-      return 2;
-    }
-    if (a.size() < 2 || a[0] != '-') {
-      positional.push_back(a);
-      continue;
-    }
-    if (a.rfind("---", 0) == 0) return Fail("bad flag syntax: " + a + ". See 'kes server --help'");
-    std::string name = a, value;
-    bool has_value = false;
-    if (auto eq = a.find('='); eq != std::string::npos) {
-      name = a.substr(0, eq);
-      value = a.substr(eq + 1);
-      has_value = true;
-    }
-    auto take = [&](std::string* out) -> bool {
-      if (!has_value) {
-        if (i + 1 >= argc) return false;
-        value = argv[++i];
-      }
-      *out = value;
-      return true;
-    };
-    auto boolean = [&](bool* out) -> bool {
-      if (!has_value) {
-        *out = true;
-        return true;
-      }
-      if (value == "true" || value == "1" || value == "t" || value == "T" || value == "TRUE" ||
-          value == "True") {
-        *out = true;
-      } else if (value == "false" || value == "0" || value == "f" || value == "F" ||
-                 value == "FALSE" || value == "False") {
-        *out = false;
-      } else {
-        return false;
-      }
-      return true;
-    };
-    std::string* target = nullptr;
-    if (name == "--config") target = &f->config;
-    if (name == "--addr") target = &f->addr;
-    if (name == "--key") target = &f->key;
-    if (name == "--cert") target = &f->cert;
-    if (name == "--auth") target = &f->auth;
-    if (target != nullptr) {
-      if (!take(target))
-        return Fail("flag needs an argument: " + name + ". See 'kes server --help'");
-      continue;
-    }
-    bool* flag = nullptr;
-    if (name == "--dev") flag = &f->dev;
-    if (name == "--mlock") flag = &f->mlock;
-    if (flag != nullptr) {
-      if (!boolean(flag)) {
-        // NOLINTBEGIN(performance-inefficient-string-concatenation): an error message, built once
-        return Fail("invalid argument \"" + value + "\" for \"" + name +
-                    "\" flag: strconv.ParseBool: parsing \"" + value +
-                    "\": invalid syntax. See 'kes server --help'");
-        // NOLINTEND(performance-inefficient-string-concatenation)
-      }
-      continue;
-    }
-    if (name.rfind("--", 0) == 0)
-      return Fail("unknown flag: " + name + ". See 'kes server --help'");
-    return Fail("unknown shorthand flag: '" + std::string(1, name[1]) + "' in " + name +
-                ". See 'kes server --help'");
+  FlagSet fs(kUsage);
+  std::string* config = fs.String("config");
+  std::string* addr = fs.String("addr");
+  std::string* key = fs.String("key");
+  std::string* cert = fs.String("cert");
+  std::string* auth = fs.String("auth");
+  bool* dev = fs.Bool("dev");
+  bool* mlock = fs.Bool("mlock");
+  if (Status s = fs.Parse(std::vector<std::string>(argv + 1, argv + argc)); !s.ok()) {
+    return Fail(s.message() + ". See 'kes server --help'");
   }
-  if (!positional.empty()) return Fail("too many arguments. See 'kes server --help'");
+  if (fs.help()) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  if (!fs.args().empty()) return Fail("too many arguments. See 'kes server --help'");
+  f->config = *config;
+  f->addr = *addr;
+  f->key = *key;
+  f->cert = *cert;
+  f->auth = *auth;
+  f->dev = *dev;
+  f->mlock = *mlock;
   return std::nullopt;
 }
 

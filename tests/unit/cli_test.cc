@@ -6,7 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/connect.h"
-#include "cli/flags.h"
+#include "common/flags.h"
 #include "cli/format.h"
 #include "cli/term.h"
 
