@@ -6,7 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "keystore/keystore.h"
@@ -17,6 +19,18 @@ namespace kes::testing {
 inline constexpr const char* kStoredKey =
     "CiQKIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4fEAESJAogICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Oz"
     "w9Pj8QARoGCICByKwGIghkaXNhYmxlZA==";
+
+// Polls `cond` until it holds or a generous deadline passes (never a timing
+// assertion: a slow machine only makes the loop run longer).
+template <typename Cond>
+bool Eventually(Cond cond) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return cond();
+}
 
 // `delete_missing` is what Delete of a missing name answers: KeyNotFound for
 // the memory and file backends, OK for Vault (keystores.md §6).

@@ -43,17 +43,7 @@ void WriteFile(const stdfs::path& p, std::string_view content) {
   out << content;
 }
 
-// Polls `cond` until it holds or a generous deadline passes (never a timing
-// assertion: a slow machine only makes the loop run longer).
-template <typename Cond>
-bool Eventually(Cond cond) {
-  const auto deadline = std::chrono::steady_clock::now() + seconds(30);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return cond();
-}
+using kes::testing::Eventually;
 
 // ---- vectors ----------------------------------------------------------------
 

@@ -295,15 +295,7 @@ std::unique_ptr<KeyStore> MustOpen(const Config& c, const Timing& t = Fast()) {
   return r.ok() ? std::move(r).value() : nullptr;
 }
 
-template <typename Cond>
-bool Eventually(Cond cond) {
-  const auto end = std::chrono::steady_clock::now() + seconds(30);
-  while (std::chrono::steady_clock::now() < end) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  return cond();
-}
+using kes::testing::Eventually;
 
 TEST(VaultKeystore, ContractKvV1) {
   FakeVault v;
