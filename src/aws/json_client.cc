@@ -54,7 +54,8 @@ void JsonClient::LearnClockOffset(const net::HttpResponse& response) {
   clock_offset_ms_.store(offset.count());
 }
 
-CallResult JsonClient::Call(std::string_view operation, const nlohmann::json& input) {
+CallResult JsonClient::Call(std::string_view operation, const nlohmann::json& input,
+                            Deadline deadline) {
   // Bodies may carry key material (SecretString): wipe every copy we own.
   std::string body;
   struct Wipe {
@@ -80,6 +81,13 @@ CallResult JsonClient::Call(std::string_view operation, const nlohmann::json& in
 
   for (int attempt = 1;; ++attempt) {
     result.attempts = attempt;
+    if (Expired(deadline)) {
+      AwsError e;
+      e.code = "RequestCanceled";
+      e.message = DeadlineExceeded().message();
+      result.error = e;
+      return result;
+    }
     auto creds = credentials_->Retrieve();
     if (!creds.ok()) {
       AwsError e;
@@ -105,6 +113,7 @@ CallResult JsonClient::Call(std::string_view operation, const nlohmann::json& in
     http_req.headers = std::move(signed_req.headers);
     http_req.headers.emplace_back("User-Agent", "kes-cpp");
     http_req.body = body;
+    http_req.deadline = deadline;
     Wipe wipe_request{http_req.body};
 
     AwsError error;
@@ -155,7 +164,7 @@ CallResult JsonClient::Call(std::string_view operation, const nlohmann::json& in
       continue;
     }
     auto delay = retry_.OnFailure(attempt, error);
-    if (!delay) return result;
+    if (!delay || TimeLeft(deadline, *delay) < *delay) return result;
     sleeper_(*delay);
   }
 }

@@ -15,6 +15,7 @@
 #include "aws/error.h"
 #include "aws/retry.h"
 #include "aws/sigv4.h"
+#include "common/deadline.h"
 #include "net/http_client.h"
 
 namespace kes::aws {
@@ -43,7 +44,9 @@ class JsonClient {
 
   // Calls `<target_prefix>.<operation>` with `input` (a JSON object). The body
   // is serialised once and the same bytes are re-signed on every attempt.
-  CallResult Call(std::string_view operation, const nlohmann::json& input);
+  // No attempt starts, and no back-off sleeps, past `deadline`.
+  CallResult Call(std::string_view operation, const nlohmann::json& input,
+                  Deadline deadline = kNoDeadline);
 
   // Test hooks.
   void set_sleeper(Sleeper sleeper) { sleeper_ = std::move(sleeper); }

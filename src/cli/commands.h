@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "cli/flags.h"
+#include "common/flags.h"
 
 namespace kes::cli {
 

@@ -9,44 +9,6 @@ namespace kes::cli {
 
 using std::chrono::nanoseconds;
 
-std::string GoDuration(nanoseconds d) {
-  int64_t ns = d.count();
-  if (ns == 0) return "0s";
-  bool neg = ns < 0;
-  uint64_t u = neg ? static_cast<uint64_t>(-ns) : static_cast<uint64_t>(ns);
-  auto frac = [](uint64_t v, uint64_t unit) {
-    std::string s = std::to_string(v / unit);
-    uint64_t rem = v % unit;
-    if (rem != 0) {
-      std::string f = std::to_string(rem);
-      f = std::string(std::to_string(unit).size() - 1 - f.size(), '0') + f;
-      while (!f.empty() && f.back() == '0') f.pop_back();
-      s += "." + f;
-    }
-    return s;
-  };
-  std::string out;
-  if (u < 1000) {
-    out = std::to_string(u) + "ns";
-  } else if (u < 1000000) {
-    out = frac(u, 1000) + "µs";
-  } else if (u < 1000000000) {
-    out = frac(u, 1000000) + "ms";
-  } else {
-    uint64_t secs = u / 1000000000, rem_ns = u % 1000000000;
-    uint64_t h = secs / 3600, m = (secs % 3600) / 60, s = secs % 60;
-    std::string sec = frac(s * 1000000000 + rem_ns, 1000000000) + "s";
-    if (h > 0) {
-      out = std::to_string(h) + "h" + std::to_string(m) + "m" + sec;
-    } else if (m > 0) {
-      out = std::to_string(m) + "m" + sec;
-    } else {
-      out = sec;
-    }
-  }
-  return neg ? "-" + out : out;
-}
-
 nanoseconds RoundDuration(nanoseconds d, nanoseconds m) {
   if (m.count() <= 0) return d;
   int64_t v = d.count(), q = m.count();
@@ -58,46 +20,6 @@ nanoseconds RoundDuration(nanoseconds d, nanoseconds m) {
   }
   if (r + r < q) return nanoseconds(v - r);
   return nanoseconds(v + q - r);
-}
-
-std::optional<nanoseconds> ParseGoDuration(std::string_view text) {
-  std::string_view s = text;
-  bool neg = false;
-  if (!s.empty() && (s[0] == '-' || s[0] == '+')) {
-    neg = s[0] == '-';
-    s.remove_prefix(1);
-  }
-  if (s == "0") return nanoseconds(0);
-  if (s.empty()) return std::nullopt;
-  double total = 0;
-  while (!s.empty()) {
-    size_t i = 0;
-    while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
-    if (i == 0) return std::nullopt;
-    double v = std::stod(std::string(s.substr(0, i)));
-    s.remove_prefix(i);
-    size_t j = 0;
-    while (j < s.size() && !std::isdigit(static_cast<unsigned char>(s[j])) && s[j] != '.') ++j;
-    std::string_view unit = s.substr(0, j);
-    s.remove_prefix(j);
-    double mult;
-    if (unit == "ns")
-      mult = 1;
-    else if (unit == "us" || unit == "µs" || unit == "μs")
-      mult = 1e3;
-    else if (unit == "ms")
-      mult = 1e6;
-    else if (unit == "s")
-      mult = 1e9;
-    else if (unit == "m")
-      mult = 60e9;
-    else if (unit == "h")
-      mult = 3600e9;
-    else
-      return std::nullopt;
-    total += v * mult;
-  }
-  return nanoseconds(static_cast<int64_t>(neg ? -total : total));
 }
 
 std::string FormatSize(uint64_t bytes) {

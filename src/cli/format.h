@@ -7,14 +7,12 @@
 #include <string>
 #include <string_view>
 
+#include "common/duration.h"
+
 namespace kes::cli {
 
-// Go's time.Duration.String(): "0s", "2ms", "1.235s", "1m30s", "1h0m0s".
-std::string GoDuration(std::chrono::nanoseconds d);
 // Go's Duration.Round(m).
 std::chrono::nanoseconds RoundDuration(std::chrono::nanoseconds d, std::chrono::nanoseconds m);
-// Go's time.ParseDuration ("5s", "1m30s", "250ms", "1.5h").
-std::optional<std::chrono::nanoseconds> ParseGoDuration(std::string_view text);
 
 // Decimal units, one decimal, no space: "5.2MB", "512.0B", "0B".
 std::string FormatSize(uint64_t bytes);

@@ -203,10 +203,10 @@ int New(const Args& args) {
       // NOLINTEND(performance-inefficient-string-concatenation)
     }
   }
-  auto expiry = ParseGoDuration(*expiry_text);
-  if (!expiry) {
+  auto expiry = ParseDuration(*expiry_text);
+  if (!expiry.ok()) {
     return FailSee("invalid argument \"" + *expiry_text +
-                       "\" for \"--expiry\" flag: time: invalid duration " + GoQuote(*expiry_text),
+                       "\" for \"--expiry\" flag: " + expiry.status().message(),
                    cmd);
   }
   if (f.args().size() > 1) return FailSee("too many arguments", cmd);

@@ -40,7 +40,7 @@ std::string AuditLatency(std::chrono::nanoseconds d) {
     d = RoundDuration(d, microseconds(100));
   else if (d >= microseconds(10))
     d = RoundDuration(d, microseconds(1));
-  return GoDuration(d);
+  return FormatDuration(d);
 }
 
 std::string Clip(const std::string& s, size_t n) { return s.size() > n ? s.substr(0, n) : s; }

@@ -70,7 +70,7 @@ std::string Dashboard(const client::Metrics& m, uint64_t prev_requests, double r
                      ? 0
                      : static_cast<double>(total - prev_requests) / rate_seconds;
   auto pct = [&](uint64_t v) { return total == 0 ? 0.0 : 100.0 * static_cast<double>(v) / total; };
-  std::string latency = GoDuration(RoundDuration(MeanLatency(m), std::chrono::milliseconds(1)));
+  std::string latency = FormatDuration(RoundDuration(MeanLatency(m), std::chrono::milliseconds(1)));
   std::string out;
   out +=
       Bold("Request    OK [2xx]       Err [4xx]       Err [5xx]      Req/s        Latency") + "\n";
@@ -89,7 +89,7 @@ std::string Dashboard(const client::Metrics& m, uint64_t prev_requests, double r
   out +=
       Bold("System       UpTime            Heap           Stack       CPUs        Threads") + "\n";
   std::snprintf(buf, sizeof buf, "             %-17s %-14s %-11s %-11s %llu\n",
-                GoDuration(RoundDuration(m.uptime, std::chrono::seconds(1))).c_str(),
+                FormatDuration(RoundDuration(m.uptime, std::chrono::seconds(1))).c_str(),
                 FormatSize(m.heap_alloc).c_str(), FormatSize(m.stack_alloc).c_str(),
                 (std::to_string(m.usable_cpus) + "/" + std::to_string(m.cpus)).c_str(),
                 static_cast<unsigned long long>(m.threads));
@@ -117,11 +117,11 @@ int MetricCommand(const Args& args) {
   bool* insecure = f.Bool("insecure", 'k');
   f.String("enclave", 'e');
   if (auto rc = ParseFlags(f, args, cmd)) return *rc;
-  auto rate = ParseGoDuration(*rate_text);
-  if (!rate) {
-    return FailSee("invalid argument \"" + *rate_text +
-                       "\" for \"--rate\" flag: time: invalid duration " + GoQuote(*rate_text),
-                   cmd);
+  auto rate = ParseDuration(*rate_text);
+  if (!rate.ok()) {
+    return FailSee(
+        "invalid argument \"" + *rate_text + "\" for \"--rate\" flag: " + rate.status().message(),
+        cmd);
   }
   if (!f.args().empty()) return FailSee("too many arguments", cmd);
   if (rate->count() <= 0) *rate = std::chrono::seconds(5);

@@ -76,49 +76,42 @@ int MigrateCommand(const Args& args) {
   if (!src_config.ok()) return Fail(src_config.status().message());
   auto dst_config = config::LoadConfigFile(*to);
   if (!dst_config.ok()) return Fail(dst_config.status().message());
-  auto src = config::ConnectKeyStore(src_config->keystore);
+  auto src = src_config->keystore->Connect();
   if (!src.ok()) return Fail(src.status().message());
-  auto dst = config::ConnectKeyStore(dst_config->keystore);
+  auto dst = dst_config->keystore->Connect();
   if (!dst.ok()) return Fail(dst.status().message());
 
   Out("Starting key migration:\n\n");
   uint64_t migrated = 0;
   auto last_report = std::chrono::steady_clock::now();
-  std::string prefix;  // all names, page by page
-  while (true) {
-    auto page = (*src)->List(prefix, 0);
-    if (!page.ok()) return Fail(page.status().message());
-    for (const auto& name : page->names) {
-      if (Interrupted().load()) return Fail("context canceled");
-      // A malformed pattern silently matches nothing (Go's filepath.Match).
-      if (fnmatch(pattern.c_str(), name.c_str(), 0) != 0) continue;
-      auto value = (*src)->Get(name);
-      if (!value.ok()) return Fail(value.status().message());
-      Status s = (*dst)->Create(name, *value);
-      if (s.code() == Code::kAlreadyExists) {
-        if (*merge) {
-          crypto::Zeroize(value->data(), value->size());
-          continue;
-        }
-        if (*force) {
-          s = (*dst)->Delete(name);
-          if (s.ok()) s = (*dst)->Create(name, *value);
-        }
+  // Every backend answers List with all names when the page size is <= 0.
+  auto names = (*src)->List("", 0, kNoDeadline);
+  if (!names.ok()) return Fail(names.status().message());
+  for (const auto& name : names->names) {
+    if (Interrupted().load()) return Fail("context canceled");
+    // A malformed pattern silently matches nothing (Go's filepath.Match).
+    if (fnmatch(pattern.c_str(), name.c_str(), 0) != 0) continue;
+    auto value = (*src)->Get(name, kNoDeadline);
+    if (!value.ok()) return Fail(value.status().message());
+    Status s = (*dst)->Create(name, *value, kNoDeadline);
+    if (s.code() == Code::kAlreadyExists) {
+      if (*merge) {
+        crypto::Zeroize(value->data(), value->size());
+        continue;
       }
-      crypto::Zeroize(value->data(), value->size());
-      if (!s.ok()) return Fail(s.message());
-      ++migrated;
-      auto now = std::chrono::steady_clock::now();
-      if (now - last_report >= std::chrono::seconds(1)) {
-        Out(Progress(migrated));
-        last_report = now;
+      if (*force) {
+        s = (*dst)->Delete(name, kNoDeadline);
+        if (s.ok()) s = (*dst)->Create(name, *value, kNoDeadline);
       }
     }
-    if (page->continue_at.empty() || page->continue_at == prefix) break;
-    // Continue after the last name returned; the List contract pages by
-    // continuation name, not by prefix (unlike upstream's truncating loop).
-    prefix = page->continue_at;
-    break;  // the keystores return complete listings for limit <= 0
+    crypto::Zeroize(value->data(), value->size());
+    if (!s.ok()) return Fail(s.message());
+    ++migrated;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_report >= std::chrono::seconds(1)) {
+      Out(Progress(migrated));
+      last_report = now;
+    }
   }
   (*src)->Close();
   (*dst)->Close();

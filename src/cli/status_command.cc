@@ -90,7 +90,7 @@ int StatusCommand(const Args& args) {
     };
     out += line("Version", s.version);
     out += line("Uptime", FormatUptime(s.uptime_seconds));
-    out += line("Latency", GoDuration(RoundDuration(s.latency, std::chrono::milliseconds(1))));
+    out += line("Latency", FormatDuration(RoundDuration(s.latency, std::chrono::milliseconds(1))));
     out += line("OS", s.os);
     out += line("CPUs", std::to_string(s.num_cpu_used) + " " + s.arch);
     out += "  Memory  \n";
@@ -103,7 +103,7 @@ int StatusCommand(const Args& args) {
     out += "\n  " + Faint(Underline(Pad("Method", 7) + " " + Pad("API", 28) + " Timeout")) + "\n";
     for (auto& r : routes) {
       std::string timeout =
-          r.timeout_seconds == 0 ? "Inf" : GoDuration(std::chrono::seconds(r.timeout_seconds));
+          r.timeout_seconds == 0 ? "Inf" : FormatDuration(std::chrono::seconds(r.timeout_seconds));
       out += "  " + Pad(r.method, 7) + " " + Pad(r.path, 28) + " " + timeout + "\n";
     }
   }

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "common/json_members.h"
+#include "common/os.h"
 #include "crypto/encoding.h"
 
 namespace kes::client {
@@ -362,8 +363,7 @@ class Client::Impl {
     switch (rc) {
       case CURLE_COULDNT_CONNECT:
         return "dial tcp " + host + ": connect: " +
-               LowerFirst(os_errno != 0 ? std::strerror(static_cast<int>(os_errno))
-                                        : "connection refused");
+               (os_errno != 0 ? GoErrnoText(static_cast<int>(os_errno)) : "connection refused");
       case CURLE_COULDNT_RESOLVE_HOST:
         return "dial tcp: lookup " + host + ": no such host";
       case CURLE_OPERATION_TIMEDOUT:

@@ -1,9 +1,9 @@
 // ServerConfig: the validated content of a KES server config file (spec
 // config.md). LoadConfigFile parses the YAML, expands ${VAR} references,
 // checks every field in upstream's order with upstream's messages and
-// resolves defaults; ConnectKeyStore turns the keystore section into a
-// running backend. Nothing here touches TLS files or the network except
-// ConnectKeyStore.
+// resolves defaults; the keystore section's backend is decoded, validated
+// and connected by the backend (keystore/registry.h). Loading touches no TLS
+// file and no network.
 #pragma once
 
 #include <chrono>
@@ -11,24 +11,19 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
 
+#include "common/duration.h"
 #include "common/status.h"
-#include "keystore/aws/secrets_manager.h"
 #include "keystore/cache.h"
 #include "keystore/keystore.h"
+#include "keystore/registry.h"
 
 namespace kes::config {
 
-using Duration = std::chrono::nanoseconds;
-
-// Go's time.ParseDuration: "300ms", "-1.5h", "2h45m", "0". Units ns, us,
-// µs (U+00B5 or U+03BC), ms, s, m, h. A number without unit is an error
-// except "0".
-Result<Duration> ParseDuration(std::string_view text);
-// Go's Duration.String(): "5m0s", "-1.5s", "300ms", "0s".
-std::string FormatDuration(Duration d);
+using kes::Duration;
+using kes::FormatDuration;
+using kes::ParseDuration;
 
 // --- tls -------------------------------------------------------------------
 
@@ -91,100 +86,12 @@ struct CacheConfig {
   keystore::CacheOptions ToCacheOptions() const;
 };
 
-// --- keystore sections ---------------------------------------------------------
+// --- keystore -------------------------------------------------------------------
 
-struct MemoryKeyStoreConfig {};  // `kes server --dev`
-
-struct FsKeyStoreConfig {
-  std::string path;
-};
-
-using AwsSecretsManagerConfig = keystore::aws::SecretsManagerOptions;
-
-// The remaining backends are parsed and validated so that upstream files
-// load, but this build cannot connect to them (ConnectKeyStore fails).
-struct VaultKeyStoreConfig {
-  std::string endpoint;
-  std::string engine = "kv";
-  std::string engine_version = "v1";
-  std::string namespace_;
-  std::string prefix;
-  bool has_transit = false;
-  std::string transit_engine = "transit";
-  std::string transit_key;
-  bool has_approle = false;
-  std::string approle_engine = "approle";
-  std::string approle_namespace;
-  std::string approle_id;
-  std::string approle_secret;
-  bool has_kubernetes = false;
-  std::string kubernetes_engine = "kubernetes";
-  std::string kubernetes_namespace;
-  std::string kubernetes_role;
-  std::string kubernetes_jwt;       // the token (read from the file if jwt was a path)
-  std::string kubernetes_jwt_file;  // non-empty if jwt was given as a path
-  std::string tls_key;
-  std::string tls_cert;
-  std::string tls_ca;
-  Duration status_ping = std::chrono::seconds(15);
-};
-
-struct FortanixKeyStoreConfig {
-  std::string endpoint;
-  std::string group_id;
-  std::string api_key;
-  std::string tls_ca;
-};
-
-struct GemaltoKeyStoreConfig {
-  std::string endpoint;
-  std::string token;
-  std::string domain;
-  std::string tls_ca;
-};
-
-struct GcpKeyStoreConfig {
-  std::string project_id;
-  std::string endpoint;
-  std::vector<std::string> scopes;
-  std::string client_email;
-  std::string client_id;
-  std::string private_key_id;
-  std::string private_key;
-};
-
-struct AzureKeyStoreConfig {
-  std::string endpoint;
-  bool has_credentials = false;
-  std::string tenant_id;
-  std::string client_id;
-  std::string client_secret;
-  bool has_managed_identity = false;
-  std::string managed_identity_client_id;
-};
-
-struct EntrustKeyStoreConfig {
-  std::string endpoint;
-  std::string vault_id;
-  std::string box_id;
-  std::string username;
-  std::string password;
-  std::string tls_ca;
-};
-
-using KeyStoreConfig =
-    std::variant<MemoryKeyStoreConfig, FsKeyStoreConfig, AwsSecretsManagerConfig,
-                 VaultKeyStoreConfig, FortanixKeyStoreConfig, GemaltoKeyStoreConfig,
-                 GcpKeyStoreConfig, AzureKeyStoreConfig, EntrustKeyStoreConfig>;
-
-// "memory", "fs", "aws.secretsmanager", "vault", "fortanix.sdkms",
-// "gemalto.keysecure", "gcp.secretmanager", "azure.keyvault",
-// "entrust.keycontrol".
-std::string KeyStoreKind(const KeyStoreConfig& config);
-
-// Builds the backend. Fails with one line naming the backend for backends
-// this build does not include. Network/disk I/O happens here.
-Result<std::unique_ptr<keystore::KeyStore>> ConnectKeyStore(const KeyStoreConfig& config);
+// The `keystore:` section: one backend's config, decoded and validated by
+// the backend itself (keystore/registry.h). ->Kind() names it ("fs",
+// "vault", "aws.secretsmanager"); ->Connect() builds the running backend.
+using KeyStoreConfig = std::shared_ptr<const keystore::BackendConfig>;
 
 // --- the whole file ------------------------------------------------------------
 

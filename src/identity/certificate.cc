@@ -14,6 +14,7 @@
 #include <cstring>
 #include <memory>
 
+#include "common/os.h"
 #include "crypto/random.h"
 #include "crypto/secret_bytes.h"
 #include "identity/identity.h"
@@ -43,21 +44,6 @@ Status SetRandomSerial(X509* cert) {
     return Status::Internal("x509: failed to set serial number");
   }
   return Status::Ok();
-}
-
-std::string ErrnoText(int err) {
-  switch (err) {
-    case ENOENT:
-      return "no such file or directory";
-    case EACCES:
-      return "permission denied";
-    case EISDIR:
-      return "is a directory";
-    case ENOTDIR:
-      return "not a directory";
-    default:
-      return std::strerror(err);
-  }
 }
 
 std::string DirOf(const std::string& path) {
@@ -232,11 +218,11 @@ Status WriteFileAtomic(const std::string& path, std::string_view data, unsigned 
 
   std::string tmp = path + ".tmp-XXXXXX";
   const int fd = ::mkstemp(tmp.data());
-  if (fd < 0) return Status::Invalid("open " + path + ": " + ErrnoText(errno));
+  if (fd < 0) return Status::Invalid("open " + path + ": " + GoErrnoText(errno));
   auto fail = [&](int err) {
     ::close(fd);
     ::unlink(tmp.c_str());
-    return Status::Invalid("write " + path + ": " + ErrnoText(err));
+    return Status::Invalid("write " + path + ": " + GoErrnoText(err));
   };
   if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) return fail(errno);
   for (size_t off = 0; off < data.size();) {
@@ -256,7 +242,7 @@ Status WriteFileAtomic(const std::string& path, std::string_view data, unsigned 
     if (::rename(tmp.c_str(), path.c_str()) != 0) {
       const int err = errno;
       ::unlink(tmp.c_str());
-      return Status::Invalid("open " + path + ": " + ErrnoText(err));
+      return Status::Invalid("open " + path + ": " + GoErrnoText(err));
     }
   } else {
     const int rc = ::link(tmp.c_str(), path.c_str());
@@ -264,7 +250,7 @@ Status WriteFileAtomic(const std::string& path, std::string_view data, unsigned 
     ::unlink(tmp.c_str());
     if (rc != 0) {
       if (err == EEXIST) return {Code::kAlreadyExists, 400, "file exists"};
-      return Status::Invalid("open " + path + ": " + ErrnoText(err));
+      return Status::Invalid("open " + path + ": " + GoErrnoText(err));
     }
   }
   const int dir = ::open(DirOf(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/os.h"
 #include "crypto/encoding.h"
 #include "crypto/random.h"
 #include "crypto/secret_bytes.h"
@@ -42,13 +43,6 @@ std::pair<std::string_view, std::string_view> GetLine(std::string_view data) {
     line.remove_suffix(1);
   }
   return {line, rest};
-}
-
-std::string OsError(std::string_view op, const std::string& path, int err) {
-  if (err == ENOENT) return std::string(op) + " " + path + ": no such file or directory";
-  if (err == EACCES) return std::string(op) + " " + path + ": permission denied";
-  if (err == EISDIR) return std::string(op) + " " + path + ": is a directory";
-  return std::string(op) + " " + path + ": " + std::strerror(err);
 }
 
 bool IsPrivateKeyType(std::string_view type) {
@@ -250,25 +244,7 @@ std::string EncodePemBlock(const PemBlock& block) {
   return out;
 }
 
-Result<std::string> ReadFileToString(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::Invalid(OsError("open", path, errno));
-  std::string out;
-  char buf[8192];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      return Status::Invalid(OsError("read", path, err));
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
+Result<std::string> ReadFileToString(const std::string& path) { return ReadWholeFile(path); }
 
 Result<std::vector<CertificatePtr>> ParseCertificatesPem(std::string_view text) {
   std::string_view rest = TrimSpace(text);
@@ -357,11 +333,11 @@ Result<PrivateKeyPtr> LoadPrivateKeyFile(const std::string& path, std::string_vi
 
 Result<std::vector<CertificatePtr>> LoadCertificateAuthorities(const std::string& path) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return Status::Invalid(OsError("stat", path, errno));
+  if (::stat(path.c_str(), &st) != 0) return Status::Invalid(GoPathError("stat", path, errno));
   if (!S_ISDIR(st.st_mode)) return LoadCertificateFile(path);
 
   DIR* dir = ::opendir(path.c_str());
-  if (dir == nullptr) return Status::Invalid(OsError("open", path, errno));
+  if (dir == nullptr) return Status::Invalid(GoPathError("open", path, errno));
   std::vector<std::string> files;
   while (const dirent* e = ::readdir(dir)) {
     const std::string name = e->d_name;

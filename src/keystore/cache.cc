@@ -39,7 +39,7 @@ struct Entry {
 
 // One miss in progress for a name; later callers wait on `mu`.
 struct Flight {
-  std::mutex mu;
+  std::timed_mutex mu;
   size_t refs = 0;  // guarded by Shard::flights_mu
 };
 
@@ -132,9 +132,9 @@ struct KeyCache::Impl {
     if (it != shard.flights.end() && --it->second->refs == 0) shard.flights.erase(it);
   }
 
-  Result<KeyRef> Fetch(std::string_view name) {
+  Result<KeyRef> Fetch(std::string_view name, Deadline deadline) {
     backend_gets.fetch_add(1, std::memory_order_relaxed);
-    Result<std::string> stored = store->Get(name);
+    Result<std::string> stored = store->Get(name, deadline);
     if (!stored.ok()) return stored.status();
     Result<crypto::KeyVersion> parsed = crypto::ParseKeyVersion(*stored);
     crypto::Zeroize(stored->data(), stored->size());
@@ -172,7 +172,7 @@ struct KeyCache::Impl {
     add(options.probe_interval, [&] {
       // Any failure of the probe counts as offline (upstream ignores only
       // cancellation, which cannot happen here).
-      offline.store(!store->Status().ok());
+      offline.store(!store->Status(DeadlineIn(options.probe_interval)).ok());
     });
     if (timers.empty()) return;
 
@@ -212,7 +212,7 @@ KeyCache::~KeyCache() {
 
 KeyRef KeyCache::TryGet(std::string_view name) { return impl_->Lookup(name); }
 
-Result<KeyRef> KeyCache::Get(std::string_view name) {
+Result<KeyRef> KeyCache::Get(std::string_view name, Deadline deadline) {
   if (KeyRef key = impl_->Lookup(name)) return key;
 
   Shard& shard = impl_->ShardOf(name);
@@ -225,35 +225,45 @@ Result<KeyRef> KeyCache::Get(std::string_view name) {
     std::string_view name;
     ~Leave() { impl.LeaveFlight(shard, name); }
   } leave{*impl_, shard, name};
-  std::lock_guard lock(flight->mu);
+  // Waits for a fetch of the same name by another caller, but not past the
+  // deadline.
+  std::unique_lock lock(flight->mu, std::defer_lock);
+  if (deadline == kNoDeadline) {
+    lock.lock();
+  } else if (!lock.try_lock_until(deadline)) {
+    return DeadlineExceeded();
+  }
   // Another caller may have filled the entry while we waited.
   if (KeyRef key = impl_->Lookup(name)) return key;
-  Result<KeyRef> fetched = impl_->Fetch(name);
+  Result<KeyRef> fetched = impl_->Fetch(name, deadline);
   if (fetched.ok()) impl_->Insert(name, *fetched);
   return fetched;
 }
 
-kes::Status KeyCache::Create(std::string_view name, const crypto::KeyVersion& key) {
+kes::Status KeyCache::Create(std::string_view name, const crypto::KeyVersion& key,
+                             Deadline deadline) {
   Result<std::string> encoded = crypto::EncodeKeyVersion(key);
   if (!encoded.ok()) return encoded.status();
-  kes::Status s = impl_->store->Create(name, *encoded);
+  kes::Status s = impl_->store->Create(name, *encoded, deadline);
   crypto::Zeroize(encoded->data(), encoded->size());
   return s;
 }
 
-kes::Status KeyCache::Delete(std::string_view name) {
-  kes::Status s = impl_->store->Delete(name);
+kes::Status KeyCache::Delete(std::string_view name, Deadline deadline) {
+  kes::Status s = impl_->store->Delete(name, deadline);
   if (s.ok()) impl_->Evict(name);
   return s;
 }
 
-Result<ListPage> KeyCache::List(std::string_view prefix) { return impl_->store->List(prefix, 0); }
+Result<ListPage> KeyCache::List(std::string_view prefix, Deadline deadline) {
+  return impl_->store->List(prefix, 0, deadline);
+}
 
-Result<KeyStoreState> KeyCache::Status() {
+Result<KeyStoreState> KeyCache::Status(Deadline deadline) {
   if (impl_->offline.load()) {
     return kes::Status::Unreachable("kes: keystore unreachable: keystore is offline");
   }
-  return impl_->store->Status();
+  return impl_->store->Status(deadline);
 }
 
 bool KeyCache::offline() const { return impl_->offline.load(); }

@@ -5,7 +5,8 @@
 //
 // Thread-safety: every method may be called from any thread. TryGet never
 // blocks on the backend and is safe on an I/O thread; all other methods may
-// call the backend and must run on a worker thread.
+// call the backend and must run on a worker thread; they return by their
+// deadline (waiting for another caller's fetch of the same name included).
 #pragma once
 
 #include <chrono>
@@ -45,14 +46,14 @@ class KeyCache {
   // A cached key or, on a miss, fetched from the backend and parsed.
   // KeyNotFound passes through; a corrupt stored value or backend error is
   // an error (the API answers 502 "failed to read key").
-  Result<KeyRef> Get(std::string_view name);
+  Result<KeyRef> Get(std::string_view name, Deadline deadline);
   // Encodes and stores a new key (create-if-absent). Does not cache it.
-  kes::Status Create(std::string_view name, const crypto::KeyVersion& key);
+  kes::Status Create(std::string_view name, const crypto::KeyVersion& key, Deadline deadline);
   // Deletes in the backend; on success evicts the entry.
-  kes::Status Delete(std::string_view name);
-  Result<ListPage> List(std::string_view prefix);
+  kes::Status Delete(std::string_view name, Deadline deadline);
+  Result<ListPage> List(std::string_view prefix, Deadline deadline);
   // kUnreachable immediately while offline, else the backend's Status.
-  Result<KeyStoreState> Status();
+  Result<KeyStoreState> Status(Deadline deadline);
   bool offline() const;
   std::string DisplayName() const;
 

@@ -9,7 +9,9 @@
 //   anything else  -> a backend failure; the message is for the error log only.
 //
 // Implementations must be safe to call from many threads at once. Calls may
-// block (disk, network): the server never calls them on an I/O thread.
+// block (disk, network): the server never calls them on an I/O thread. Every
+// call carries a deadline (the route's timeout): a backend returns by then,
+// with DeadlineExceeded() if it must, instead of holding the worker thread.
 #pragma once
 
 #include <chrono>
@@ -18,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/deadline.h"
 #include "common/status.h"
 
 namespace kes::keystore {
@@ -41,20 +44,20 @@ class KeyStore {
 
   // Reachability probe. Must return kUnreachable when the backend cannot be
   // contacted at all.
-  virtual Result<KeyStoreState> Status() = 0;
+  virtual Result<KeyStoreState> Status(Deadline deadline) = 0;
 
   // Stores `value` under `name` only if absent. Returns OK only once the
   // backend has durably accepted the write.
-  virtual kes::Status Create(std::string_view name, std::string_view value) = 0;
+  virtual kes::Status Create(std::string_view name, std::string_view value, Deadline deadline) = 0;
 
-  virtual Result<std::string> Get(std::string_view name) = 0;
+  virtual Result<std::string> Get(std::string_view name, Deadline deadline) = 0;
 
-  virtual kes::Status Delete(std::string_view name) = 0;
+  virtual kes::Status Delete(std::string_view name, Deadline deadline) = 0;
 
   // Names starting with `prefix` (empty = all), sorted. `limit` <= 0 means
   // "everything": the server always asks for everything and returns one
   // complete page to clients (api.md §4 recommendation).
-  virtual Result<ListPage> List(std::string_view prefix, int limit) = 0;
+  virtual Result<ListPage> List(std::string_view prefix, int limit, Deadline deadline) = 0;
 
   // Stops background work (token renewal, pings). Idempotent.
   virtual void Close() {}

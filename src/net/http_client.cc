@@ -158,7 +158,12 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
   HttpResponse response;
   Sink sink{&response, options_.max_response_bytes};
   std::string url = request.url.ToString();
-  auto timeout = request.timeout.count() > 0 ? request.timeout : options_.request_timeout;
+  const auto timeout = TimeLeft(
+      request.deadline, request.timeout.count() > 0 ? request.timeout : options_.request_timeout);
+  if (timeout.count() == 0) {
+    pool_->Give(h);
+    return DeadlineExceeded();
+  }
 
   curl_easy_setopt(h, CURLOPT_SHARE, pool_->share());
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
@@ -168,10 +173,27 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(options_.connect_timeout.count()));
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+  const bool verify = !options_.insecure_skip_verify;
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, verify ? 1L : 0L);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
   curl_easy_setopt(h, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
-  if (!options_.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_file.c_str());
+  if (!options_.ca_pem.empty()) {
+    // curl copies blobs (CURL_BLOB_COPY).
+    curl_blob ca{const_cast<char*>(options_.ca_pem.data()), options_.ca_pem.size(), CURL_BLOB_COPY};
+    curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca);
+  } else if (!options_.ca_file.empty()) {
+    curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_file.c_str());
+  }
+  if (!options_.client_cert_pem.empty() && !options_.client_key_pem.empty()) {
+    curl_blob cert{const_cast<char*>(options_.client_cert_pem.data()),
+                   options_.client_cert_pem.size(), CURL_BLOB_COPY};
+    curl_blob key{const_cast<char*>(options_.client_key_pem.data()), options_.client_key_pem.size(),
+                  CURL_BLOB_COPY};
+    curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+    curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cert);
+    curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+    curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &key);
+  }
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &OnBody);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);

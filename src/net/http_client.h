@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/deadline.h"
 #include "common/status.h"
 #include "net/url.h"
 
@@ -36,6 +37,8 @@ struct HttpRequest {
   std::string body;
   // Overrides the client's request timeout for this call when > 0.
   std::chrono::milliseconds timeout{0};
+  // The call returns by then (DeadlineExceeded if it cannot start).
+  Deadline deadline = kNoDeadline;
 };
 
 struct HttpResponse {
@@ -51,6 +54,15 @@ struct HttpClientOptions {
   std::chrono::milliseconds connect_timeout{3000};
   std::chrono::milliseconds request_timeout{10000};
   std::string ca_file;  // extra CA bundle (PEM); empty: system trust store
+  // In-memory PEM bundle that replaces the system trust store (Vault's
+  // tls.ca file or directory, read at start-up); wins over ca_file.
+  std::string ca_pem;
+  // Client certificate chain and private key (PEM), presented on every
+  // handshake when both are set.
+  std::string client_cert_pem;
+  std::string client_key_pem;
+  // Turns certificate and host-name verification off (VAULT_SKIP_VERIFY).
+  bool insecure_skip_verify = false;
   bool allow_metadata_http = false;
   // A host configured as http://host: plain HTTP to it is allowed. The
   // configuring code warns once that its traffic is unencrypted.

@@ -80,6 +80,7 @@ asio::awaitable<Dispatched> Dispatch(RequestHead& head, std::string& body, const
   req.body_present = head.body_present;
   req.remote_ip = remote_ip;
   req.received = head.received;
+  if (settings.timeout.count() > 0) req.deadline = out.deadline;
 
   std::optional<Response> early;
   if (!MethodAllowed(head.method, route->method)) {

@@ -44,9 +44,10 @@ Response BackendError(const Status& s, std::string_view fallback, const Request&
 }
 
 asio::awaitable<Result<keystore::KeyRef>> LoadKey(const State& st, Services& sv,
-                                                  const std::string& name) {
-  if (keystore::KeyRef k = st.cache->TryGet(name)) co_return k;
-  co_return co_await Offload(*sv.workers, [&] { return st.cache->Get(name); });
+                                                  const Request& req) {
+  if (keystore::KeyRef k = st.cache->TryGet(req.resource)) co_return k;
+  co_return co_await Offload(*sv.workers,
+                             [&] { return st.cache->Get(req.resource, req.deadline); });
 }
 
 std::optional<std::vector<uint8_t>> DecodeBase64Field(const std::optional<std::string>& v) {
@@ -99,8 +100,8 @@ Response Version() {
   return Response::Json(std::move(body));
 }
 
-asio::awaitable<Response> Ready(const State& st, Services& sv) {
-  auto s = co_await Offload(*sv.workers, [&] { return st.cache->Status(); });
+asio::awaitable<Response> Ready(const Request& req, const State& st, Services& sv) {
+  auto s = co_await Offload(*sv.workers, [&] { return st.cache->Status(req.deadline); });
   if (s.ok()) co_return Response::Empty();
   if (s.status().code() == Code::kUnreachable) {
     co_return Response::Error(504, "key store is not reachable");
@@ -108,8 +109,8 @@ asio::awaitable<Response> Ready(const State& st, Services& sv) {
   co_return Response::Error(502, "key store is unavailable");
 }
 
-asio::awaitable<Response> ServerStatus(const State& st, Services& sv) {
-  auto s = co_await Offload(*sv.workers, [&] { return st.cache->Status(); });
+asio::awaitable<Response> ServerStatus(const Request& req, const State& st, Services& sv) {
+  auto s = co_await Offload(*sv.workers, [&] { return st.cache->Status(req.deadline); });
   const SystemInfo sys = ReadSystemInfo();
   const double uptime =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - sv.started).count();
@@ -188,7 +189,8 @@ asio::awaitable<Response> KeyCreate(const Request& req, const State& st, Service
     co_return Response::Error(400, InvalidKeyName(req.resource));
   auto kv = crypto::NewKeyVersion(crypto::DefaultKeyType(), req.identity);
   if (!kv.ok()) co_return Response::Error(500, "failed to generate encryption key");
-  Status s = co_await Offload(*sv.workers, [&] { return st.cache->Create(req.resource, *kv); });
+  Status s = co_await Offload(*sv.workers,
+                              [&] { return st.cache->Create(req.resource, *kv, req.deadline); });
   if (!s.ok()) co_return BackendError(s, "failed to create key", req, sv);
   AuditKeyEvent(req, sv, "created");
   co_return Response::Empty();
@@ -218,7 +220,8 @@ asio::awaitable<Response> KeyImport(const Request& req, const State& st, Service
   if (!key.ok() || !hmac.ok()) co_return Response::Error(500, "failed to create key");
   crypto::KeyVersion kv{std::move(*key), std::move(*hmac), Timestamp::Now(),
                         std::string(req.identity)};
-  Status s = co_await Offload(*sv.workers, [&] { return st.cache->Create(req.resource, kv); });
+  Status s = co_await Offload(*sv.workers,
+                              [&] { return st.cache->Create(req.resource, kv, req.deadline); });
   if (!s.ok()) co_return BackendError(s, "failed to create key", req, sv);
   AuditKeyEvent(req, sv, "created");
   co_return Response::Empty();
@@ -227,7 +230,7 @@ asio::awaitable<Response> KeyImport(const Request& req, const State& st, Service
 asio::awaitable<Response> KeyDescribe(const Request& req, const State& st, Services& sv) {
   if (!identity::IsValidName(req.resource))
     co_return Response::Error(400, InvalidKeyName(req.resource));
-  auto key = co_await LoadKey(st, sv, req.resource);
+  auto key = co_await LoadKey(st, sv, req);
   if (!key.ok()) co_return BackendError(key.status(), "failed to read key", req, sv);
   const crypto::KeyVersion& kv = **key;
   std::string body;
@@ -248,7 +251,7 @@ asio::awaitable<Response> KeyList(const Request& req, const State& st, Services&
   if (!identity::IsValidPattern(req.resource))
     co_return Response::Error(400, InvalidPattern(req.resource));
   const std::string prefix(PatternPrefix(req.resource));
-  auto page = co_await Offload(*sv.workers, [&] { return st.cache->List(prefix); });
+  auto page = co_await Offload(*sv.workers, [&] { return st.cache->List(prefix, req.deadline); });
   if (!page.ok()) co_return BackendError(page.status(), "failed to list keys", req, sv);
   std::string body;
   JsonWriter w(body);
@@ -268,7 +271,8 @@ asio::awaitable<Response> KeyList(const Request& req, const State& st, Services&
 asio::awaitable<Response> KeyDelete(const Request& req, const State& st, Services& sv) {
   if (!identity::IsValidName(req.resource))
     co_return Response::Error(400, InvalidKeyName(req.resource));
-  Status s = co_await Offload(*sv.workers, [&] { return st.cache->Delete(req.resource); });
+  Status s =
+      co_await Offload(*sv.workers, [&] { return st.cache->Delete(req.resource, req.deadline); });
   if (!s.ok()) co_return BackendError(s, "failed to delete key", req, sv);
   AuditKeyEvent(req, sv, "deleted");
   co_return Response::Empty();
@@ -335,7 +339,7 @@ asio::awaitable<Response> KeyCrypto(const Request& req, const State& st, Service
     }
   } wipe{values};
 
-  auto key = co_await LoadKey(st, sv, req.resource);
+  auto key = co_await LoadKey(st, sv, req);
   if (!key.ok()) co_return BackendError(key.status(), "failed to read key", req, sv);
   const crypto::KeyVersion& kv = **key;
 
@@ -411,7 +415,7 @@ asio::awaitable<Response> KeyBulkDecrypt(const Request& req, const State& st, Se
     inputs.emplace_back(std::move(*ct), std::move(*ctx));
   }
 
-  auto key = co_await LoadKey(st, sv, req.resource);
+  auto key = co_await LoadKey(st, sv, req);
   if (!key.ok()) co_return BackendError(key.status(), "failed to read key", req, sv);
   const crypto::KeyVersion& kv = **key;
 
@@ -654,9 +658,9 @@ asio::awaitable<Response> Handle(const Request& req, const State& st, Services& 
     case RouteId::kVersion:
       co_return Version();
     case RouteId::kReady:
-      co_return co_await Ready(st, sv);
+      co_return co_await Ready(req, st, sv);
     case RouteId::kStatus:
-      co_return co_await ServerStatus(st, sv);
+      co_return co_await ServerStatus(req, st, sv);
     case RouteId::kMetrics:
       co_return MetricsPage(st, sv);
     case RouteId::kApi:

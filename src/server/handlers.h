@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/deadline.h"
 #include "server/logs.h"
 #include "server/metrics.h"
 #include "server/router.h"
@@ -37,6 +38,8 @@ struct Request {
   std::string_view identity;    // empty if the peer has none
   std::string_view remote_ip;
   std::chrono::steady_clock::time_point received;
+  // received + the route's timeout: every keystore call returns by then.
+  Deadline deadline = kNoDeadline;
 };
 
 struct Response {

@@ -21,12 +21,14 @@
 #include <string>
 #include <vector>
 
+#include "common/flags.h"
 #include "common/time.h"
 #include "common/version.h"
 #include "config/config.h"
 #include "crypto/encoding.h"
 #include "crypto/key_version.h"
 #include "identity/api_key.h"
+#include "keystore/memory/memory_keystore.h"
 #include "server/handlers.h"
 #include "server/http_server.h"
 #include "server/logs.h"
@@ -74,85 +76,32 @@ int Fail(const std::string& msg) {
   return 1;
 }
 
-// Go pflag-style parsing. Returns an exit code to stop with, or nullopt.
+// Parses the command line with the CLI's pflag-compatible FlagSet. Returns
+// an exit code to stop with, or nullopt.
 std::optional<int> ParseFlags(int argc, char** argv, Flags* f) {
-  std::vector<std::string> positional;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--") {
-      for (++i; i < argc; ++i) positional.push_back(argv[i]);
-      break;
-    }
-    if (a == "-h" || a == "--help") {
-      std::fputs(kUsage, stderr);
-      return 2;
-    }
-    if (a.size() < 2 || a[0] != '-') {
-      positional.push_back(a);
-      continue;
-    }
-    if (a.rfind("---", 0) == 0) return Fail("bad flag syntax: " + a + ". See 'kes server --help'");
-    std::string name = a, value;
-    bool has_value = false;
-    if (auto eq = a.find('='); eq != std::string::npos) {
-      name = a.substr(0, eq);
-      value = a.substr(eq + 1);
-      has_value = true;
-    }
-    auto take = [&](std::string* out) -> bool {
-      if (!has_value) {
-        if (i + 1 >= argc) return false;
-        value = argv[++i];
-      }
-      *out = value;
-      return true;
-    };
-    auto boolean = [&](bool* out) -> bool {
-      if (!has_value) {
-        *out = true;
-        return true;
-      }
-      if (value == "true" || value == "1" || value == "t" || value == "T" || value == "TRUE" ||
-          value == "True") {
-        *out = true;
-      } else if (value == "false" || value == "0" || value == "f" || value == "F" ||
-                 value == "FALSE" || value == "False") {
-        *out = false;
-      } else {
-        return false;
-      }
-      return true;
-    };
-    std::string* target = nullptr;
-    if (name == "--config") target = &f->config;
-    if (name == "--addr") target = &f->addr;
-    if (name == "--key") target = &f->key;
-    if (name == "--cert") target = &f->cert;
-    if (name == "--auth") target = &f->auth;
-    if (target != nullptr) {
-      if (!take(target))
-        return Fail("flag needs an argument: " + name + ". See 'kes server --help'");
-      continue;
-    }
-    bool* flag = nullptr;
-    if (name == "--dev") flag = &f->dev;
-    if (name == "--mlock") flag = &f->mlock;
-    if (flag != nullptr) {
-      if (!boolean(flag)) {
-        // NOLINTBEGIN(performance-inefficient-string-concatenation): an error message, built once
-        return Fail("invalid argument \"" + value + "\" for \"" + name +
-                    "\" flag: strconv.ParseBool: parsing \"" + value +
-                    "\": invalid syntax. See 'kes server --help'");
-        // NOLINTEND(performance-inefficient-string-concatenation)
-      }
-      continue;
-    }
-    if (name.rfind("--", 0) == 0)
-      return Fail("unknown flag: " + name + ". See 'kes server --help'");
-    return Fail("unknown shorthand flag: '" + std::string(1, name[1]) + "' in " + name +
-                ". See 'kes server --help'");
+  FlagSet fs(kUsage);
+  std::string* config = fs.String("config");
+  std::string* addr = fs.String("addr");
+  std::string* key = fs.String("key");
+  std::string* cert = fs.String("cert");
+  std::string* auth = fs.String("auth");
+  bool* dev = fs.Bool("dev");
+  bool* mlock = fs.Bool("mlock");
+  if (Status s = fs.Parse(std::vector<std::string>(argv + 1, argv + argc)); !s.ok()) {
+    return Fail(s.message() + ". See 'kes server --help'");
   }
-  if (!positional.empty()) return Fail("too many arguments. See 'kes server --help'");
+  if (fs.help()) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  if (!fs.args().empty()) return Fail("too many arguments. See 'kes server --help'");
+  f->config = *config;
+  f->addr = *addr;
+  f->key = *key;
+  f->cert = *cert;
+  f->auth = *auth;
+  f->dev = *dev;
+  f->mlock = *mlock;
   return std::nullopt;
 }
 
@@ -295,7 +244,7 @@ Result<std::shared_ptr<State>> BuildState(const config::ServerConfig& cfg,
   state->created_at = created_at;
   KES_ASSIGN_OR_RETURN(SslCtxPtr ctx, MakeServerTlsContext(cfg.tls, cfg.any_skip_auth()));
   state->tls = std::make_shared<boost::asio::ssl::context>(ctx.release());
-  KES_ASSIGN_OR_RETURN(auto store, config::ConnectKeyStore(cfg.keystore));
+  KES_ASSIGN_OR_RETURN(auto store, cfg.keystore->Connect());
   state->cache = std::make_shared<keystore::KeyCache>(std::move(store), cfg.cache.ToCacheOptions());
   state->log = cfg.log;
   ApplyRouteSettings(cfg.api, state.get());
@@ -306,7 +255,7 @@ Result<std::shared_ptr<State>> BuildState(const config::ServerConfig& cfg,
 Status CreateDeclaredKeys(const std::vector<std::string>& names, const State& state) {
   for (const auto& name : names) {
     KES_ASSIGN_OR_RETURN(auto kv, crypto::NewKeyVersion(crypto::DefaultKeyType(), state.admin));
-    Status s = state.cache->Create(name, kv);
+    Status s = state.cache->Create(name, kv, kNoDeadline);
     if (!s.ok() && s.code() != Code::kAlreadyExists) return s;
   }
   return Status::Ok();
@@ -407,13 +356,12 @@ int RunDev(const Flags& flags) {
   auto ctx = MakeDevTlsContext(*ips);
   if (!ctx.ok()) return Fail(ctx.status().message());
   state->tls = std::make_shared<boost::asio::ssl::context>(ctx->release());
-  auto store = config::ConnectKeyStore(config::MemoryKeyStoreConfig{});
-  if (!store.ok()) return Fail(store.status().message());
+  std::unique_ptr<keystore::KeyStore> store = keystore::NewMemoryKeyStore();
   keystore::CacheOptions opts;
   opts.expiry_any = std::chrono::minutes(5);
   opts.expiry_unused = std::chrono::seconds(30);
   opts.expiry_offline = std::chrono::nanoseconds(0);
-  state->cache = std::make_shared<keystore::KeyCache>(std::move(*store), opts);
+  state->cache = std::make_shared<keystore::KeyCache>(std::move(store), opts);
   ApplyRouteSettings({}, state.get());
   const std::string kms = state->cache->DisplayName();
   rt.services.logs.SetLevels(config::kLevelInfo, true);

@@ -1,13 +1,12 @@
 #include "server/tls.h"
 
 #include <arpa/inet.h>
-#include <openssl/ec.h>
 #include <openssl/err.h>
-#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include <cstring>
 
+#include "identity/certificate.h"
 #include "identity/identity.h"
 #include "identity/pem.h"
 
@@ -138,49 +137,17 @@ Result<SslCtxPtr> MakeServerTlsContext(const config::TlsConfig& tls, bool any_sk
 Result<SslCtxPtr> MakeDevTlsContext(const std::vector<std::string>& ips) {
   KES_ASSIGN_OR_RETURN(SslCtxPtr ctx, NewBaseContext());
 
-  identity::PrivateKeyPtr key(EVP_EC_gen("P-256"));
-  if (!key) return Status::Internal("failed to generate TLS private key: " + OpenSslError());
-  identity::CertificatePtr cert(X509_new());
-  X509_set_version(cert.get(), 2);
-  unsigned char serial[16];
-  RAND_bytes(serial, sizeof serial);
-  serial[0] &= 0x7f;
-  BIGNUM* bn = BN_bin2bn(serial, sizeof serial, nullptr);
-  BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert.get()));
-  BN_free(bn);
-  X509_gmtime_adj(X509_getm_notBefore(cert.get()), 0);
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 90L * 24 * 3600);
-  X509_set_pubkey(cert.get(), key.get());
-  X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
-  X509_set_issuer_name(cert.get(), name);
-
-  auto add_ext = [&](int nid, const std::string& value) {
-    X509V3_CTX v3;
-    X509V3_set_ctx_nodb(&v3);
-    X509V3_set_ctx(&v3, cert.get(), cert.get(), nullptr, nullptr, 0);
-    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &v3, nid, value.c_str());
-    if (ext == nullptr) return false;
-    X509_add_ext(cert.get(), ext, -1);
-    X509_EXTENSION_free(ext);
-    return true;
-  };
-  add_ext(NID_key_usage, "critical,digitalSignature");
-  add_ext(NID_ext_key_usage, "serverAuth");
-  add_ext(NID_basic_constraints, "critical,CA:FALSE");
-  std::string sans;
-  for (const auto& ip : ips) {
-    if (!sans.empty()) sans += ',';
-    sans += "IP:" + ip;
-  }
-  if (!sans.empty() && !add_ext(NID_subject_alt_name, sans)) {
-    return Status::Internal("failed to generate TLS certificate: " + OpenSslError());
-  }
-  if (X509_sign(cert.get(), key.get(), EVP_sha256()) == 0) {
-    return Status::Internal("failed to generate TLS certificate: " + OpenSslError());
-  }
-  if (SSL_CTX_use_certificate(ctx.get(), cert.get()) != 1 ||
+  // ECDSA P-256, CN localhost, serverAuth, the listener's IPs as SANs, 90
+  // days (api.md §2.6.5): identity/ makes every certificate kes creates.
+  KES_ASSIGN_OR_RETURN(identity::PrivateKeyPtr key, identity::GenerateEcdsaP256Key());
+  identity::CertificateOptions opts;
+  opts.common_name = "localhost";
+  opts.ip_addresses = ips;
+  opts.client_auth = false;
+  opts.server_auth = true;
+  auto cert = identity::CreateSelfSignedCertificate(key.get(), opts);
+  if (!cert.ok()) return cert.status().WithContext("failed to generate TLS certificate");
+  if (SSL_CTX_use_certificate(ctx.get(), cert->get()) != 1 ||
       SSL_CTX_use_PrivateKey(ctx.get(), key.get()) != 1) {
     return Status::Internal("failed to generate TLS certificate: " + OpenSslError());
   }

@@ -19,6 +19,7 @@ import base64
 import datetime
 import hashlib
 import ipaddress
+import json
 import os
 import re
 import socket
@@ -630,3 +631,12 @@ def vm_rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+# Stored keys as upstream KES writes them into any keystore: the current format
+# (keystores.md §2.1 worked example) and the legacy JSON format (§2.2).
+UPSTREAM_VALUE = ("CiQKIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4fEAESJAogICEiIyQlJicoKSorLC0uLzAx"
+                  "MjM0NTY3ODk6Ozw9Pj8QARoGCICByKwGIghkaXNhYmxlZA==")
+LEGACY_VALUE = json.dumps({"bytes": base64.b64encode(bytes(range(32))).decode(),
+                           "algorithm": "AES256", "created_at": "2023-01-01T00:00:00Z",
+                           "created_by": "legacy"})

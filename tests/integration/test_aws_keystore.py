@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kes_harness import KesServer, base_config
+from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, KesServer, base_config
 
 SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
 ENDPOINT_DIR = SOURCE_DIR / "tools" / "aws-test-endpoint"
@@ -29,13 +29,6 @@ SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 REGION = "us-east-1"
 AWS_BIN = "/usr/bin/aws"
 
-# A stored key in upstream's current format (keystores.md §2.1 worked example)
-# and in the legacy JSON format (§2.2), as upstream KES would have written them.
-UPSTREAM_VALUE = ("CiQKIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4fEAESJAogICEiIyQlJicoKSorLC0uLzAx"
-                  "MjM0NTY3ODk6Ozw9Pj8QARoGCICByKwGIghkaXNhYmxlZA==")
-LEGACY_VALUE = json.dumps({"bytes": base64.b64encode(bytes(range(32))).decode(),
-                           "algorithm": "AES256", "created_at": "2023-01-01T00:00:00Z",
-                           "created_by": "legacy"})
 
 
 @pytest.fixture(autouse=True)

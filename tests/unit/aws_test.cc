@@ -23,7 +23,6 @@
 #include "aws/error.h"
 #include "aws/ini_file.h"
 #include "aws/json_client.h"
-#include "aws/kms.h"
 #include "aws/retry.h"
 #include "aws/sigv4.h"
 #include "crypto/encoding.h"
@@ -833,64 +832,6 @@ TEST(AwsBase64, BlobsRoundTripStrictly) {
   EXPECT_FALSE(crypto::Base64Decode("aHVudGVyMg"));     // padding required
   EXPECT_FALSE(crypto::Base64Decode("aHVu dGVyMg=="));  // no spaces
   EXPECT_FALSE(crypto::Base64Decode("aH=udGVy"));       // padding only at the end
-}
-
-TEST(Kms, WireFormatAndErrors) {
-  const std::string arn =
-      "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
-  ScriptedServer server(
-      {HttpReply(
-           200, R"({"CiphertextBlob":")" + Base64Encode("blob") + R"(","KeyId":")" + arn + R"("})"),
-       HttpReply(200,
-                 R"({"Plaintext":")" + Base64Encode("hunter2") + R"(","KeyId":")" + arn + R"("})"),
-       HttpReply(400, R"({"__type":"InvalidCiphertextException"})"),
-       HttpReply(200, R"({"Plaintext":")" + Base64Encode(std::string(32, 'k')) +
-                          R"(","CiphertextBlob":")" + Base64Encode("wrapped") + R"(","KeyId":")" +
-                          arn + R"("})"),
-       HttpReply(
-           200, R"({"KeyMetadata":{"KeyId":"1234","Arn":")" + arn +
-                    R"(","KeyState":"Disabled","Enabled":false,"CreationDate":1.499288695918E9}})"),
-       HttpReply(
-           400,
-           R"({"__type":"NotFoundException","message":"Alias arn:aws:kms:us-east-1:123456789012:alias/none is not found."})")});
-  std::vector<std::chrono::milliseconds> sleeps;
-  auto options = KmsClient::Options(*net::Url::Parse(server.url()), "us-east-1");
-  auto json = std::make_unique<JsonClient>(options, std::make_shared<net::HttpClient>(),
-                                           NewStaticProvider(kExampleKeys));
-  KmsClient kms(std::move(json));
-
-  auto ct = kms.Encrypt("alias/test-key", "hunter2", {{"purpose", "test"}});
-  ASSERT_TRUE(ct.ok()) << ct.status().message();
-  EXPECT_EQ(*ct, "blob");
-  auto pt = kms.Decrypt("blob", {{"purpose", "test"}});
-  ASSERT_TRUE(pt.ok());
-  EXPECT_EQ(*pt, "hunter2");
-  EXPECT_EQ(kms.Decrypt("tampered").status().code(), Code::kNotAuthentic);
-  auto dk = kms.GenerateDataKey("alias/test-key");
-  ASSERT_TRUE(dk.ok());
-  EXPECT_EQ(dk->plaintext.size(), 32u);
-  EXPECT_EQ(dk->ciphertext, "wrapped");
-  EXPECT_EQ(dk->key_arn, arn);
-  auto desc = kms.DescribeKey("alias/disabled-key");
-  ASSERT_TRUE(desc.ok());
-  EXPECT_EQ(desc->key_state, "Disabled");
-  EXPECT_FALSE(desc->enabled);
-  auto missing = kms.DescribeKey("alias/none");
-  EXPECT_EQ(missing.status().code(), Code::kNotFound);
-  EXPECT_NE(missing.status().message().find("NotFoundException"), std::string::npos);
-
-  auto reqs = server.requests();
-  ASSERT_EQ(reqs.size(), 6u);
-  EXPECT_EQ(HeaderOf(reqs[0], "X-Amz-Target"), "TrentService.Encrypt");
-  EXPECT_NE(HeaderOf(reqs[0], "Authorization").find("/us-east-1/kms/aws4_request"),
-            std::string::npos);
-  auto enc = nlohmann::json::parse(BodyOf(reqs[0]));
-  EXPECT_EQ(enc["KeyId"], "alias/test-key");
-  EXPECT_EQ(enc["Plaintext"], "aHVudGVyMg==");
-  EXPECT_EQ(enc["EncryptionContext"]["purpose"], "test");
-  EXPECT_EQ(nlohmann::json::parse(BodyOf(reqs[3]))["KeySpec"], "AES_256");
-  EXPECT_EQ(HeaderOf(reqs[4], "X-Amz-Target"), "TrentService.DescribeKey");
-  EXPECT_TRUE(sleeps.empty());
 }
 
 }  // namespace

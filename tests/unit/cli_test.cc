@@ -6,9 +6,9 @@
 
 #include "cli/commands.h"
 #include "cli/connect.h"
-#include "cli/flags.h"
 #include "cli/format.h"
 #include "cli/term.h"
+#include "common/flags.h"
 
 namespace kes::cli {
 namespace {
@@ -146,26 +146,26 @@ TEST_F(EnvTest, MalformedAPIKey) {
 }
 
 TEST(Format, GoDuration) {
-  EXPECT_EQ(GoDuration(nanoseconds(0)), "0s");
-  EXPECT_EQ(GoDuration(milliseconds(2)), "2ms");
-  EXPECT_EQ(GoDuration(milliseconds(1235)), "1.235s");
-  EXPECT_EQ(GoDuration(seconds(15)), "15s");
-  EXPECT_EQ(GoDuration(seconds(90)), "1m30s");
-  EXPECT_EQ(GoDuration(seconds(3600)), "1h0m0s");
-  EXPECT_EQ(GoDuration(nanoseconds(1)), "1ns");
-  EXPECT_EQ(GoDuration(nanoseconds(1500)), "1.5µs");
+  EXPECT_EQ(FormatDuration(nanoseconds(0)), "0s");
+  EXPECT_EQ(FormatDuration(milliseconds(2)), "2ms");
+  EXPECT_EQ(FormatDuration(milliseconds(1235)), "1.235s");
+  EXPECT_EQ(FormatDuration(seconds(15)), "15s");
+  EXPECT_EQ(FormatDuration(seconds(90)), "1m30s");
+  EXPECT_EQ(FormatDuration(seconds(3600)), "1h0m0s");
+  EXPECT_EQ(FormatDuration(nanoseconds(1)), "1ns");
+  EXPECT_EQ(FormatDuration(nanoseconds(1500)), "1.5µs");
 }
 
 TEST(Format, RoundAndParseDuration) {
   EXPECT_EQ(RoundDuration(nanoseconds(2'499'999), milliseconds(1)), milliseconds(2));
   EXPECT_EQ(RoundDuration(nanoseconds(2'500'000), milliseconds(1)), milliseconds(3));
-  EXPECT_EQ(ParseGoDuration("5s"), nanoseconds(seconds(5)));
-  EXPECT_EQ(ParseGoDuration("1m30s"), nanoseconds(seconds(90)));
-  EXPECT_EQ(ParseGoDuration("250ms"), nanoseconds(milliseconds(250)));
-  EXPECT_EQ(ParseGoDuration("720h"), nanoseconds(seconds(720 * 3600)));
-  EXPECT_FALSE(ParseGoDuration("abc"));
-  EXPECT_FALSE(ParseGoDuration("5"));
-  EXPECT_FALSE(ParseGoDuration(""));
+  EXPECT_EQ(*ParseDuration("5s"), nanoseconds(seconds(5)));
+  EXPECT_EQ(*ParseDuration("1m30s"), nanoseconds(seconds(90)));
+  EXPECT_EQ(*ParseDuration("250ms"), nanoseconds(milliseconds(250)));
+  EXPECT_EQ(*ParseDuration("720h"), nanoseconds(seconds(720 * 3600)));
+  EXPECT_FALSE(ParseDuration("abc").ok());
+  EXPECT_FALSE(ParseDuration("5").ok());
+  EXPECT_FALSE(ParseDuration("").ok());
 }
 
 TEST(Format, Sizes) {

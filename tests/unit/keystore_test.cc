@@ -19,12 +19,14 @@
 #include "keystore/fs/fs_keystore.h"
 #include "keystore/list.h"
 #include "keystore/memory/memory_keystore.h"
+#include "keystore_contract.h"
 #include "vectors.h"
 
 namespace kes::keystore {
 namespace {
 
 namespace stdfs = std::filesystem;
+using kes::testing::kStoredKey;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
@@ -44,23 +46,7 @@ void WriteFile(const stdfs::path& p, std::string_view content) {
   out << content;
 }
 
-// Polls `cond` until it holds or a generous deadline passes (never a timing
-// assertion: a slow machine only makes the loop run longer).
-template <typename Cond>
-bool Eventually(Cond cond) {
-  const auto deadline = std::chrono::steady_clock::now() + seconds(30);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return cond();
-}
-
-// A current-format stored value (keystores.md §2.1 worked example).
-constexpr const char* kStoredKey =
-    "CiQKIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4fEAESJAogICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Oz"
-    "w9"
-    "Pj8QARoGCICByKwGIghkaXNhYmxlZA==";
+using kes::testing::Eventually;
 
 // ---- vectors ----------------------------------------------------------------
 
@@ -116,42 +102,13 @@ TEST(FsKeystore, ValidNameVectors) {
 
 // ---- shared backend contract ------------------------------------------------------
 
-void ExerciseContract(KeyStore& ks) {
-  ASSERT_TRUE(ks.Status().ok());
-  EXPECT_EQ(ks.Get("missing").status(), Status::KeyNotFound());
-  EXPECT_EQ(ks.Delete("missing"), Status::KeyNotFound());
-  ASSERT_TRUE(ks.Create("my-key", kStoredKey).ok());
-  EXPECT_EQ(ks.Create("my-key", "other"), Status::KeyExists());
-  auto got = ks.Get("my-key");
-  ASSERT_TRUE(got.ok()) << got.status().message();
-  EXPECT_EQ(*got, kStoredKey);  // unchanged bytes
-  ASSERT_TRUE(ks.Create("my-key2", "v2").ok());
-  ASSERT_TRUE(ks.Create("0-key", "v0").ok());
-  auto list = ks.List("", 0);
-  ASSERT_TRUE(list.ok());
-  EXPECT_EQ(list->names, (std::vector<std::string>{"0-key", "my-key", "my-key2"}));
-  EXPECT_EQ(list->continue_at, "");
-  list = ks.List("my", 0);
-  ASSERT_TRUE(list.ok());
-  EXPECT_EQ(list->names, (std::vector<std::string>{"my-key", "my-key2"}));
-  list = ks.List("my", 1);
-  ASSERT_TRUE(list.ok());
-  EXPECT_EQ(list->names, (std::vector<std::string>{"my-key"}));
-  EXPECT_EQ(list->continue_at, "my-key2");
-  ASSERT_TRUE(ks.Delete("my-key").ok());
-  EXPECT_EQ(ks.Get("my-key").status(), Status::KeyNotFound());
-  EXPECT_EQ(ks.Delete("my-key"), Status::KeyNotFound());
-  ASSERT_TRUE(ks.Create("my-key", "again").ok());  // a deleted name can be created again
-  EXPECT_EQ(*ks.Get("my-key"), "again");
-}
-
 TEST(MemoryKeystore, Contract) {
   auto ks = NewMemoryKeyStore();
   EXPECT_EQ(ks->DisplayName(), "In Memory");
-  auto st = ks->Status();
+  auto st = ks->Status(kNoDeadline);
   ASSERT_TRUE(st.ok());
   EXPECT_EQ(st->latency, milliseconds(1));
-  ExerciseContract(*ks);
+  kes::testing::ExerciseContract(*ks);
 }
 
 // ---- filesystem keystore -------------------------------------------------------------
@@ -171,7 +128,7 @@ class FsKeystoreTest : public ::testing::Test {
 TEST_F(FsKeystoreTest, Contract) {
   auto ks = OpenAt(dir_ / "keys");
   ASSERT_NE(ks, nullptr);
-  ExerciseContract(*ks);
+  kes::testing::ExerciseContract(*ks);
 }
 
 TEST_F(FsKeystoreTest, CreatesDirectoryWithParentsAndPrivateModes) {
@@ -183,7 +140,7 @@ TEST_F(FsKeystoreTest, CreatesDirectoryWithParentsAndPrivateModes) {
   ASSERT_EQ(::stat(keys.c_str(), &st), 0);
   EXPECT_TRUE(S_ISDIR(st.st_mode));
   EXPECT_EQ(st.st_mode & 0777, 0700u);
-  ASSERT_TRUE(ks->Create("k1", kStoredKey).ok());
+  ASSERT_TRUE(ks->Create("k1", kStoredKey, kNoDeadline).ok());
   ASSERT_EQ(::stat((keys / "k1").c_str(), &st), 0);
   EXPECT_TRUE(S_ISREG(st.st_mode));
   EXPECT_EQ(st.st_mode & 0777, 0600u);
@@ -216,18 +173,18 @@ TEST_F(FsKeystoreTest, ServesADirectoryWrittenByUpstream) {
   auto ks = OpenAt(dir_);
   ASSERT_NE(ks, nullptr);
   for (const auto& [name, value] : keys) {
-    auto got = ks->Get(name);
+    auto got = ks->Get(name, kNoDeadline);
     ASSERT_TRUE(got.ok()) << name;
     EXPECT_EQ(*got, value);
   }
   // Through the cache every one of them parses.
   KeyCache cache(std::move(ks), CacheOptions{});
   for (const auto& [name, value] : keys) {
-    auto key = cache.Get(name);
+    auto key = cache.Get(name, kNoDeadline);
     ASSERT_TRUE(key.ok()) << name << ": " << key.status().message();
     EXPECT_EQ(cache.TryGet(name), *key);
   }
-  auto list = cache.List("key-");
+  auto list = cache.List("key-", kNoDeadline);
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(list->names.size(), keys.size());
 }
@@ -238,7 +195,7 @@ TEST_F(FsKeystoreTest, AFileWeWriteIsTheBytesWeWereGiven) {
   auto kv = crypto::ParseKeyVersion(kStoredKey);
   ASSERT_TRUE(kv.ok()) << kv.status().message();
   KeyCache cache(std::move(ks), CacheOptions{});
-  ASSERT_TRUE(cache.Create("created", *kv).ok());
+  ASSERT_TRUE(cache.Create("created", *kv, kNoDeadline).ok());
   // Upstream reads it back: it is the base64 protobuf text, nothing more.
   auto reparsed = crypto::ParseKeyVersion(ReadFile(dir_ / "created"));
   ASSERT_TRUE(reparsed.ok()) << reparsed.status().message();
@@ -251,9 +208,14 @@ TEST_F(FsKeystoreTest, InvalidAndTraversalNamesRejected) {
   ASSERT_NE(ks, nullptr);
   WriteFile(dir_ / "outside", "secret");
   for (const char* bad : {"", ".", "..", "../outside", "a/b", "a\\b", ".hidden", "my.key"}) {
-    EXPECT_EQ(ks->Create(bad, "v").message(), "fs: key name contains invalid character") << bad;
-    EXPECT_EQ(ks->Get(bad).status().message(), "fs: key name contains invalid character") << bad;
-    EXPECT_EQ(ks->Delete(bad).message(), "fs: key name contains invalid character") << bad;
+    EXPECT_EQ(ks->Create(bad, "v", kNoDeadline).message(),
+              "fs: key name contains invalid character")
+        << bad;
+    EXPECT_EQ(ks->Get(bad, kNoDeadline).status().message(),
+              "fs: key name contains invalid character")
+        << bad;
+    EXPECT_EQ(ks->Delete(bad, kNoDeadline).message(), "fs: key name contains invalid character")
+        << bad;
   }
   EXPECT_TRUE(stdfs::exists(dir_ / "outside"));
 }
@@ -268,7 +230,7 @@ TEST_F(FsKeystoreTest, ConcurrentCreatesOfOneNameHaveExactlyOneWinner) {
   for (int i = 0; i < kThreads; ++i) {
     threads.emplace_back([&, i] {
       while (!go.load()) std::this_thread::yield();
-      Status s = ks->Create("contested", "value-" + std::to_string(i));
+      Status s = ks->Create("contested", "value-" + std::to_string(i), kNoDeadline);
       if (s.ok())
         ++ok;
       else if (s == Status::KeyExists())
@@ -284,7 +246,7 @@ TEST_F(FsKeystoreTest, ConcurrentCreatesOfOneNameHaveExactlyOneWinner) {
   EXPECT_EQ(other.load(), 0);
   // The stored value is exactly one writer's, complete.
   EXPECT_TRUE(ReadFile(dir_ / "contested").starts_with("value-"));
-  auto list = ks->List("", 0);
+  auto list = ks->List("", 0, kNoDeadline);
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(list->names, std::vector<std::string>{"contested"});
 }
@@ -292,12 +254,12 @@ TEST_F(FsKeystoreTest, ConcurrentCreatesOfOneNameHaveExactlyOneWinner) {
 TEST_F(FsKeystoreTest, ListIgnoresHiddenFilesAndDirectories) {
   auto ks = OpenAt(dir_);
   ASSERT_NE(ks, nullptr);
-  ASSERT_TRUE(ks->Create("b", "1").ok());
-  ASSERT_TRUE(ks->Create("a", "2").ok());
+  ASSERT_TRUE(ks->Create("b", "1", kNoDeadline).ok());
+  ASSERT_TRUE(ks->Create("a", "2", kNoDeadline).ok());
   WriteFile(dir_ / ".kes-tmp-0123", "partial");
   WriteFile(dir_ / ".DS_Store", "x");
   stdfs::create_directory(dir_ / "subdir");
-  auto list = ks->List("", 0);
+  auto list = ks->List("", 0, kNoDeadline);
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(list->names, (std::vector<std::string>{"a", "b"}));
 }
@@ -313,7 +275,7 @@ TEST_F(FsKeystoreTest, StaleTemporariesAreRemovedInTheBackgroundAfterOpen) {
   auto ks = OpenAt(dir_);
   ASSERT_NE(ks, nullptr);
   // The store serves while the clean-up runs.
-  auto got = ks->Get("key");
+  auto got = ks->Get("key", kNoDeadline);
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(*got, "value");
   fs::WaitForStartupCleanup(*ks);
@@ -354,15 +316,15 @@ TEST_F(FsKeystoreTest, VanishedDirectoryIsUnreachable) {
   const stdfs::path keys = dir_ / "keys";
   auto ks = OpenAt(keys);
   ASSERT_NE(ks, nullptr);
-  ASSERT_TRUE(ks->Create("k", "v").ok());
+  ASSERT_TRUE(ks->Create("k", "v", kNoDeadline).ok());
   stdfs::remove_all(keys);
-  auto st = ks->Status();
+  auto st = ks->Status(kNoDeadline);
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.status().code(), Code::kUnreachable);
-  EXPECT_EQ(ks->Get("k").status().code(), Code::kUnreachable);
-  EXPECT_EQ(ks->Delete("k").code(), Code::kUnreachable);
-  EXPECT_EQ(ks->List("", 0).status().code(), Code::kUnreachable);
-  EXPECT_EQ(ks->Create("k2", "v").code(), Code::kUnreachable);
+  EXPECT_EQ(ks->Get("k", kNoDeadline).status().code(), Code::kUnreachable);
+  EXPECT_EQ(ks->Delete("k", kNoDeadline).code(), Code::kUnreachable);
+  EXPECT_EQ(ks->List("", 0, kNoDeadline).status().code(), Code::kUnreachable);
+  EXPECT_EQ(ks->Create("k2", "v", kNoDeadline).code(), Code::kUnreachable);
 }
 
 // Only regular files are keys: a dangling symlink once made List fail with
@@ -371,18 +333,18 @@ TEST_F(FsKeystoreTest, VanishedDirectoryIsUnreachable) {
 TEST_F(FsKeystoreTest, OnlyRegularFilesAreKeysAndNoEntryBlocksOrBreaksListing) {
   auto ks = OpenAt(dir_);
   ASSERT_NE(ks, nullptr);
-  ASSERT_TRUE(ks->Create("key", "v").ok());
+  ASSERT_TRUE(ks->Create("key", "v", kNoDeadline).ok());
   stdfs::create_symlink(dir_ / "nowhere", dir_ / "dangling");
   stdfs::create_symlink(dir_ / "key", dir_ / "alias");
   ASSERT_EQ(::mkfifo((dir_ / "fifo").c_str(), 0600), 0);
   stdfs::create_directory(dir_ / "subdir");
 
-  auto list = ks->List("", 0);
+  auto list = ks->List("", 0, kNoDeadline);
   ASSERT_TRUE(list.ok()) << list.status().message();
   EXPECT_EQ(list->names, std::vector<std::string>{"key"});
 
   for (const char* name : {"fifo", "dangling", "alias", "subdir"}) {
-    auto get = std::async(std::launch::async, [&] { return ks->Get(name); });
+    auto get = std::async(std::launch::async, [&] { return ks->Get(name, kNoDeadline); });
     if (get.wait_for(seconds(10)) != std::future_status::ready) {
       // Release the blocked open so that the test ends instead of hanging.
       const int w = ::open((dir_ / name).c_str(), O_WRONLY | O_NONBLOCK);
@@ -392,7 +354,7 @@ TEST_F(FsKeystoreTest, OnlyRegularFilesAreKeysAndNoEntryBlocksOrBreaksListing) {
     auto r = get.get();
     EXPECT_EQ(r.status().code(), Code::kNotFound) << name << ": " << r.status().message();
   }
-  EXPECT_TRUE(ks->Get("key").ok());
+  EXPECT_TRUE(ks->Get("key", kNoDeadline).ok());
 }
 
 TEST_F(FsKeystoreTest, ValuesOverOneMebibyteAreRefused) {
@@ -400,8 +362,8 @@ TEST_F(FsKeystoreTest, ValuesOverOneMebibyteAreRefused) {
   ASSERT_NE(ks, nullptr);
   WriteFile(dir_ / "huge", std::string((1 << 20) + 1, 'A'));
   WriteFile(dir_ / "max", std::string(1 << 20, 'A'));
-  EXPECT_FALSE(ks->Get("huge").ok());
-  auto max = ks->Get("max");
+  EXPECT_FALSE(ks->Get("huge", kNoDeadline).ok());
+  auto max = ks->Get("max", kNoDeadline);
   ASSERT_TRUE(max.ok());
   EXPECT_EQ(max->size(), size_t{1} << 20);
 }
@@ -424,19 +386,19 @@ class FakeStore : public KeyStore {
   explicit FakeStore(std::shared_ptr<Shared> s) : s_(std::move(s)) {}
 
   std::string DisplayName() const override { return "Fake"; }
-  Result<KeyStoreState> Status() override {
+  Result<KeyStoreState> Status(Deadline) override {
     ++s_->statuses;
     if (s_->down) return kes::Status::Unreachable("kes: keystore unreachable: down");
     return KeyStoreState{milliseconds(2)};
   }
-  kes::Status Create(std::string_view name, std::string_view value) override {
+  kes::Status Create(std::string_view name, std::string_view value, Deadline) override {
     std::lock_guard lock(s_->mu);
     if (!s_->values.emplace(std::string(name), std::string(value)).second) {
       return kes::Status::KeyExists();
     }
     return kes::Status::Ok();
   }
-  Result<std::string> Get(std::string_view name) override {
+  Result<std::string> Get(std::string_view name, Deadline) override {
     ++s_->gets;
     std::unique_lock lock(s_->mu);
     s_->cv.wait_for(lock, seconds(10), [&] { return s_->entered.load() >= s_->gate; });
@@ -445,12 +407,12 @@ class FakeStore : public KeyStore {
     if (it == s_->values.end()) return kes::Status::KeyNotFound();
     return it->second;
   }
-  kes::Status Delete(std::string_view name) override {
+  kes::Status Delete(std::string_view name, Deadline) override {
     std::lock_guard lock(s_->mu);
     if (s_->values.erase(std::string(name)) == 0) return kes::Status::KeyNotFound();
     return kes::Status::Ok();
   }
-  Result<ListPage> List(std::string_view prefix, int limit) override {
+  Result<ListPage> List(std::string_view prefix, int limit, Deadline) override {
     std::lock_guard lock(s_->mu);
     std::vector<std::string> names;
     for (const auto& [k, v] : s_->values) names.push_back(k);
@@ -482,7 +444,7 @@ TEST(KeyCache, SingleFlightOnMiss) {
     threads.emplace_back([&, i] {
       ++shared->entered;
       shared->cv.notify_all();
-      auto r = cache.Get("k");
+      auto r = cache.Get("k", kNoDeadline);
       if (r.ok()) {
         ++ok;
         refs[i] = *r;
@@ -495,18 +457,38 @@ TEST(KeyCache, SingleFlightOnMiss) {
   EXPECT_EQ(cache.backend_gets(), 1u);
   for (const KeyRef& r : refs) EXPECT_EQ(r, refs[0]);  // one parsed key shared by all
   // A warm cache makes no backend call.
-  ASSERT_TRUE(cache.Get("k").ok());
+  ASSERT_TRUE(cache.Get("k", kNoDeadline).ok());
   EXPECT_EQ(cache.backend_gets(), 1u);
+}
+
+TEST(KeyCache, AWaiterGivesUpAtItsDeadlineWhileAnotherFetchHangs) {
+  auto shared = std::make_shared<FakeStore::Shared>();
+  shared->values["k"] = kStoredKey;
+  shared->gate = 1000;  // the backend hangs until released
+  KeyCache cache(std::make_unique<FakeStore>(shared), NoTimers());
+  std::thread first([&] { EXPECT_TRUE(cache.Get("k", kNoDeadline).ok()); });
+  ASSERT_TRUE(Eventually([&] { return shared->gets.load() == 1; }));
+  // The second caller of the same name waits for the first fetch, but only
+  // until its own deadline: its worker thread is free again.
+  auto r = cache.Get("k", DeadlineIn(milliseconds(200)));
+  EXPECT_EQ(r.status(), DeadlineExceeded());
+  {
+    std::lock_guard lock(shared->mu);
+    shared->gate = 0;
+  }
+  shared->cv.notify_all();
+  first.join();
+  EXPECT_EQ(shared->gets.load(), 1);
 }
 
 TEST(KeyCache, MissesAreNotCachedAndErrorsPropagate) {
   auto shared = std::make_shared<FakeStore::Shared>();
   shared->values["corrupt"] = "not base64 protobuf!";
   KeyCache cache(std::make_unique<FakeStore>(shared), NoTimers());
-  EXPECT_EQ(cache.Get("nope").status(), Status::KeyNotFound());
-  EXPECT_EQ(cache.Get("nope").status(), Status::KeyNotFound());
+  EXPECT_EQ(cache.Get("nope", kNoDeadline).status(), Status::KeyNotFound());
+  EXPECT_EQ(cache.Get("nope", kNoDeadline).status(), Status::KeyNotFound());
   EXPECT_EQ(cache.backend_gets(), 2u);  // no negative caching
-  auto corrupt = cache.Get("corrupt");
+  auto corrupt = cache.Get("corrupt", kNoDeadline);
   ASSERT_FALSE(corrupt.ok());
   EXPECT_EQ(corrupt.status().http_status(), 502);
   EXPECT_EQ(cache.TryGet("corrupt"), nullptr);
@@ -518,12 +500,12 @@ TEST(KeyCache, CachedKeysCountsEntries) {
   shared->values["b"] = kStoredKey;
   KeyCache cache(std::make_unique<FakeStore>(shared), NoTimers());
   EXPECT_EQ(cache.cached_keys(), 0u);
-  ASSERT_TRUE(cache.Get("a").ok());
-  ASSERT_TRUE(cache.Get("a").ok());
-  ASSERT_TRUE(cache.Get("b").ok());
-  EXPECT_FALSE(cache.Get("missing").ok());
+  ASSERT_TRUE(cache.Get("a", kNoDeadline).ok());
+  ASSERT_TRUE(cache.Get("a", kNoDeadline).ok());
+  ASSERT_TRUE(cache.Get("b", kNoDeadline).ok());
+  EXPECT_FALSE(cache.Get("missing", kNoDeadline).ok());
   EXPECT_EQ(cache.cached_keys(), 2u);
-  ASSERT_TRUE(cache.Delete("a").ok());
+  ASSERT_TRUE(cache.Delete("a", kNoDeadline).ok());
   EXPECT_EQ(cache.cached_keys(), 1u);
 }
 
@@ -532,21 +514,21 @@ TEST(KeyCache, CreateDoesNotCacheDeleteEvicts) {
   KeyCache cache(std::make_unique<FakeStore>(shared), NoTimers());
   auto kv = crypto::ParseKeyVersion(kStoredKey);
   ASSERT_TRUE(kv.ok());
-  ASSERT_TRUE(cache.Create("k", *kv).ok());
-  EXPECT_EQ(cache.Create("k", *kv), Status::KeyExists());
+  ASSERT_TRUE(cache.Create("k", *kv, kNoDeadline).ok());
+  EXPECT_EQ(cache.Create("k", *kv, kNoDeadline), Status::KeyExists());
   EXPECT_EQ(shared->values["k"], kStoredKey);  // encoded like upstream
   EXPECT_EQ(cache.TryGet("k"), nullptr);
-  ASSERT_TRUE(cache.Get("k").ok());
+  ASSERT_TRUE(cache.Get("k", kNoDeadline).ok());
   EXPECT_NE(cache.TryGet("k"), nullptr);
-  ASSERT_TRUE(cache.Delete("k").ok());
+  ASSERT_TRUE(cache.Delete("k", kNoDeadline).ok());
   EXPECT_EQ(cache.TryGet("k"), nullptr);
-  EXPECT_EQ(cache.Delete("k"), Status::KeyNotFound());
+  EXPECT_EQ(cache.Delete("k", kNoDeadline), Status::KeyNotFound());
   // A key deleted directly in the backend keeps being served from the cache.
-  ASSERT_TRUE(cache.Create("k2", *kv).ok());
-  ASSERT_TRUE(cache.Get("k2").ok());
+  ASSERT_TRUE(cache.Create("k2", *kv, kNoDeadline).ok());
+  ASSERT_TRUE(cache.Get("k2", kNoDeadline).ok());
   shared->values.erase("k2");
-  EXPECT_TRUE(cache.Get("k2").ok());
-  auto list = cache.List("");
+  EXPECT_TRUE(cache.Get("k2", kNoDeadline).ok());
+  auto list = cache.List("", kNoDeadline);
   ASSERT_TRUE(list.ok());
   EXPECT_TRUE(list->names.empty());
   EXPECT_EQ(cache.DisplayName(), "Fake");
@@ -558,7 +540,7 @@ TEST(KeyCache, AnyExpiryFlushesEverything) {
   CacheOptions o = NoTimers();
   o.expiry_any = milliseconds(20);
   KeyCache cache(std::make_unique<FakeStore>(shared), o);
-  ASSERT_TRUE(cache.Get("k").ok());
+  ASSERT_TRUE(cache.Get("k", kNoDeadline).ok());
   // Used or not, the entry is dropped by the periodic flush.
   EXPECT_TRUE(Eventually([&] { return cache.TryGet("k") == nullptr; }));
 }
@@ -569,12 +551,12 @@ TEST(KeyCache, UnusedEntriesAreEvicted) {
   CacheOptions o = NoTimers();
   o.expiry_unused = milliseconds(40);
   KeyCache cache(std::make_unique<FakeStore>(shared), o);
-  ASSERT_TRUE(cache.Get("k").ok());
+  ASSERT_TRUE(cache.Get("k", kNoDeadline).ok());
   // Probing with Get would mark the key used; watch the backend counter
   // instead, probing rarely enough for two sweeps to pass between probes.
   EXPECT_TRUE(Eventually([&] {
     std::this_thread::sleep_for(milliseconds(200));
-    return cache.Get("k").ok() && cache.backend_gets() > 1;
+    return cache.Get("k", kNoDeadline).ok() && cache.backend_gets() > 1;
   }));
 }
 
@@ -588,21 +570,21 @@ TEST(KeyCache, OfflineKeepsServingCachedKeys) {
   o.probe_interval = milliseconds(10);
   KeyCache cache(std::make_unique<FakeStore>(shared), o);
   EXPECT_FALSE(cache.offline());
-  ASSERT_TRUE(cache.Status().ok());
+  ASSERT_TRUE(cache.Status(kNoDeadline).ok());
 
   shared->down = true;
   ASSERT_TRUE(Eventually([&] { return cache.offline(); }));
   // The probe keeps failing, so the cache stays offline from here on; a key
   // fetched now is cached while the normal flushes are suspended.
-  ASSERT_TRUE(cache.Get("k").ok());
+  ASSERT_TRUE(cache.Get("k", kNoDeadline).ok());
   shared->get_down = true;
   const int probes = shared->statuses.load();
   // Several "any" periods pass; the cached key survives, uncached ones fail.
   ASSERT_TRUE(Eventually([&] { return shared->statuses.load() >= probes + 5; }));
   EXPECT_NE(cache.TryGet("k"), nullptr);
-  EXPECT_FALSE(cache.Get("other").ok());
+  EXPECT_FALSE(cache.Get("other", kNoDeadline).ok());
   // Status answers from the flag.
-  auto st = cache.Status();
+  auto st = cache.Status(kNoDeadline);
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.status().code(), Code::kUnreachable);
   EXPECT_EQ(st.status().message(), "kes: keystore unreachable: keystore is offline");
@@ -623,7 +605,7 @@ TEST(KeyCache, WithoutOfflineCachingFlushesContinue) {
   KeyCache cache(std::make_unique<FakeStore>(shared), o);
   shared->down = true;
   ASSERT_TRUE(Eventually([&] { return cache.offline(); }));
-  ASSERT_TRUE(cache.Get("k").ok());
+  ASSERT_TRUE(cache.Get("k", kNoDeadline).ok());
   EXPECT_TRUE(Eventually([&] { return cache.TryGet("k") == nullptr; }));
 }
 

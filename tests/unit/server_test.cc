@@ -360,13 +360,13 @@ TEST(ServerLogs, SubscribersGetEventsUntilUnsubscribed) {
 class ThrowingStore : public keystore::KeyStore {
  public:
   std::string DisplayName() const override { return "Throwing"; }
-  Result<keystore::KeyStoreState> Status() override { throw std::runtime_error("status"); }
-  kes::Status Create(std::string_view, std::string_view) override {
+  Result<keystore::KeyStoreState> Status(Deadline) override { throw std::runtime_error("status"); }
+  kes::Status Create(std::string_view, std::string_view, Deadline) override {
     throw std::runtime_error("create");
   }
-  Result<std::string> Get(std::string_view) override { throw std::runtime_error("get"); }
-  kes::Status Delete(std::string_view) override { throw std::runtime_error("delete"); }
-  Result<keystore::ListPage> List(std::string_view, int) override {
+  Result<std::string> Get(std::string_view, Deadline) override { throw std::runtime_error("get"); }
+  kes::Status Delete(std::string_view, Deadline) override { throw std::runtime_error("delete"); }
+  Result<keystore::ListPage> List(std::string_view, int, Deadline) override {
     throw std::logic_error("list");
   }
 };

@@ -56,11 +56,12 @@ class SecretsManagerKeyStore : public KeyStore {
 
   std::string DisplayName() const override { return "AWS SecretsManager: " + display_; }
 
-  Result<KeyStoreState> Status() override {
+  Result<KeyStoreState> Status(Deadline deadline) override {
     // Like upstream: an unsigned GET of the endpoint; any HTTP answer means
     // reachable. Bounded by the client's 10 s request timeout.
     net::HttpRequest req;
     req.url = endpoint_;
+    req.deadline = deadline;
     auto start = std::chrono::steady_clock::now();
     auto resp = http_->Do(req);
     if (!resp.ok()) {
@@ -71,7 +72,7 @@ class SecretsManagerKeyStore : public KeyStore {
     return KeyStoreState{std::chrono::steady_clock::now() - start};
   }
 
-  kes::Status Create(std::string_view name, std::string_view value) override {
+  kes::Status Create(std::string_view name, std::string_view value, Deadline deadline) override {
     nlohmann::json in = {{"Name", name}, {"SecretString", value}};
     // One token per logical create, reused by every retry: a retry after a
     // lost success is then a no-op instead of ResourceExistsException.
@@ -79,29 +80,29 @@ class SecretsManagerKeyStore : public KeyStore {
     if (token.empty()) return kes::Status::Internal("aws: CSPRNG failure");
     in["ClientRequestToken"] = token;
     if (!kms_key_.empty()) in["KmsKeyId"] = kms_key_;
-    CallResult r = client_->Call("CreateSecret", in);
+    CallResult r = client_->Call("CreateSecret", in, deadline);
     auto& sent = in["SecretString"].get_ref<std::string&>();
     OPENSSL_cleanse(sent.data(), sent.size());
     if (r.ok()) return kes::Status::Ok();
     return MapAwsError(Operation::kCreate, name, *r.error);
   }
 
-  Result<std::string> Get(std::string_view name) override {
-    CallResult r = client_->Call("GetSecretValue", {{"SecretId", name}});
+  Result<std::string> Get(std::string_view name, Deadline deadline) override {
+    CallResult r = client_->Call("GetSecretValue", {{"SecretId", name}}, deadline);
     if (!r.ok()) {
       return MapAwsError(Operation::kRead, name, *r.error);
     }
     return TakeSecretValue(r.body, name);
   }
 
-  kes::Status Delete(std::string_view name) override {
-    CallResult r =
-        client_->Call("DeleteSecret", {{"SecretId", name}, {"ForceDeleteWithoutRecovery", true}});
+  kes::Status Delete(std::string_view name, Deadline deadline) override {
+    CallResult r = client_->Call(
+        "DeleteSecret", {{"SecretId", name}, {"ForceDeleteWithoutRecovery", true}}, deadline);
     if (r.ok()) return kes::Status::Ok();
     return MapAwsError(Operation::kDelete, name, *r.error);
   }
 
-  Result<ListPage> List(std::string_view prefix, int limit) override {
+  Result<ListPage> List(std::string_view prefix, int limit, Deadline deadline) override {
     nlohmann::json in = {{"MaxResults", 100}};
     if (IsServerFilterSafe(prefix)) {
       in["Filters"] = nlohmann::json::array({{{"Key", "name"}, {"Values", {prefix}}}});
@@ -109,7 +110,7 @@ class SecretsManagerKeyStore : public KeyStore {
     std::vector<std::string> names;
     std::set<std::string> seen_tokens;
     for (;;) {
-      CallResult r = client_->Call("ListSecrets", in);
+      CallResult r = client_->Call("ListSecrets", in, deadline);
       if (!r.ok()) return MapAwsError(Operation::kList, prefix, *r.error);
       std::string next = ReadListSecretsPage(r.body, prefix, &names);
       if (next.empty()) break;
@@ -189,7 +190,7 @@ Result<std::unique_ptr<KeyStore>> NewSecretsManager(const SecretsManagerOptions&
   auto store = std::make_unique<SecretsManagerKeyStore>(
       options.endpoint.empty() ? endpoint_text : options.endpoint, *endpoint, options.kms_key, http,
       std::move(client));
-  if (auto s = store->Status(); !s.ok()) {
+  if (auto s = store->Status(DeadlineIn(std::chrono::seconds(10))); !s.ok()) {
     spdlog::warn("aws: Secrets Manager endpoint {} not reachable at start-up: {}",
                  endpoint->Origin(), s.status().message());
   }

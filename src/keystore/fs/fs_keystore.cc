@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/os.h"
 #include "crypto/random.h"
 #include "crypto/secret_bytes.h"
 #include "keystore/list.h"
@@ -33,17 +34,8 @@ constexpr size_t kMaxValueSize = 1 << 20;
 // Temporary files start with '.', which no key name contains.
 constexpr std::string_view kTempPrefix = ".kes-tmp-";
 
-// Go's syscall error text: strerror with a lower-case first letter.
-std::string ErrnoText(int err) {
-  std::string s = std::strerror(err);
-  if (s.size() > 1 && s[0] >= 'A' && s[0] <= 'Z' && !(s[1] >= 'A' && s[1] <= 'Z')) {
-    s[0] = static_cast<char>(s[0] - 'A' + 'a');
-  }
-  return s;
-}
-
 Status OsError(std::string_view op, const std::string& path, int err) {
-  return Status::Unavailable(std::string(op) + " " + path + ": " + ErrnoText(err));
+  return Status::Unavailable(std::string(op) + " " + path + ": " + GoErrnoText(err));
 }
 
 // Closes a file descriptor on scope exit.
@@ -125,12 +117,12 @@ class FsKeyStore final : public KeyStore {
 
   std::string DisplayName() const override { return "Filesystem: " + dir_; }
 
-  Result<KeyStoreState> Status() override {
+  Result<KeyStoreState> Status(Deadline deadline) override {
     const auto start = std::chrono::steady_clock::now();
     struct stat st {};
     if (::stat(dir_.c_str(), &st) != 0) {
       return kes::Status::Unreachable("kes: keystore unreachable: stat " + dir_ + ": " +
-                                      ErrnoText(errno));
+                                      GoErrnoText(errno));
     }
     if (!S_ISDIR(st.st_mode)) {
       return kes::Status::Unreachable("kes: keystore unreachable: fs: '" + dir_ +
@@ -138,12 +130,12 @@ class FsKeyStore final : public KeyStore {
     }
     if (::access(dir_.c_str(), R_OK | W_OK | X_OK) != 0) {
       return kes::Status::Unreachable("kes: keystore unreachable: access " + dir_ + ": " +
-                                      ErrnoText(errno));
+                                      GoErrnoText(errno));
     }
     return KeyStoreState{std::chrono::steady_clock::now() - start};
   }
 
-  kes::Status Create(std::string_view name, std::string_view value) override {
+  kes::Status Create(std::string_view name, std::string_view value, Deadline deadline) override {
     KES_TRY(CheckName(name));
     const std::string path = PathOf(name);
     struct stat st {};
@@ -171,7 +163,7 @@ class FsKeyStore final : public KeyStore {
     return SyncDir();
   }
 
-  Result<std::string> Get(std::string_view name) override {
+  Result<std::string> Get(std::string_view name, Deadline deadline) override {
     KES_TRY(CheckName(name));
     const std::string path = PathOf(name);
     // Only a regular file is a key. O_NONBLOCK keeps a FIFO from blocking
@@ -205,7 +197,7 @@ class FsKeyStore final : public KeyStore {
     return value;
   }
 
-  kes::Status Delete(std::string_view name) override {
+  kes::Status Delete(std::string_view name, Deadline deadline) override {
     KES_TRY(CheckName(name));
     const std::string path = PathOf(name);
     if (::unlink(path.c_str()) != 0) {
@@ -215,15 +207,19 @@ class FsKeyStore final : public KeyStore {
     return SyncDir();
   }
 
-  Result<ListPage> List(std::string_view prefix, int limit) override {
+  Result<ListPage> List(std::string_view prefix, int limit, Deadline deadline) override {
     DIR* d = ::opendir(dir_.c_str());
     if (d == nullptr) {
       return kes::Status::Unreachable("kes: keystore unreachable: open " + dir_ + ": " +
-                                      ErrnoText(errno));
+                                      GoErrnoText(errno));
     }
     std::vector<std::string> names;
     int err = 0;
     for (;;) {
+      if (names.size() % 1024 == 1023 && Expired(deadline)) {
+        ::closedir(d);
+        return DeadlineExceeded();
+      }
       // readdir signals its own errors only through errno, which the
       // fstatat below may have set for an earlier entry.
       errno = 0;
@@ -297,7 +293,7 @@ class FsKeyStore final : public KeyStore {
     const int err = ::stat(dir_.c_str(), &st) != 0 ? errno : (S_ISDIR(st.st_mode) ? 0 : ENOTDIR);
     if (err != 0) {
       return kes::Status::Unreachable("kes: keystore unreachable: stat " + dir_ + ": " +
-                                      ErrnoText(err));
+                                      GoErrnoText(err));
     }
     return otherwise;
   }

@@ -25,23 +25,25 @@ class MemoryKeyStore final : public KeyStore {
  public:
   std::string DisplayName() const override { return "In Memory"; }
 
-  Result<KeyStoreState> Status() override { return KeyStoreState{std::chrono::milliseconds(1)}; }
+  Result<KeyStoreState> Status(Deadline deadline) override {
+    return KeyStoreState{std::chrono::milliseconds(1)};
+  }
 
-  kes::Status Create(std::string_view name, std::string_view value) override {
+  kes::Status Create(std::string_view name, std::string_view value, Deadline deadline) override {
     std::unique_lock lock(mu_);
     auto [it, inserted] = keys_.try_emplace(std::string(name), value);
     if (!inserted) return kes::Status::KeyExists();
     return kes::Status::Ok();
   }
 
-  Result<std::string> Get(std::string_view name) override {
+  Result<std::string> Get(std::string_view name, Deadline deadline) override {
     std::shared_lock lock(mu_);
     auto it = keys_.find(name);
     if (it == keys_.end()) return kes::Status::KeyNotFound();
     return it->second.text;
   }
 
-  kes::Status Delete(std::string_view name) override {
+  kes::Status Delete(std::string_view name, Deadline deadline) override {
     std::unique_lock lock(mu_);
     auto it = keys_.find(name);
     if (it == keys_.end()) return kes::Status::KeyNotFound();
@@ -49,7 +51,7 @@ class MemoryKeyStore final : public KeyStore {
     return kes::Status::Ok();
   }
 
-  Result<ListPage> List(std::string_view prefix, int limit) override {
+  Result<ListPage> List(std::string_view prefix, int limit, Deadline deadline) override {
     std::vector<std::string> names;
     {
       std::shared_lock lock(mu_);

@@ -1,11 +1,11 @@
 // Go's time.ParseDuration and Duration.String (config.md §1.1).
+#include "common/duration.h"
+
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-#include "config/config.h"
-
-namespace kes::config {
+namespace kes {
 namespace {
 
 // Nanoseconds per unit; 0 if `unit` is not a Go duration unit.
@@ -152,4 +152,4 @@ std::string FormatDuration(Duration d) {
   return negative ? "-" + out : out;
 }
 
-}  // namespace kes::config
+}  // namespace kes

@@ -1,6 +1,6 @@
-#include "cli/flags.h"
+#include "common/flags.h"
 
-namespace kes::cli {
+namespace kes {
 
 FlagSet::Flag& FlagSet::Add(const std::string& name, char shorthand, Kind kind) {
   Flag& f = flags_[name];
@@ -144,4 +144,4 @@ Status FlagSet::Parse(const std::vector<std::string>& args) {
   return Status::Ok();
 }
 
-}  // namespace kes::cli
+}  // namespace kes

@@ -2,7 +2,8 @@
 // upstream's config structs (config.md §1-2): YAML 1.2 tag resolution for
 // plain scalars, "${VAR}" whole-value expansion, type errors collected as
 // "line N: cannot unmarshal ...", duplicate mapping keys rejected, unknown
-// keys reported as warnings. Internal to the config module.
+// keys reported as warnings. Used by the config module and by
+// each keystore backend for its own section.
 #pragma once
 
 #include <yaml-cpp/yaml.h>
@@ -13,12 +14,13 @@
 #include <utility>
 #include <vector>
 
-#include "config/config.h"
+#include "common/duration.h"
+#include "common/status.h"
 
-namespace kes::config::internal {
+namespace kes::yaml {
 
 // Aborts decoding (a missing environment variable). Caught by the loader;
-// never leaves the config module.
+// never leaves LoadConfigText.
 struct DecodeAbort {
   std::string message;
 };
@@ -44,9 +46,18 @@ class YamlDecoder {
   bool Sequence(const YAML::Node& node, std::string_view go_type,
                 const std::function<void(const YAML::Node&)>& fn);
 
+  // Field decoders for the common cases: a string, a nested section.
+  FieldFn Str(std::string* out) {
+    return [this, out](const YAML::Node& n) { String(n, out); };
+  }
+  FieldFn Section(std::string path, std::string go_type, std::vector<Field> fields) {
+    return [this, path = std::move(path), go_type = std::move(go_type),
+            fields = std::move(fields)](const YAML::Node& n) { Mapping(n, path, go_type, fields); };
+  }
+
   // Scalar fields. A null node leaves `out` unchanged (the zero value).
   void String(const YAML::Node& node, std::string* out, bool env = true);
-  void Duration(const YAML::Node& node, config::Duration* out);
+  void Duration(const YAML::Node& node, kes::Duration* out);
   void Bool(const YAML::Node& node, bool* out);
   void StringList(const YAML::Node& node, std::vector<std::string>* out, bool env = true);
 
@@ -70,4 +81,4 @@ class YamlDecoder {
   std::vector<std::string> warnings_;
 };
 
-}  // namespace kes::config::internal
+}  // namespace kes::yaml

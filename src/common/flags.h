@@ -1,5 +1,5 @@
 // FlagSet: command-line flags with Go pflag's syntax and error texts (spec
-// cli.md §1.1), which the CLI's error lines must reproduce: `--name value`,
+// cli.md §1.1), which `kes` and `kes server` must reproduce: `--name value`,
 // `--name=value`, `-k`, bundled shorthands, flags between positionals, `--`
 // ends flags, a value flag consumes the next word even if it starts with '-'.
 // (CLI11 cannot reproduce pflag's messages, hence this small parser.)
@@ -13,7 +13,7 @@
 
 #include "common/status.h"
 
-namespace kes::cli {
+namespace kes {
 
 class FlagSet {
  public:
@@ -55,4 +55,4 @@ class FlagSet {
   bool help_ = false;
 };
 
-}  // namespace kes::cli
+}  // namespace kes

@@ -1,10 +1,10 @@
-#include "config/yaml_decoder.h"
+#include "yaml/decoder.h"
 
 #include <cctype>
 #include <cstdlib>
 #include <regex>
 
-namespace kes::config::internal {
+namespace kes::yaml {
 namespace {
 
 constexpr std::string_view kCoreTagPrefix = "tag:yaml.org,2002:";
@@ -181,7 +181,7 @@ void YamlDecoder::String(const YAML::Node& node, std::string* out, bool env) {
   *out = env ? Expand(node, &from_env) : node.Scalar();
 }
 
-void YamlDecoder::Duration(const YAML::Node& node, config::Duration* out) {
+void YamlDecoder::Duration(const YAML::Node& node, kes::Duration* out) {
   if (!node.IsDefined() || node.IsNull()) return;
   if (!node.IsScalar()) {
     TypeError(node, ResolvedTag(node), "", "time.Duration");
@@ -230,4 +230,4 @@ Status YamlDecoder::TypeErrors() const {
   return Status::Invalid(std::move(msg));
 }
 
-}  // namespace kes::config::internal
+}  // namespace kes::yaml
