@@ -333,7 +333,8 @@ class KesServer:
         while time.monotonic() < deadline:
             out = self.stdout_text()
             if "=> Server is up and running..." in out:
-                m = re.search(r"https://127\.0\.0\.1:(\d+)", out)
+                # The API line: the KMS line may name an https keystore endpoint.
+                m = re.search(r"API\s.*?https://127\.0\.0\.1:(\d+)", out)
                 if m:
                     self.port = int(m.group(1))
                 k = re.search(r"API Key\s+(kes:v1:\S+)", out)

@@ -249,3 +249,29 @@ def test_migrate_fs_to_vault_and_back(vault, tmp_path, certs, server_cert):
     assert p.returncode == 0, p.stderr
     assert (back_dir / "upstream").read_text() == UPSTREAM_VALUE
     assert (back_dir / "legacy").read_text() == LEGACY_VALUE
+
+
+def test_tls_ca_directory_and_client_certificate(tmp_path, cert_factory, start_kes):
+    # Vault over HTTPS that requires a client certificate: tls.ca is a
+    # directory holding the CA, tls.cert/key the client certificate.
+    srv_cert = cert_factory.server("vault-tls")
+    client = cert_factory.client("vault-tls-client", ca=True)
+    ep = VaultTestEndpoint(tmp_path / "vault-tls", "--tls-cert", srv_cert.cert, "--tls-key",
+                           srv_cert.key, "--tls-client-ca", client.cert)
+    try:
+        assert ep.url.startswith("https://")
+        ca_dir = tmp_path / "vault-cas" / "nested"
+        ca_dir.mkdir(parents=True)
+        (ca_dir / "ca.pem").write_text(Path(srv_cert.ca).read_text())
+        section = vault_section(ep, namespace="")
+        section["tls"] = {"ca": str(tmp_path / "vault-cas"), "cert": client.cert,
+                          "key": client.key}
+        srv = start_kes(section)
+        assert srv.put("/v1/key/create/tls-key").status_code == 200
+        use_key(srv, "tls-key")
+        # Without the client certificate Vault refuses the handshake: start fails.
+        del section["tls"]["cert"], section["tls"]["key"]
+        with pytest.raises(RuntimeError):
+            start_kes(section)
+    finally:
+        ep.stop()
