@@ -15,6 +15,8 @@ packages=(
   # tests: independent clients and real servers
   openssl curl python3 python3-pytest python3-requests python3-urllib3
   python3-botocore awscli python3-yaml
+  # etcd keystore tests: a real etcd cluster behind the JSON gateway, HAProxy in front of nodes
+  etcd-server etcd-client haproxy
   # benchmarks
   nginx-light apache2-utils util-linux
 )
@@ -39,5 +41,7 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # nginx is only a benchmark reference; never leave the distro's default site running.
 if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+# etcd too: the tests start their own members on free loopback ports.
+if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now etcd >/dev/null 2>&1 || true; fi
 pkill -x nginx >/dev/null 2>&1 || true
 echo "setup: done"

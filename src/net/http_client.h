@@ -14,7 +14,9 @@
 // the environment (https_proxy, no_proxy) except for those local hosts.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -37,6 +39,13 @@ struct HttpRequest {
   std::chrono::milliseconds timeout{0};
   // The call returns by then (DeadlineExceeded if it cannot start).
   Deadline deadline = kNoDeadline;
+  // Streaming (a watch, a log): when set, the body is handed over chunk by
+  // chunk as it arrives instead of being collected (no size limit); return
+  // false to end the call. A streamed call without `timeout` or `deadline`
+  // runs until the peer closes it or `cancel` becomes true (checked about
+  // once a second).
+  std::function<bool(std::string_view chunk)> on_body;
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct HttpResponse {
@@ -52,6 +61,9 @@ struct HttpClientOptions {
   std::chrono::milliseconds connect_timeout{3000};
   std::chrono::milliseconds request_timeout{10000};
   std::string ca_file;  // extra CA bundle (PEM); empty: system trust store
+  // Client certificate and its private key (PEM) for mutual TLS; both or neither.
+  std::string cert_file;
+  std::string key_file;
   bool allow_metadata_http = false;
   size_t max_response_bytes = 4 << 20;
 };

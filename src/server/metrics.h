@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace kes::server {
@@ -14,6 +15,7 @@ struct MetricsSnapshotInputs {
   uint64_t log_error_events = 0;
   uint64_t log_audit_events = 0;
   uint64_t backend_gets = 0;
+  std::optional<bool> keystore_watch;  // the backend's change feed, if it has one
   double uptime_seconds = 0;
 };
 
