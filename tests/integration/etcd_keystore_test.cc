@@ -45,7 +45,7 @@ int FreePort() {
 // One etcd member on loopback, its data in a fresh directory; killed at the end.
 class EtcdMember {
  public:
-  EtcdMember() {
+  explicit EtcdMember(std::vector<std::string> extra = {}) {
     dir_ = std::filesystem::temp_directory_path() /
            ("kes-etcd-test-" + std::to_string(getpid()) + "-" + std::to_string(FreePort()));
     std::filesystem::create_directories(dir_);
@@ -64,6 +64,7 @@ class EtcdMember {
                                      "--logger=zap",
                                      "--log-level=warn",
                                      "--log-outputs=" + (dir_ / "etcd.log").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -102,6 +103,18 @@ class EtcdMember {
   }
 
   const std::string& url() const { return url_; }
+
+  // A JSON gateway call as the etcd root user would make it (auth set-up).
+  bool Post(const std::string& path, const std::string& body, const std::string& token = "") {
+    net::HttpClient http;
+    net::HttpRequest req;
+    req.method = "POST";
+    req.url = *net::Url::Parse(url_ + path);
+    req.body = body;
+    if (!token.empty()) req.headers.emplace_back("Authorization", token);
+    auto r = http.Do(req);
+    return r.ok() && r->status == 200;
+  }
 
  private:
   std::filesystem::path dir_;
@@ -196,6 +209,41 @@ TEST_F(EtcdKeystoreTest, ChangeFeedReportsOtherWritersDeletesAndCreates) {
   ASSERT_TRUE(writer->Delete("deleted", kNoDeadline).ok());
   EXPECT_TRUE(rec.WaitChanged("deleted"));
   watcher->Close();  // ends the stream promptly
+}
+
+// etcd auth on, simple tokens living one second: the keystore logs in, and
+// logs in again when its token has expired.
+TEST(EtcdKeystoreAuth, LogsInAndRenewsAnExpiredToken) {
+  EtcdMember member({"--auth-token=simple", "--auth-token-ttl=1"});
+  ASSERT_TRUE(member.Ready());
+  ASSERT_TRUE(member.Post("/v3/auth/user/add", R"({"name":"root","password":"rootpw"})"));
+  ASSERT_TRUE(member.Post("/v3/auth/role/add", R"({"name":"root"})"));
+  ASSERT_TRUE(member.Post("/v3/auth/user/grant", R"({"user":"root","role":"root"})"));
+  ASSERT_TRUE(member.Post("/v3/auth/enable", "{}"));
+
+  EtcdOptions o;
+  o.endpoints = {member.url()};
+  o.prefix = "kes/";
+  auto anonymous = NewEtcdKeyStore(o);
+  ASSERT_TRUE(anonymous.ok());
+  EXPECT_FALSE((*anonymous)->Create("k", "v", kNoDeadline).ok());  // auth is really on
+
+  o.username = "root";
+  o.password = "rootpw";
+  auto ks = NewEtcdKeyStore(o);
+  ASSERT_TRUE(ks.ok());
+  ASSERT_TRUE((*ks)->Create("k", "v", kNoDeadline).ok());
+  // Past the token's TTL (etcd checks it every second or so).
+  std::this_thread::sleep_for(3s);
+  auto got = (*ks)->Get("k", kNoDeadline);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_EQ(*got, "v");
+
+  o.password = "wrong";
+  auto bad = NewEtcdKeyStore(o);
+  ASSERT_TRUE(bad.ok());
+  auto s = (*bad)->Get("k", kNoDeadline).status();
+  EXPECT_NE(s.message().find("etcd: authenticate as 'root'"), std::string::npos) << s.message();
 }
 
 }  // namespace

@@ -270,17 +270,33 @@ def test_quorum_loss_keeps_cached_keys_serving_and_creates_fail_clearly(nodes, c
     name = unique("cached")
     assert node.put("/v1/key/create/" + name).status_code == 200
     dek = generate(node, name)
-    lost = [m for m in cluster.members if m.alive()][:2]
-    for m in lost:
-        cluster.kill(m)
+    alive = [m for m in cluster.members if m.alive()]
     try:
+        for m in alive[:2]:
+            cluster.kill(m)
         assert decrypts(node, name, dek)
         assert generate(node, name)["ciphertext"]
         r = node.put("/v1/key/create/" + unique("noquorum"))
         assert r.status_code >= 500, r.text
         assert r.json()["message"]
+        # Every member gone: the watch is down, visibly, and logged once.
+        down = "etcd: watch of prefix 'kes/' down"
+        deadline = time.monotonic() + 10  # re-established on the one member left
+        while time.monotonic() < deadline and not node.get("/v1/status").json()["keystore_watch"]:
+            time.sleep(0.1)
+        logged = node.stdout_text().count(down)
+        for m in alive[2:]:
+            cluster.kill(m)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and node.get("/v1/status").json().get("keystore_watch"):
+            time.sleep(0.1)
+        assert node.get("/v1/status").json()["keystore_watch"] is False
+        assert "kes_cpp_keystore_watch_up 0" in node.get("/v1/metrics").text
+        assert decrypts(node, name, dek)
+        time.sleep(1.5)  # several reconnect attempts
+        assert node.stdout_text().count(down) == logged + 1
     finally:
-        for m in lost:
+        for m in alive:
             cluster.restart(m)
         cluster.wait_healthy()
     deadline = time.monotonic() + 30
@@ -291,3 +307,30 @@ def test_quorum_loss_keeps_cached_keys_serving_and_creates_fail_clearly(nodes, c
             break
         time.sleep(0.2)
     assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not node.get("/v1/status").json().get("keystore_watch"):
+        time.sleep(0.1)
+    assert node.get("/v1/status").json()["keystore_watch"] is True
+
+
+def test_the_watch_follows_a_killed_member_and_keeps_evicting(nodes, cluster):
+    a, b = nodes(2)
+    name = unique("follow")
+    assert a.put("/v1/key/create/" + name).status_code == 200
+    generate(b, name)
+    # Both nodes watch through the first endpoint that answered; kill it.
+    first = cluster.members[0]
+    cluster.kill(first)
+    try:
+        assert a.delete("/v1/key/delete/" + name).status_code == 200
+        deadline = time.monotonic() + 5.0
+        status = None
+        while time.monotonic() < deadline:
+            status = b.post("/v1/key/generate/" + name, data="{}").status_code
+            if status == 404:
+                break
+            time.sleep(0.05)
+        assert status == 404
+    finally:
+        cluster.restart(first)
+        cluster.wait_healthy()
