@@ -12,25 +12,26 @@ import urllib.request
 from pathlib import Path
 from typing import List, Optional
 
-from kes_harness import free_port
+from kes_harness import free_port, wait_for_port
 
 ETCD_BIN = "/usr/bin/etcd"
 HAPROXY_BIN = "/usr/sbin/haproxy"
 
 
-def etcd_post(endpoint: str, path: str, body: dict, timeout=2.0) -> dict:
+def etcd_post(endpoint: str, path: str, body: dict, timeout=2.0, context=None) -> dict:
     req = urllib.request.Request(endpoint + path, data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"}, method="POST")
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                         urllib.request.HTTPSHandler(context=context))
     with opener.open(req, timeout=timeout) as r:
         return json.loads(r.read())
 
 
 class EtcdMember:
-    def __init__(self, workdir: Path, name: str):
+    def __init__(self, workdir: Path, name: str, scheme: str):
         self.name = name
         self.dir = workdir / name
-        self.client_url = "http://127.0.0.1:%d" % free_port()
+        self.client_url = "%s://127.0.0.1:%d" % (scheme, free_port())
         self.peer_url = "http://127.0.0.1:%d" % free_port()
         self.proc: Optional[subprocess.Popen] = None
 
@@ -39,9 +40,20 @@ class EtcdMember:
 
 
 class EtcdCluster:
-    def __init__(self, workdir: Path, size: int = 3):
+    """`tls`: (member cert, member key, CA, client cert, client key): clients
+    must present a certificate issued by the CA; the probes here use the
+    client one."""
+
+    def __init__(self, workdir: Path, size: int = 3, tls=None):
         self.workdir = Path(workdir)
-        self.members = [EtcdMember(self.workdir, "m%d" % i) for i in range(size)]
+        self.tls = tls
+        self.context = None
+        if tls:
+            import ssl
+            self.context = ssl.create_default_context(cafile=tls[2])
+            self.context.load_cert_chain(tls[3], tls[4])
+        scheme = "https" if tls else "http"
+        self.members = [EtcdMember(self.workdir, "m%d" % i, scheme) for i in range(size)]
         self.initial = ",".join("%s=%s" % (m.name, m.peer_url) for m in self.members)
 
     @property
@@ -62,13 +74,16 @@ class EtcdCluster:
              "--listen-client-urls", m.client_url, "--advertise-client-urls", m.client_url,
              "--listen-peer-urls", m.peer_url, "--initial-advertise-peer-urls", m.peer_url,
              "--initial-cluster", self.initial, "--initial-cluster-state", "new",
-             "--initial-cluster-token", "kes-test", "--logger", "zap", "--log-level", "warn"],
+             "--initial-cluster-token", "kes-test", "--logger", "zap", "--log-level", "warn"]
+            + (["--cert-file", self.tls[0], "--key-file", self.tls[1], "--client-cert-auth",
+                "--trusted-ca-file", self.tls[2]] if self.tls else []),
             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
 
     def status(self, m: EtcdMember) -> Optional[dict]:
         try:
-            return etcd_post(m.client_url, "/v3/maintenance/status", {}, timeout=1)
+            return etcd_post(m.client_url, "/v3/maintenance/status", {}, timeout=1,
+                             context=self.context)
         except (OSError, ValueError):
             return None
 
@@ -94,7 +109,8 @@ class EtcdCluster:
                 if not m.alive():
                     continue
                 try:
-                    etcd_post(m.client_url, "/v3/kv/range", {"key": "AA=="}, timeout=2)
+                    etcd_post(m.client_url, "/v3/kv/range", {"key": "AA=="}, timeout=2,
+                              context=self.context)
                     return
                 except (OSError, ValueError):
                     pass
@@ -139,15 +155,8 @@ class Haproxy:
         self.proc = subprocess.Popen([HAPROXY_BIN, "-db", "-f", str(self.cfg)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      stdin=subprocess.DEVNULL)
-        import socket
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("haproxy did not listen")
+        if not wait_for_port(self.port, time.monotonic() + 20):
+            raise RuntimeError("haproxy did not listen")
 
     @property
     def base_url(self) -> str:
