@@ -440,7 +440,10 @@ TEST(KeyCache, AFetchOverlappingAChangeIsNotCached) {
     std::this_thread::yield();
   }
   shared->listener->Changed("k");  // while the fetch is in the backend
-  ++shared->entered;
+  {
+    std::lock_guard lock(shared->mu);  // no lost wake-up
+    ++shared->entered;
+  }
   shared->cv.notify_all();
   reader.join();
   EXPECT_EQ(cache.TryGet("k"), nullptr);  // it may be the value from before the change
