@@ -235,7 +235,8 @@ class EtcdKeyStore final : public KeyStore {
     auto resp = http_.Do(req);
     if (!resp.ok()) {
       if (resp.status().code() == Code::kUnreachable) {
-        return kes::Status::Unreachable("etcd: " + resp.status().message());
+        return kes::Status::Unreachable("etcd: " + endpoints_[i].Origin() + path + ": " +
+                                        resp.status().message());
       }
       return resp.status();
     }
@@ -279,7 +280,8 @@ class EtcdKeyStore final : public KeyStore {
         if (r.status().code() != Code::kUnreachable) return r.status();
         if (resent != nullptr) *resent = true;
         last = r.status();
-        if (Expired(deadline)) return DeadlineExceeded();
+        // Out of time: the last member's answer says why (no leader, ...).
+        if (Expired(deadline)) return last;
       }
     }
     return last;
