@@ -157,7 +157,7 @@ TEST(ConfigExamples, VaultYmlLoadsButCannotConnect) {
     ASSERT_FALSE(ks.ok());
     EXPECT_EQ(ks.status().message(),
               "keystore 'vault' is not supported by this build of kes-cpp; supported: fs, "
-              "aws.secretsmanager");
+              "aws.secretsmanager, etcd");
   }
 }
 
@@ -726,7 +726,7 @@ TEST(ConnectKeyStore, FsAndUnsupported) {
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.status().message(), "keystore '" + kind +
                                         "' is not supported by this build of kes-cpp; "
-                                        "supported: fs, aws.secretsmanager");
+                                        "supported: fs, aws.secretsmanager, etcd");
   }
   stdfs::remove_all(dir);
 }
