@@ -21,6 +21,8 @@ packages=(
   help2man lintian man-db zsh prometheus haproxy
   # HTTP/2 clients: the h2 suite run and the hostile-frame tests
   python3-h2 python3-httpx
+  # etcd keystore tests: a real etcd cluster behind the JSON gateway, HAProxy in front of nodes
+  etcd-server etcd-client
   # benchmarks
   nginx-light apache2-utils util-linux
   golang-go  # bench/goclient: the Go SDK's HTTP transport, standard library only
@@ -47,10 +49,10 @@ export DEBIAN_FRONTEND=noninteractive
 echo "man-db man-db/auto-update boolean false" | $SUDO debconf-set-selections
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# nginx is only a benchmark reference and prometheus a test tool (tests start
-# their own on loopback), as is haproxy; never leave the distro's default services running.
+# nginx is only a benchmark reference, prometheus, haproxy and etcd test tools (tests
+# start their own on loopback); never leave the distro's default services running.
 if command -v systemctl >/dev/null 2>&1; then
-  $SUDO systemctl disable --now nginx prometheus haproxy >/dev/null 2>&1 || true
+  $SUDO systemctl disable --now nginx prometheus haproxy etcd >/dev/null 2>&1 || true
 fi
 pkill -x nginx >/dev/null 2>&1 || true
 echo "setup: done"

@@ -53,7 +53,7 @@ struct Shard {
 
 }  // namespace
 
-struct KeyCache::Impl {
+struct KeyCache::Impl : ChangeListener {
   Impl(std::unique_ptr<KeyStore> s, CacheOptions o) : store(std::move(s)), options(o) {}
 
   std::unique_ptr<KeyStore> store;
@@ -61,6 +61,11 @@ struct KeyCache::Impl {
   std::array<Shard, kShards> shards;
   std::atomic<bool> offline{false};
   std::atomic<uint64_t> backend_gets{0};
+  // Bumped by every eviction from the change feed: a fetch that overlapped
+  // one may hold the value from before the change and is not cached.
+  std::atomic<uint64_t> changes{0};
+  // -1: no change feed; 0: down; 1: up.
+  std::atomic<int> watch_state{-1};
 
   std::mutex timer_mu;
   std::condition_variable timer_cv;
@@ -104,6 +109,17 @@ struct KeyCache::Impl {
       shard.entries.clear();
     }
   }
+
+  // ChangeListener: the backend's change feed.
+  void Changed(std::string_view name) override {
+    changes.fetch_add(1);
+    Evict(name);
+  }
+  void ChangedAll() override {
+    changes.fetch_add(1);
+    EvictAll();
+  }
+  void Watching(bool up) override { watch_state.store(up ? 1 : 0); }
 
   // Drops entries not used since the last sweep and clears the flags of the
   // others.
@@ -197,6 +213,7 @@ struct KeyCache::Impl {
 
 KeyCache::KeyCache(std::unique_ptr<KeyStore> store, CacheOptions options)
     : impl_(std::make_unique<Impl>(std::move(store), options)) {
+  impl_->store->Subscribe(impl_.get());
   impl_->timer_thread = std::thread([impl = impl_.get()] { impl->RunTimers(); });
 }
 
@@ -235,8 +252,11 @@ Result<KeyRef> KeyCache::Get(std::string_view name, Deadline deadline) {
   }
   // Another caller may have filled the entry while we waited.
   if (KeyRef key = impl_->Lookup(name)) return key;
+  // A change seen while fetching (another node's delete) may have made the
+  // fetched value stale: return it, but do not cache it.
+  const uint64_t changes = impl_->changes.load();
   Result<KeyRef> fetched = impl_->Fetch(name, deadline);
-  if (fetched.ok()) impl_->Insert(name, *fetched);
+  if (fetched.ok() && impl_->changes.load() == changes) impl_->Insert(name, *fetched);
   return fetched;
 }
 
@@ -269,6 +289,12 @@ Result<KeyStoreState> KeyCache::Status(Deadline deadline) {
 bool KeyCache::offline() const { return impl_->offline.load(); }
 
 std::string KeyCache::DisplayName() const { return impl_->store->DisplayName(); }
+
+std::optional<bool> KeyCache::watching() const {
+  const int state = impl_->watch_state.load();
+  if (state < 0) return std::nullopt;
+  return state == 1;
+}
 
 uint64_t KeyCache::backend_gets() const {
   return impl_->backend_gets.load(std::memory_order_relaxed);

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -56,6 +57,10 @@ class KeyCache {
   Result<KeyStoreState> Status(Deadline deadline);
   bool offline() const;
   std::string DisplayName() const;
+
+  // The backend's change feed (cache coherence across servers): nullopt if
+  // the backend has none, else whether it is connected now.
+  std::optional<bool> watching() const;
 
   // Number of backend Get calls so far (exported as a metric; a warm cache
   // makes none).

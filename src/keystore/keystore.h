@@ -34,6 +34,21 @@ struct ListPage {
   std::string continue_at;         // empty at the end
 };
 
+// Receives the changes other servers make to a shared backend, so that
+// every server's cache drops a deleted or re-created key (cache coherence).
+// Called from the backend's own thread.
+class ChangeListener {
+ public:
+  virtual ~ChangeListener() = default;
+  // `name` was written or deleted.
+  virtual void Changed(std::string_view name) = 0;
+  // Changes may have been missed (the backend's history was compacted).
+  virtual void ChangedAll() = 0;
+  // The change feed is connected (true) or down (false; caches then rely on
+  // their expiry timers alone).
+  virtual void Watching(bool up) = 0;
+};
+
 class KeyStore {
  public:
   virtual ~KeyStore() = default;
@@ -59,7 +74,11 @@ class KeyStore {
   // complete page to clients (api.md §4 recommendation).
   virtual Result<ListPage> List(std::string_view prefix, int limit, Deadline deadline) = 0;
 
-  // Stops background work (token renewal, pings). Idempotent.
+  // Starts feeding `listener` (which outlives Close()) if the backend can
+  // observe other servers' writes; most backends cannot and ignore it.
+  virtual void Subscribe(ChangeListener* listener) { (void)listener; }
+
+  // Stops background work (token renewal, pings, watches). Idempotent.
   virtual void Close() {}
 };
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <mutex>
 
 namespace kes::net {
@@ -33,12 +34,23 @@ bool IsMetadataHost(std::string_view host) {
 struct Sink {
   HttpResponse* response;
   size_t limit;
+  const std::function<bool(std::string_view)>* stream;
+  const std::atomic<bool>* cancel;
   bool overflow = false;
+  bool stopped = false;  // the stream's consumer or `cancel` ended the call
 };
 
 size_t OnBody(char* data, size_t size, size_t n, void* user) {
   auto* sink = static_cast<Sink*>(user);
   size_t len = size * n;
+  if (*sink->stream) {
+    // Only a 2xx body is a stream; an error answer is collected as usual.
+    if (sink->response->status >= 200 && sink->response->status < 300) {
+      if ((*sink->stream)(std::string_view(data, len))) return len;
+      sink->stopped = true;
+      return 0;
+    }
+  }
   if (sink->response->body.size() + len > sink->limit) {
     sink->overflow = true;
     return 0;  // aborts the transfer
@@ -47,12 +59,29 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
   return len;
 }
 
+// Called about once a second while a transfer runs, idle or not.
+int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* sink = static_cast<Sink*>(user);
+  if (sink->cancel != nullptr && sink->cancel->load(std::memory_order_relaxed)) {
+    sink->stopped = true;
+    return 1;  // aborts the transfer
+  }
+  return 0;
+}
+
 size_t OnHeader(char* data, size_t size, size_t n, void* user) {
   auto* sink = static_cast<Sink*>(user);
   size_t len = size * n;
   std::string_view line(data, len);
   if (line.starts_with("HTTP/")) {
     sink->response->headers.clear();  // a new response (after 100 or a redirect)
+    // "HTTP/1.1 200 OK": the status, so that a streamed body knows its answer.
+    const auto sp = line.find(' ');
+    int status = 0;
+    if (sp != std::string_view::npos && line.size() >= sp + 4) {
+      std::from_chars(line.data() + sp + 1, line.data() + sp + 4, status);
+    }
+    sink->response->status = status;
     return len;
   }
   auto colon = line.find(':');
@@ -156,10 +185,15 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
   curl_easy_reset(h);  // keeps the connection cache, drops per-request options
 
   HttpResponse response;
-  Sink sink{&response, options_.max_response_bytes};
+  Sink sink{&response, options_.max_response_bytes, &request.on_body, request.cancel};
   std::string url = request.url.ToString();
-  const auto timeout = TimeLeft(
-      request.deadline, request.timeout.count() > 0 ? request.timeout : options_.request_timeout);
+  const bool unbounded_stream =
+      request.on_body && request.timeout.count() == 0 && request.deadline == kNoDeadline;
+  const auto timeout =
+      unbounded_stream
+          ? std::chrono::milliseconds(-1)
+          : TimeLeft(request.deadline,
+                     request.timeout.count() > 0 ? request.timeout : options_.request_timeout);
   if (timeout.count() == 0) {
     pool_->Give(h);
     return DeadlineExceeded();
@@ -172,7 +206,7 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(options_.connect_timeout.count()));
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(std::max<int64_t>(timeout.count(), 0)));
   const bool verify = !options_.insecure_skip_verify;
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, verify ? 1L : 0L);
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
@@ -193,6 +227,11 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
     curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cert);
     curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
     curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &key);
+  }
+  if (request.cancel != nullptr) {
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &OnProgress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &sink);
   }
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &OnBody);
@@ -238,6 +277,11 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
   curl_slist_free_all(list);
 
+  if (rc != CURLE_OK && sink.stopped) {
+    curl_easy_cleanup(h);
+    response.status = static_cast<int>(status);
+    return response;  // the caller ended its stream
+  }
   if (rc != CURLE_OK) {
     curl_easy_cleanup(h);  // the connection state is unknown: do not reuse
     if (sink.overflow)

@@ -16,7 +16,9 @@
 // the environment (https_proxy, no_proxy) except for those local hosts.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -39,6 +41,13 @@ struct HttpRequest {
   std::chrono::milliseconds timeout{0};
   // The call returns by then (DeadlineExceeded if it cannot start).
   Deadline deadline = kNoDeadline;
+  // Streaming (a watch, a log): when set, the body is handed over chunk by
+  // chunk as it arrives instead of being collected (no size limit); return
+  // false to end the call. A streamed call without `timeout` or `deadline`
+  // runs until the peer closes it or `cancel` becomes true (checked about
+  // once a second).
+  std::function<bool(std::string_view chunk)> on_body;
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct HttpResponse {

@@ -141,6 +141,8 @@ asio::awaitable<Response> ServerStatus(const Request& req, const State& st, Serv
     // keystore_unavailable lets the Go SDK decode the response (api.md §3.4.2).
     w.Key("keystore_unreachable").Bool(true).Key("keystore_unavailable").Bool(true);
   }
+  // kes-cpp addition: whether the backend's change feed (etcd watch) is up.
+  if (auto watching = st.cache->watching()) w.Key("keystore_watch").Bool(*watching);
   w.EndObject();
   co_return Response::Json(std::move(body));
 }
@@ -174,6 +176,7 @@ Response MetricsPage(const State& st, Services& sv) {
   in.backend_gets = st.cache->backend_gets();
   in.cached_keys = st.cache->cached_keys();
   in.keystore_offline = st.cache->offline();
+  in.keystore_watch = st.cache->watching();
   in.uptime_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - sv.started).count();
   Response r;

@@ -113,6 +113,13 @@ std::string Metrics::Exposition(const MetricsSnapshotInputs& in) const {
          "specific).",
          "gauge");
   Sample(out, "kes_cpp_keystore_offline", "", in.keystore_offline ? 1 : 0);
+    if (in.keystore_watch) {
+    Family(
+        out, "kes_cpp_keystore_watch_up",
+        "1 while the keystore's change feed (etcd watch) is connected, else 0 (kes-cpp specific).",
+        "gauge");
+    Sample(out, "kes_cpp_keystore_watch_up", "", *in.keystore_watch ? 1 : 0);
+  }
 
   Family(out, "kes_http_request_active", "Number of active requests that are not finished, yet.",
          "gauge");

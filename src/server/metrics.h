@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace kes::server {
@@ -16,6 +17,7 @@ struct MetricsSnapshotInputs {
   uint64_t backend_gets = 0;
   uint64_t cached_keys = 0;
   bool keystore_offline = false;
+  std::optional<bool> keystore_watch;  // the backend's change feed, if it has one
   double uptime_seconds = 0;
 };
 

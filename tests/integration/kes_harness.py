@@ -278,6 +278,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_port(port: int, deadline: float) -> bool:
+    """True once 127.0.0.1:`port` accepts a TCP connection, False at `deadline`
+    (time.monotonic())."""
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
 class KesServer:
     """One `kes server` process with its captured stdout/stderr.
 
@@ -333,8 +345,8 @@ class KesServer:
         while time.monotonic() < deadline:
             out = self.stdout_text()
             if "=> Server is up and running..." in out:
-                # The API line: the KMS line may name an https keystore endpoint.
-                m = re.search(r"API\s.*?https://127\.0\.0\.1:(\d+)", out)
+                # The API line: the KMS line may name a loopback https backend.
+                m = re.search(r"^API\s.*?https://127\.0\.0\.1:(\d+)", out, re.M)
                 if m:
                     self.port = int(m.group(1))
                 k = re.search(r"API Key\s+(kes:v1:\S+)", out)
@@ -353,13 +365,8 @@ class KesServer:
 
     def _wait_ready(self, deadline):
         # The banner is printed once the socket listens; a TCP connect proves it.
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("kes server port never accepted connections")
+        if not wait_for_port(self.port, deadline):
+            raise RuntimeError("kes server port never accepted connections")
 
     def _pump(self, stream, sink):
         for raw in iter(stream.readline, b""):

@@ -721,7 +721,7 @@ TEST(ConnectKeyStore, FsAndUnsupported) {
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.status().message(), "keystore '" + kind +
                                         "' is not supported by this build of kes-cpp; "
-                                        "supported: fs, vault, aws.secretsmanager");
+                                        "supported: fs, vault, aws.secretsmanager, etcd");
   }
   stdfs::remove_all(dir);
 }

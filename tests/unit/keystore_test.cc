@@ -382,6 +382,7 @@ class FakeStore : public KeyStore {
     int gate = 0;                       // Get blocks until this many callers have entered the cache
     std::atomic<int> entered{0};
     std::atomic<int> gets{0}, statuses{0}, closes{0};
+    ChangeListener* listener = nullptr;  // the cache, once subscribed
   };
   explicit FakeStore(std::shared_ptr<Shared> s) : s_(std::move(s)) {}
 
@@ -418,6 +419,7 @@ class FakeStore : public KeyStore {
     for (const auto& [k, v] : s_->values) names.push_back(k);
     return ListAll(names, prefix, limit);
   }
+  void Subscribe(ChangeListener* listener) override { s_->listener = listener; }
   void Close() override { ++s_->closes; }
 
  private:
@@ -429,6 +431,45 @@ CacheOptions NoTimers() {
   o.expiry_any = o.expiry_unused = o.expiry_offline = o.probe_interval =
       std::chrono::nanoseconds(0);
   return o;
+}
+
+TEST(KeyCache, ChangeFeedEvictsAndReportsItsState) {
+  auto shared = std::make_shared<FakeStore::Shared>();
+  shared->values["k"] = kStoredKey;
+  KeyCache cache(std::make_unique<FakeStore>(shared), NoTimers());
+  ASSERT_NE(shared->listener, nullptr);
+  EXPECT_FALSE(cache.watching().has_value());  // no feed reported yet
+  ASSERT_TRUE(cache.Get("k", kNoDeadline).ok());
+  ASSERT_NE(cache.TryGet("k"), nullptr);
+  shared->listener->Changed("k");
+  EXPECT_EQ(cache.TryGet("k"), nullptr);
+  ASSERT_TRUE(cache.Get("k", kNoDeadline).ok());
+  shared->listener->ChangedAll();
+  EXPECT_EQ(cache.TryGet("k"), nullptr);
+  shared->listener->Watching(true);
+  EXPECT_EQ(cache.watching(), std::optional<bool>(true));
+  shared->listener->Watching(false);
+  EXPECT_EQ(cache.watching(), std::optional<bool>(false));
+}
+
+TEST(KeyCache, AFetchOverlappingAChangeIsNotCached) {
+  auto shared = std::make_shared<FakeStore::Shared>();
+  shared->values["k"] = kStoredKey;
+  shared->gate = 1;  // Get blocks until the test lets it go
+  KeyCache cache(std::make_unique<FakeStore>(shared), NoTimers());
+  std::thread reader([&] { EXPECT_TRUE(cache.Get("k", kNoDeadline).ok()); });
+  const auto until = std::chrono::steady_clock::now() + seconds(10);
+  while (shared->gets.load() == 0 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::yield();
+  }
+  shared->listener->Changed("k");  // while the fetch is in the backend
+  {
+    std::lock_guard lock(shared->mu);  // no lost wake-up
+    ++shared->entered;
+  }
+  shared->cv.notify_all();
+  reader.join();
+  EXPECT_EQ(cache.TryGet("k"), nullptr);  // it may be the value from before the change
 }
 
 TEST(KeyCache, SingleFlightOnMiss) {
