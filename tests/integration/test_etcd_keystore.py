@@ -87,6 +87,30 @@ def forgotten_within(node, name, seconds):
     return False
 
 
+def backend_gets(node):
+    for line in node.get("/v1/metrics").text.splitlines():
+        if line.startswith("kes_cpp_keystore_backend_gets_total "):
+            return float(line.split()[1])
+    raise AssertionError("no kes_cpp_keystore_backend_gets_total in /v1/metrics")
+
+
+def cache_settled(node, name, timeout=10):
+    """Generates with `name` until the key stays cached. The node's watch
+    reports the key's own creation too, which may arrive after the first
+    generate filled the cache and evict it once; a test that then takes
+    etcd away must not depend on that race."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        generate(node, name)
+        gets = backend_gets(node)
+        if gets == last:
+            return
+        last = gets
+        time.sleep(0.3)
+    raise AssertionError("key %s never stayed cached" % name)
+
+
 def unique(name):
     return "%s-%d" % (name, time.monotonic_ns())
 
@@ -273,6 +297,7 @@ def test_quorum_loss_keeps_cached_keys_serving_and_creates_fail_clearly(nodes, c
     name = unique("cached")
     assert node.put("/v1/key/create/" + name).status_code == 200
     dek = generate(node, name)
+    cache_settled(node, name)
     alive = [m for m in cluster.members if m.alive()]
     assert len(alive) == 3
     try:
