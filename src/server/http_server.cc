@@ -73,7 +73,8 @@ class HttpServer::Connection {
         home_(home),
         state_(std::move(state)),
         generation_(generation),
-        tls_(std::move(socket), state_->tls->native_handle()) {
+        tls_(std::move(socket), state_->tls->native_handle()),
+        h2_generation_(generation) {
     beast::error_code ec;
     auto ep = tls_.socket().remote_endpoint(ec);
     if (!ec) {
@@ -159,7 +160,10 @@ class HttpServer::Connection {
   std::string out_;     // the response being written; its capacity is reused
   PeerIdentity peer_;
   Http2Session* h2_ = nullptr;  // while the connection speaks HTTP/2
-  uint64_t h2_generation_ = 0;  // the state generation it started on
+  // The state generation the connection was accepted on: its TLS context
+  // is that state's, so a reload after accepting drains it with GOAWAY even
+  // when it happened before the HTTP/2 session started.
+  uint64_t h2_generation_;
   ConnectionSlots::SlotPtr slot_{nullptr, nullptr};
   std::string remote_ip_;
   uint16_t remote_port_ = 0;
@@ -197,7 +201,6 @@ asio::awaitable<void> HttpServer::Connection::Run() {
           busy ? ConnectionSlots::Busy(*slot_) : ConnectionSlots::Idle(*slot_);
         }});
     h2_ = h2.get();
-    h2_generation_ = server_.state_.generation();
     co_await h2->Run();
     h2_ = nullptr;
     tls_.Close();
