@@ -423,16 +423,24 @@ std::optional<Clock::time_point> ParseIso8601(std::string_view text) {
   if (*p == 'Z' || *p == 'z') {
     ++p;
   } else if (*p == '+' || *p == '-') {
-    int sign = *p == '-' ? -1 : 1;
-    int hh = 0, mm = 0;
-    // NOLINTNEXTLINE(cert-err34-c): two digits each cannot overflow; the count is checked
-    if (std::sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2) return std::nullopt;
+    // Exactly "+hh:mm": each byte is checked before the next is read, so a
+    // short suffix never moves p past the terminator.
+    auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    if (!digit(p[1]) || !digit(p[2]) || p[3] != ':' || !digit(p[4]) || !digit(p[5])) {
+      return std::nullopt;
+    }
+    const int sign = *p == '-' ? -1 : 1;
+    const int hh = (p[1] - '0') * 10 + (p[2] - '0');
+    const int mm = (p[4] - '0') * 10 + (p[5] - '0');
     offset = sign * (int64_t{hh} * 3600 + int64_t{mm} * 60);
     p += 6;
   } else {
     return std::nullopt;
   }
   if (*p != '\0') return std::nullopt;
+  // Clock counts nanoseconds in 64 bits (years 1678-2262): a time outside
+  // 1970-2200 is no credential expiry and would overflow the conversion.
+  if (tm.tm_year < 70 || tm.tm_year > 300) return std::nullopt;
   return Clock::from_time_t(timegm(&tm) - offset);
 }
 

@@ -440,6 +440,12 @@ TEST(Credentials, ParseIso8601) {
   EXPECT_EQ(*ParseIso8601("2015-08-30T14:36:00.123+02:00"), VectorTime());
   EXPECT_FALSE(ParseIso8601("2015-08-30 12:36:00"));
   EXPECT_FALSE(ParseIso8601("2015-08-30T12:36:00Zjunk"));
+  // Found by fuzz_aws_response: a year far from now overflowed the
+  // nanosecond conversion (UBSan), and a short offset was read past its end.
+  EXPECT_FALSE(ParseIso8601("1013-01-15T09:05:09Z"));
+  EXPECT_FALSE(ParseIso8601("9999-01-15T09:05:09Z"));
+  EXPECT_FALSE(ParseIso8601("2015-08-30T12:36:00+1:1"));
+  EXPECT_EQ(*ParseIso8601("2015-08-30T10:36:00-02:00"), VectorTime());
 }
 
 // An inner provider that hands out numbered temporary credentials.
