@@ -12,6 +12,9 @@ std::optional<Clock::time_point> ParseHttpDate(std::string_view text) {
   std::string s(text);
   const char* end = strptime(s.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
   if (end == nullptr || *end != '\0') return std::nullopt;
+  // Clock counts nanoseconds in 64 bits: a server clock outside 1970-2200 is
+  // no clock to learn an offset from, and would overflow the conversion.
+  if (tm.tm_year < 70 || tm.tm_year > 300) return std::nullopt;
   return Clock::from_time_t(timegm(&tm));
 }
 

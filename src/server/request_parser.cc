@@ -1,5 +1,6 @@
 #include "server/request_parser.h"
 
+#include <algorithm>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
 
@@ -41,7 +42,10 @@ std::string_view RequestParser::HostError() const {
 void RequestParser::on_body_init_impl(const boost::optional<std::uint64_t>& content_length,
                                       error_code&) {
   // basic_parser has already checked the length against body_limit().
-  if (content_length) body_.reserve(static_cast<size_t>(*content_length));
+  // Reserved up to 1 MiB only: the caller may not have bounded the length
+  // yet (found by fuzz_request_parser: a 3e16-byte Content-Length).
+  if (content_length)
+    body_.reserve(static_cast<size_t>(std::min<std::uint64_t>(*content_length, 1 << 20)));
 }
 
 std::size_t RequestParser::on_body_impl(string_view body, error_code&) {

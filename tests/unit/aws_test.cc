@@ -615,6 +615,7 @@ TEST(Errors, ParseAndClassify) {
   EXPECT_FALSE(IsClockSkewError(
       Err(400, "InvalidSignatureException", "The request signature we calculated does not match")));
   EXPECT_TRUE(ParseHttpDate("Sun, 30 Aug 2015 12:36:00 GMT") == VectorTime());
+  EXPECT_FALSE(ParseHttpDate("Sun, 16 Nov 1194 08:49:37 GMT"));  // fuzz_aws_response: overflowed
 }
 
 TEST(Errors, SecretsManagerMapping) {
