@@ -1,6 +1,7 @@
 #include "net/http_client.h"
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 
 #include <algorithm>
 #include <cctype>
@@ -158,7 +159,10 @@ class HttpClient::Pool {
 HttpClient::HttpClient(HttpClientOptions options)
     : options_(std::move(options)), pool_(std::make_unique<Pool>()) {}
 
-HttpClient::~HttpClient() = default;
+HttpClient::~HttpClient() {
+  pool_.reset();  // no handle refers to the key below any more
+  OPENSSL_cleanse(options_.client_key_pem.data(), options_.client_key_pem.size());
+}
 
 Status HttpClient::CheckUrl(const Url& url) const {
   if (url.scheme == "https") return Status::Ok();
@@ -244,8 +248,10 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request, TransportFailure
   if (!options_.client_cert_pem.empty() && !options_.client_key_pem.empty()) {
     curl_blob cert{const_cast<char*>(options_.client_cert_pem.data()),
                    options_.client_cert_pem.size(), CURL_BLOB_COPY};
+    // The key is lent, not copied: curl would free its copy unwiped. It
+    // lives in options_ until the destructor wipes it.
     curl_blob key{const_cast<char*>(options_.client_key_pem.data()), options_.client_key_pem.size(),
-                  CURL_BLOB_COPY};
+                  CURL_BLOB_NOCOPY};
     curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
     curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cert);
     curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
