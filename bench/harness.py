@@ -860,7 +860,9 @@ class EtcdBench:
             rows.append(rec)
             for count in (1, 3):
                 backends = [f"127.0.0.1:{n.port}" for n in nodes[:count]]
-                proxy = etcd_cluster.Haproxy(os.path.join(b.tmp, f"haproxy{count}"), backends)
+                workdir = os.path.join(b.tmp, f"haproxy{count}")
+                os.makedirs(workdir)
+                proxy = etcd_cluster.Haproxy(workdir, backends)
                 try:
                     subprocess.run(["taskset", "-pc", b.server_cpu, str(proxy.proc.pid)],
                                    capture_output=True)
