@@ -186,6 +186,30 @@ TEST_F(EtcdKeystoreTest, PrefixesSeparateTenants) {
   EXPECT_EQ(a->List("", 0, kNoDeadline)->names, std::vector<std::string>{"k"});
 }
 
+// List reads ranges of 500 names: more than that takes several, in order.
+TEST_F(EtcdKeystoreTest, ListPagesThroughSeveralRanges) {
+  auto ks = Open({member_.url()}, "paged/");
+  std::vector<std::string> want;
+  for (int i = 0; i < 1001; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof(name), "k%04d", i);
+    want.emplace_back(name);
+  }
+  for (auto it = want.rbegin(); it != want.rend(); ++it) {
+    ASSERT_TRUE(ks->Create(*it, "v", kNoDeadline).ok());
+  }
+  ASSERT_TRUE(ks->Create("other", "v", kNoDeadline).ok());
+  auto all = ks->List("k", 0, kNoDeadline);
+  ASSERT_TRUE(all.ok()) << all.status().message();
+  EXPECT_EQ(all->names, want);
+  EXPECT_TRUE(all->continue_at.empty());
+  auto page = ks->List("k", 600, kNoDeadline);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->names.size(), 600u);
+  EXPECT_EQ(page->names.back(), "k0599");
+  EXPECT_EQ(page->continue_at, "k0600");
+}
+
 TEST_F(EtcdKeystoreTest, ADeadEndpointIsSkipped) {
   auto ks = Open({"http://127.0.0.1:" + std::to_string(FreePort()), member_.url()});
   ASSERT_TRUE(ks->Create("k", "v", kNoDeadline).ok());

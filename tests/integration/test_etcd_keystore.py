@@ -381,6 +381,90 @@ def test_the_watch_follows_a_killed_member_and_keeps_evicting(nodes, cluster):
         cluster.wait_healthy()
 
 
+class Forwarder:
+    """A TCP forwarder to one etcd member that can be cut (listener and every
+    connection closed) and restored on the same port."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.port = 0
+        self.conns = []
+        self.lock = threading.Lock()
+        self.listener = None
+        self.restore()
+
+    def restore(self):
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", self.port))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+
+    def _accept(self, listener):
+        while True:
+            try:
+                down, _ = listener.accept()
+                up = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                return
+            with self.lock:
+                self.conns += [down, up]
+            for a, b in ((down, up), (up, down)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        self.listener.close()
+        with self.lock:
+            for c in self.conns:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                c.close()
+            self.conns = []
+
+
+def test_a_delete_made_while_the_watch_was_down_is_applied_when_it_resumes(nodes, cluster):
+    """The watch resumes from the revision after its last event, not from
+    "now": a delete made while it was cut still evicts the key."""
+    member = cluster.members[0]
+    forwarder = Forwarder(int(member.client_url.rsplit(":", 1)[1]))
+    try:
+        a = nodes(1)[-1]
+        b = nodes(1, ["http://127.0.0.1:%d" % forwarder.port])[-1]  # sees etcd through it
+        name = unique("missed")
+        assert a.put("/v1/key/create/" + name).status_code == 200
+        generate(b, name)  # cached in b for 10 minutes
+        forwarder.cut()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and b.get("/v1/status").json().get("keystore_watch"):
+            time.sleep(0.1)
+        assert b.get("/v1/status").json()["keystore_watch"] is False
+        assert a.delete("/v1/key/delete/" + name).status_code == 200
+        generate(b, name)  # b cannot know yet: still served from its cache
+        forwarder.restore()
+        assert forgotten_within(b, name, 10.0)
+    finally:
+        forwarder.cut()
+
+
 def etcd_tls_material(directory: Path):
     """A CA, an etcd member certificate (server and client use: etcd's gateway
     dials its own gRPC port with it) and a kes client certificate."""
