@@ -119,8 +119,9 @@ def test_a_key_created_on_one_node_works_on_every_other(nodes):
     name = unique("shared")
     assert a.put("/v1/key/create/" + name).status_code == 200
     assert b.put("/v1/key/create/" + name).json()["message"] == "key already exists"
-    dek = generate(b, name)
-    assert decrypts(a, name, dek) and decrypts(c, name, dek)
+    for node in (b, c):
+        dek = generate(node, name)
+        assert all(decrypts(n, name, dek) for n in (a, b, c))
     assert name in c.get("/v1/key/list/*").text
     st = c.get("/v1/status").json()
     assert st["keystore_watch"] is True and "keystore_latency" in st
