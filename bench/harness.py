@@ -217,9 +217,13 @@ class Bench:
             raise RuntimeError("nginx did not start: see " + s.log.name)
         return s
 
-    def kes_config(self, port):
+    def kes_config(self, port, keystore=None, name="kes"):
+        """`keystore`: the YAML of the keystore section (default: fs)."""
         keys = os.path.join(self.tmp, "keys")
         os.makedirs(keys, exist_ok=True)
+        keystore = keystore or f"""  fs:
+    path: {keys}
+"""
         conf = f"""version: v1
 address: 127.0.0.1:{port}
 admin:
@@ -247,21 +251,20 @@ log:
   error: "off"
   audit: "off"
 keystore:
-  fs:
-    path: {keys}
-"""
-        path = os.path.join(self.tmp, "kes.yml")
+{keystore}"""
+        path = os.path.join(self.tmp, f"{name}.yml")
         open(path, "w").write(conf)
         return path
 
-    def kes_command(self, port):
-        return [self.kes_bin, "server", "--config", self.kes_config(port)], dict(os.environ)
+    def kes_command(self, port, keystore=None, name="kes"):
+        return ([self.kes_bin, "server", "--config", self.kes_config(port, keystore, name)],
+                dict(os.environ))
 
-    def start_kes(self, cpus=None, name="kes"):
+    def start_kes(self, cpus=None, name="kes", keystore=None):
         """kes-cpp runs one I/O thread per CPU of its affinity mask, so the
         CPU list given to taskset also sets its thread count."""
         port = free_port()
-        cmd, env = self.kes_command(port)
+        cmd, env = self.kes_command(port, keystore, name)
         s = Server(name, cmd, port, cpus or self.server_cpu, self.tmp, env)
         self.servers.append(s)
         if not s.ok:
@@ -746,6 +749,165 @@ keystore:
                 round(b["cpu_time"], 1) for b in data["benchmarks"]}
 
 
+class EtcdBench:
+    """The etcd rows (issue 13): cold-cache get latency against etcd next
+    to etcd's own answer to the same read, for a 1- and a 3-member cluster;
+    throughput through HAProxy (TCP passthrough) with 1 and with 3 kes-cpp
+    nodes over the 3-member cluster. Members come from tests/integration's
+    etcd_cluster (Debian's etcd-server, plain HTTP on loopback)."""
+
+    def __init__(self, bench):
+        self.b = bench
+        sys.path.insert(0, os.path.join(bench.args.source_dir, "tests", "integration"))
+        global etcd_cluster
+        import etcd_cluster  # noqa: E402 (needs the path above)
+        self.keys = 100 if bench.quick else 300
+
+    def keystore(self, cluster):
+        eps = ", ".join(cluster.endpoints)
+        return f"  etcd:\n    endpoints: [{eps}]\n    prefix: bench/\n"
+
+    def tls_connection(self, port, admin=False):
+        import http.client
+        import ssl
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        c = self.b.certs
+        ctx.load_cert_chain(*((c.admin_crt, c.admin_key) if admin else (c.client_crt, c.client_key)))
+        return http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=20)
+
+    @staticmethod
+    def timed(conn, method, path, body, headers):
+        """One request on a keep-alive connection: (status, microseconds)."""
+        t0 = time.perf_counter_ns()
+        conn.request(method, path, body=body, headers=headers)
+        r = conn.getresponse()
+        r.read()
+        return r.status, (time.perf_counter_ns() - t0) / 1e3
+
+    @staticmethod
+    def summary(row, samples, **fields):
+        samples = sorted(samples)
+        q = lambda p: round(samples[min(len(samples) - 1, int(p * len(samples)))], 1)  # noqa: E731
+        return {"row": row, "requests": len(samples), "p50_us": q(0.5), "p90_us": q(0.9),
+                "p99_us": q(0.99), "mean_us": round(statistics.fmean(samples), 1), **fields}
+
+    def latency_rows(self, members):
+        """Creates the keys through one node, then reads each once through a
+        fresh node (a cold cache: one etcd range per request), again (warm),
+        and straight from etcd."""
+        b = self.b
+        cluster = etcd_cluster.EtcdCluster(os.path.join(b.tmp, f"etcd{members}"), members).start()
+        rows = []
+        try:
+            names = [f"{KEY}-{i}" for i in range(self.keys)]
+            maker = b.start_kes(name=f"kes-etcd{members}-maker", keystore=self.keystore(cluster))
+            conn = self.tls_connection(maker.port, admin=True)
+            for n in names:
+                status, _ = self.timed(conn, "POST", f"/v1/key/create/{n}", None, {})
+                if status != 200:
+                    raise RuntimeError(f"create {n}: {status}")
+            conn.close()
+            b.stop(maker)
+            kes = b.start_kes(name=f"kes-etcd{members}", keystore=self.keystore(cluster))
+            conn = self.tls_connection(kes.port)
+            body, hdr = b.bodies["generate"], {"Content-Type": "application/json"}
+            for warm in (False, True):
+                samples, gets0 = [], b.backend_gets(kes)
+                for n in names:
+                    status, us = self.timed(conn, "POST", f"/v1/key/generate/{n}", body, hdr)
+                    if status != 200:
+                        raise RuntimeError(f"generate {n}: {status}")
+                    samples.append(us)
+                gets = b.backend_gets(kes) - gets0
+                rows.append(self.summary("etcd:generate-" + ("warm" if warm else "cold"), samples,
+                                         etcd_members=members, backend_gets=gets))
+            conn.close()
+            b.stop(kes)
+            import http.client
+            host, port = cluster.endpoints[0].rsplit("//", 1)[1].split(":")
+            conn = http.client.HTTPConnection(host, int(port), timeout=20)
+            samples = []
+            for n in names:
+                key = base64.b64encode(f"bench/{n}".encode()).decode()
+                status, us = self.timed(conn, "POST", "/v3/kv/range", json.dumps({"key": key}),
+                                        {"Content-Type": "application/json"})
+                if status != 200:
+                    raise RuntimeError(f"etcd range {n}: {status}")
+                samples.append(us)
+            conn.close()
+            rows.append(self.summary("etcd:range-direct", samples, etcd_members=members))
+        finally:
+            cluster.stop()
+        return rows
+
+    def haproxy_rows(self):
+        """kes-loadgen (16 keep-alive connections, warm cache) through
+        HAProxy in TCP mode to 1 and to 3 kes-cpp nodes, and straight to one
+        node. Every server process shares the one server CPU."""
+        b = self.b
+        cluster = etcd_cluster.EtcdCluster(os.path.join(b.tmp, "etcd-ha"), 3).start()
+        nodes, rows = [], []
+        try:
+            for i in range(3):
+                nodes.append(b.start_kes(name=f"kes-ha{i}", keystore=self.keystore(cluster)))
+            b.prepare_kes(nodes[0])
+            extra = ["-c", "16", "-w", str(b.warm), "-d", str(b.dur), "-m", "POST",
+                     "-p", f"/v1/key/generate/{KEY}", "-b", b.bodies["generate"]]
+            rec = b.measure("etcd:direct-1-node", nodes[0], extra, etcd_members=3, kes_nodes=1)
+            rows.append(rec)
+            for count in (1, 3):
+                backends = [f"127.0.0.1:{n.port}" for n in nodes[:count]]
+                workdir = os.path.join(b.tmp, f"haproxy{count}")
+                os.makedirs(workdir)
+                proxy = etcd_cluster.Haproxy(workdir, backends)
+                try:
+                    subprocess.run(["taskset", "-pc", b.server_cpu, str(proxy.proc.pid)],
+                                   capture_output=True)
+                    rec = b.measure(f"etcd:haproxy-{count}-nodes", nodes[0], extra,
+                                    port=proxy.port, etcd_members=3, kes_nodes=count)
+                    rows.append(rec)
+                finally:
+                    proxy.stop()
+        finally:
+            for n in nodes:
+                b.stop(n)
+            cluster.stop()
+        return rows
+
+    def run(self):
+        rows = []
+        for members in (1, 3):
+            log(f"etcd: cold-cache generate vs etcd range, {members}-member cluster, "
+                f"{self.keys} keys, one sequential keep-alive client")
+            rows += self.latency_rows(members)
+        log("etcd: throughput through HAProxy, 1 vs 3 kes-cpp nodes")
+        rows += self.haproxy_rows()
+        return rows
+
+
+def etcd_main(args, b, started):
+    try:
+        b.bodies = {"generate": json.dumps({"context": CONTEXT})}
+        rows = EtcdBench(b).run()
+    finally:
+        b.cleanup()
+    print(f"{'row':26} {'etcd':>4} {'requests':>8} {'p50us':>8} {'p90us':>8} {'p99us':>8} "
+          f"{'req/s':>8} {'gets':>5}")
+    for r in rows:
+        lat = r.get("latency_us") or {}
+        print(f"{r['row']:26} {r.get('etcd_members', ''):>4} {r['requests']:>8} "
+              f"{r.get('p50_us', lat.get('p50', '')):>8} {r.get('p90_us', lat.get('p90', '')):>8} "
+              f"{r.get('p99_us', lat.get('p99', '')):>8} {round(r.get('rps', 0)) or '':>8} "
+              f"{r.get('backend_gets', ''):>5}")
+    b.notes.append("etcd rows: members on loopback, plain HTTP; latency rows from one Python "
+                   "client, one keep-alive connection (TLS 1.3 with a client certificate to "
+                   "kes-cpp, plain HTTP to etcd), one request in flight")
+    write_result(args, b, started, "etcd", {"rows": rows})
+
+
 def median_of(rows, row, key, **match):
     vals = [r[key] for r in rows if r["row"] == row and r.get(key) is not None
             and all(r.get(k) == v for k, v in match.items())]
@@ -871,6 +1033,9 @@ def main():
                          "subscribers, RSS and fds before/after")
     ap.add_argument("--soak-requests", type=int, default=1000000,
                     help="requests of the soak row (default 1e6)")
+    ap.add_argument("--etcd", action="store_true",
+                    help="run only the etcd rows: cold-cache get latency vs etcd direct "
+                         "(1- and 3-member cluster), 1 vs 3 kes-cpp nodes behind HAProxy")
     ap.add_argument("--keep-tmp", action="store_true")
     ap.add_argument("--rounds-only", action="store_true",
                     help="only the throughput rounds (HTTP/1.1, HTTP/2 and Go client rows)")
@@ -881,6 +1046,8 @@ def main():
     b = Bench(args)
     if args.soak:
         return soak_main(args, b, started)
+    if args.etcd:
+        return etcd_main(args, b, started)
     summary = {}
     kes = None
     try:
@@ -948,7 +1115,7 @@ def write_result(args, b, started, mode, fields):
         **fields,
         "notes": b.notes,
     }
-    suffix = "-soak" if mode == "soak" else ""
+    suffix = "-" + mode if mode in ("soak", "etcd") else ""
     out = args.out or os.path.join(args.source_dir, "bench", "results",
                                    started.strftime("%Y-%m-%dT%H-%M-%SZ") + suffix + ".json")
     os.makedirs(os.path.dirname(out), exist_ok=True)

@@ -5,6 +5,9 @@
 #
 #   bash bench/run.sh            # full run, about 8 minutes
 #   bash bench/run.sh --quick    # about 2 minutes
+#   bash bench/run.sh --etcd     # only the etcd rows (issue 13), about 1 minute:
+#                                # cold-cache generate vs etcd range (1- and
+#                                # 3-member cluster), 1 vs 3 nodes behind HAProxy
 #   bash bench/run.sh --soak     # only the soak row: 10^6 mixed requests with
 #                                # key churn and log subscribers; RSS and fds
 #                                # before/after (--soak-requests N for fewer)

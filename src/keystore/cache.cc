@@ -8,6 +8,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <limits>
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
@@ -32,15 +33,21 @@ struct Equal {
 // Held in the map node itself: one allocation per cached name besides the
 // key's own block.
 struct Entry {
-  explicit Entry(KeyRef k) : key(std::move(k)) {}
+  Entry(KeyRef k, int64_t r) : key(std::move(k)), revision(r) {}
   KeyRef key;
+  int64_t revision;                      // the backend's revision of the value (0: none)
   mutable std::atomic<bool> used{true};  // cleared by the unused sweep
 };
 
-// One miss in progress for a name; later callers wait on `mu`.
+// One miss in progress for a name; later callers wait on `mu`. A create of
+// the name joins it too, without taking `mu`, to learn of changes.
 struct Flight {
   std::timed_mutex mu;
   size_t refs = 0;  // guarded by Shard::flights_mu
+  // The newest change to the name seen by the change feed while the flight
+  // existed (revision; INT64_MAX: unknown); guarded by Shard::mu. A value
+  // read or written below it may be stale and is not cached.
+  int64_t changed_at = 0;
 };
 
 struct Shard {
@@ -61,9 +68,9 @@ struct KeyCache::Impl : ChangeListener {
   std::array<Shard, kShards> shards;
   std::atomic<bool> offline{false};
   std::atomic<uint64_t> backend_gets{0};
-  // Bumped by every eviction from the change feed: a fetch that overlapped
-  // one may hold the value from before the change and is not cached.
-  std::atomic<uint64_t> changes{0};
+  // Bumped by ChangedAll (the change feed lost history): a fetch or create
+  // that overlapped it is not cached.
+  std::atomic<uint64_t> epoch{0};
   // -1: no change feed; 0: down; 1: up.
   std::atomic<int> watch_state{-1};
 
@@ -87,12 +94,19 @@ struct KeyCache::Impl : ChangeListener {
     return entry.key;
   }
 
-  void Insert(std::string_view name, KeyRef key) {
+  // Caches `key` at `revision`, unless the change feed reported a newer
+  // change to the name during `flight`, or lost history since `seen_epoch`:
+  // the value may then be the one from before that change. Checked under
+  // the shard lock, which Changed holds too, so no change slips in between.
+  void Insert(std::string_view name, KeyRef key, int64_t revision, const Flight& flight,
+              uint64_t seen_epoch) {
     Shard& shard = ShardOf(name);
     std::unique_lock lock(shard.mu);
-    auto [it, inserted] = shard.entries.try_emplace(std::string(name), key);
-    if (!inserted) {
+    if (flight.changed_at > revision || epoch.load() != seen_epoch) return;
+    auto [it, inserted] = shard.entries.try_emplace(std::string(name), key, revision);
+    if (!inserted && it->second.revision <= revision) {
       it->second.key = std::move(key);
+      it->second.revision = revision;
       it->second.used.store(true, std::memory_order_relaxed);
     }
   }
@@ -110,13 +124,23 @@ struct KeyCache::Impl : ChangeListener {
     }
   }
 
-  // ChangeListener: the backend's change feed.
-  void Changed(std::string_view name) override {
-    changes.fetch_add(1);
-    Evict(name);
+  // ChangeListener: the backend's change feed. An event no newer than the
+  // cached value (this server's own create, an event replayed after a
+  // reconnect) leaves it cached; a newer one evicts it and keeps a fetch or
+  // create of the name in progress from caching what it got.
+  void Changed(std::string_view name, int64_t revision) override {
+    if (revision <= 0) revision = std::numeric_limits<int64_t>::max();
+    Shard& shard = ShardOf(name);
+    std::unique_lock lock(shard.mu);
+    auto it = shard.entries.find(name);
+    if (it != shard.entries.end() && it->second.revision < revision) shard.entries.erase(it);
+    std::lock_guard flights_lock(shard.flights_mu);
+    if (auto f = shard.flights.find(name); f != shard.flights.end()) {
+      f->second->changed_at = std::max(f->second->changed_at, revision);
+    }
   }
   void ChangedAll() override {
-    changes.fetch_add(1);
+    epoch.fetch_add(1);
     EvictAll();
   }
   void Watching(bool up) override { watch_state.store(up ? 1 : 0); }
@@ -148,19 +172,20 @@ struct KeyCache::Impl : ChangeListener {
     if (it != shard.flights.end() && --it->second->refs == 0) shard.flights.erase(it);
   }
 
-  Result<KeyRef> Fetch(std::string_view name, Deadline deadline) {
+  Result<std::pair<KeyRef, int64_t>> Fetch(std::string_view name, Deadline deadline) {
     backend_gets.fetch_add(1, std::memory_order_relaxed);
-    Result<std::string> stored = store->Get(name, deadline);
+    Result<StoredValue> stored = store->GetWithRevision(name, deadline);
     if (!stored.ok()) return stored.status();
-    Result<crypto::KeyVersion> parsed = crypto::ParseKeyVersion(*stored);
-    crypto::Zeroize(stored->data(), stored->size());
+    Result<crypto::KeyVersion> parsed = crypto::ParseKeyVersion(stored->value);
+    crypto::Zeroize(stored->value.data(), stored->value.size());
     if (!parsed.ok()) {
       // A stored value that does not decode is a backend fault (API 502),
       // never a client error.
       return kes::Status::Unavailable("failed to parse key '" + std::string(name) +
                                       "': " + parsed.status().message());
     }
-    return KeyRef(std::make_shared<const crypto::KeyVersion>(std::move(parsed).value()));
+    return std::pair(KeyRef(std::make_shared<const crypto::KeyVersion>(std::move(parsed).value())),
+                     stored->revision);
   }
 
   void RunTimers() {
@@ -229,19 +254,32 @@ KeyCache::~KeyCache() {
 
 KeyRef KeyCache::TryGet(std::string_view name) { return impl_->Lookup(name); }
 
+// Membership of a name's flight, left however the call ends: a backend that
+// throws (Offload turns that into an error) must not leave the flight behind.
+class KeyCache::FlightRef {
+ public:
+  FlightRef(Impl& impl, std::string_view name)
+      : impl_(impl),
+        shard_(impl.ShardOf(name)),
+        name_(name),
+        flight_(impl.JoinFlight(shard_, name)) {}
+  ~FlightRef() { impl_.LeaveFlight(shard_, name_); }
+  FlightRef(const FlightRef&) = delete;
+  FlightRef& operator=(const FlightRef&) = delete;
+  Flight& operator*() const { return *flight_; }
+  Flight* operator->() const { return flight_.get(); }
+
+ private:
+  Impl& impl_;
+  Shard& shard_;
+  std::string_view name_;
+  std::shared_ptr<Flight> flight_;
+};
+
 Result<KeyRef> KeyCache::Get(std::string_view name, Deadline deadline) {
   if (KeyRef key = impl_->Lookup(name)) return key;
 
-  Shard& shard = impl_->ShardOf(name);
-  std::shared_ptr<Flight> flight = impl_->JoinFlight(shard, name);
-  // Left however this ends: a backend that throws (Offload turns that into
-  // an error) must not leave the flight behind.
-  struct Leave {
-    Impl& impl;
-    Shard& shard;
-    std::string_view name;
-    ~Leave() { impl.LeaveFlight(shard, name); }
-  } leave{*impl_, shard, name};
+  FlightRef flight(*impl_, name);
   // Waits for a fetch of the same name by another caller, but not past the
   // deadline.
   std::unique_lock lock(flight->mu, std::defer_lock);
@@ -253,20 +291,31 @@ Result<KeyRef> KeyCache::Get(std::string_view name, Deadline deadline) {
   // Another caller may have filled the entry while we waited.
   if (KeyRef key = impl_->Lookup(name)) return key;
   // A change seen while fetching (another node's delete) may have made the
-  // fetched value stale: return it, but do not cache it.
-  const uint64_t changes = impl_->changes.load();
-  Result<KeyRef> fetched = impl_->Fetch(name, deadline);
-  if (fetched.ok() && impl_->changes.load() == changes) impl_->Insert(name, *fetched);
-  return fetched;
+  // fetched value stale: Insert returns it uncached then.
+  const uint64_t epoch = impl_->epoch.load();
+  auto fetched = impl_->Fetch(name, deadline);
+  if (!fetched.ok()) return fetched.status();
+  impl_->Insert(name, fetched->first, fetched->second, *flight, epoch);
+  return fetched->first;
 }
 
 kes::Status KeyCache::Create(std::string_view name, const crypto::KeyVersion& key,
                              Deadline deadline) {
   Result<std::string> encoded = crypto::EncodeKeyVersion(key);
   if (!encoded.ok()) return encoded.status();
-  kes::Status s = impl_->store->Create(name, *encoded, deadline);
+  FlightRef flight(*impl_, name);  // learns of changes made meanwhile
+  const uint64_t epoch = impl_->epoch.load();
+  Result<int64_t> revision = impl_->store->CreateWithRevision(name, *encoded, deadline);
   crypto::Zeroize(encoded->data(), encoded->size());
-  return s;
+  if (!revision.ok()) return revision.status();
+  // A backend with revisions has a change feed, which will report this very
+  // write: cached at its revision, the key is served without a read and the
+  // event leaves it cached. Others cache on first use, as upstream does.
+  if (*revision > 0) {
+    impl_->Insert(name, std::make_shared<const crypto::KeyVersion>(key.Clone()), *revision, *flight,
+                  epoch);
+  }
+  return kes::Status::Ok();
 }
 
 kes::Status KeyCache::Delete(std::string_view name, Deadline deadline) {

@@ -48,7 +48,8 @@ class KeyCache {
   // KeyNotFound passes through; a corrupt stored value or backend error is
   // an error (the API answers 502 "failed to read key").
   Result<KeyRef> Get(std::string_view name, Deadline deadline);
-  // Encodes and stores a new key (create-if-absent). Does not cache it.
+  // Encodes and stores a new key (create-if-absent). Caches it only if the
+  // backend reports a revision (it has a change feed).
   kes::Status Create(std::string_view name, const crypto::KeyVersion& key, Deadline deadline);
   // Deletes in the backend; on success evicts the entry.
   kes::Status Delete(std::string_view name, Deadline deadline);
@@ -71,6 +72,7 @@ class KeyCache {
 
  private:
   struct Impl;
+  class FlightRef;
   std::unique_ptr<Impl> impl_;
 };
 

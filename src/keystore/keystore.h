@@ -15,6 +15,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -29,6 +30,14 @@ struct KeyStoreState {
   std::chrono::nanoseconds latency{0};  // round trip of the health probe
 };
 
+// A stored value and the backend's revision of it: a number that grows with
+// every write to the backend (etcd's mod_revision), 0 from a backend without
+// a change feed.
+struct StoredValue {
+  std::string value;
+  int64_t revision = 0;
+};
+
 struct ListPage {
   std::vector<std::string> names;  // sorted byte-wise
   std::string continue_at;         // empty at the end
@@ -40,8 +49,9 @@ struct ListPage {
 class ChangeListener {
  public:
   virtual ~ChangeListener() = default;
-  // `name` was written or deleted.
-  virtual void Changed(std::string_view name) = 0;
+  // `name` was written or deleted at `revision` (the backend's revision of
+  // that write; 0: unknown, i.e. newer than anything cached).
+  virtual void Changed(std::string_view name, int64_t revision) = 0;
   // Changes may have been missed (the backend's history was compacted).
   virtual void ChangedAll() = 0;
   // The change feed is connected (true) or down (false; caches then rely on
@@ -68,6 +78,22 @@ class KeyStore {
   virtual Result<std::string> Get(std::string_view name, Deadline deadline) = 0;
 
   virtual kes::Status Delete(std::string_view name, Deadline deadline) = 0;
+
+  // Get and Create with the backend's revision of the value. A backend with a
+  // change feed overrides both, so that the cache can ignore the events its
+  // cached value already reflects (its own server's create, events replayed
+  // after a reconnect). The defaults report revision 0.
+  virtual Result<StoredValue> GetWithRevision(std::string_view name, Deadline deadline) {
+    Result<std::string> value = Get(name, deadline);
+    if (!value.ok()) return value.status();
+    return StoredValue{std::move(*value), 0};
+  }
+  virtual Result<int64_t> CreateWithRevision(std::string_view name, std::string_view value,
+                                             Deadline deadline) {
+    kes::Status s = Create(name, value, deadline);
+    if (!s.ok()) return s;
+    return int64_t{0};
+  }
 
   // Names starting with `prefix` (empty = all), sorted. `limit` <= 0 means
   // "everything": the server always asks for everything and returns one

@@ -14,8 +14,8 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <mutex>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -125,9 +125,9 @@ class EtcdMember {
 // Records what a change feed reports.
 class Recorder : public ChangeListener {
  public:
-  void Changed(std::string_view name) override {
+  void Changed(std::string_view name, int64_t revision) override {
     std::lock_guard lock(mu_);
-    changed_.insert(std::string(name));
+    changed_[std::string(name)] = revision;
     cv_.notify_all();
   }
   void ChangedAll() override {}
@@ -140,16 +140,18 @@ class Recorder : public ChangeListener {
     std::unique_lock lock(mu_);
     return cv_.wait_for(lock, 10s, [&] { return up_; });
   }
-  bool WaitChanged(const std::string& name) {
+  // The revision of the last change to `name`, or 0 if none came in time.
+  int64_t WaitChanged(const std::string& name, int64_t after = 0) {
     std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, 10s, [&] { return changed_.count(name) > 0; });
+    cv_.wait_for(lock, 10s, [&] { return changed_.count(name) > 0 && changed_[name] > after; });
+    return changed_.count(name) > 0 ? changed_[name] : 0;
   }
 
  private:
   std::mutex mu_;
   std::condition_variable cv_;
   bool up_ = false;
-  std::set<std::string> changed_;
+  std::map<std::string, int64_t> changed_;
 };
 
 class EtcdKeystoreTest : public ::testing::Test {
@@ -184,6 +186,30 @@ TEST_F(EtcdKeystoreTest, PrefixesSeparateTenants) {
   EXPECT_EQ(a->List("", 0, kNoDeadline)->names, std::vector<std::string>{"k"});
 }
 
+// List reads ranges of 500 names: more than that takes several, in order.
+TEST_F(EtcdKeystoreTest, ListPagesThroughSeveralRanges) {
+  auto ks = Open({member_.url()}, "paged/");
+  std::vector<std::string> want;
+  for (int i = 0; i < 1001; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof(name), "k%04d", i);
+    want.emplace_back(name);
+  }
+  for (auto it = want.rbegin(); it != want.rend(); ++it) {
+    ASSERT_TRUE(ks->Create(*it, "v", kNoDeadline).ok());
+  }
+  ASSERT_TRUE(ks->Create("other", "v", kNoDeadline).ok());
+  auto all = ks->List("k", 0, kNoDeadline);
+  ASSERT_TRUE(all.ok()) << all.status().message();
+  EXPECT_EQ(all->names, want);
+  EXPECT_TRUE(all->continue_at.empty());
+  auto page = ks->List("k", 600, kNoDeadline);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->names.size(), 600u);
+  EXPECT_EQ(page->names.back(), "k0599");
+  EXPECT_EQ(page->continue_at, "k0600");
+}
+
 TEST_F(EtcdKeystoreTest, ADeadEndpointIsSkipped) {
   auto ks = Open({"http://127.0.0.1:" + std::to_string(FreePort()), member_.url()});
   ASSERT_TRUE(ks->Create("k", "v", kNoDeadline).ok());
@@ -204,10 +230,17 @@ TEST_F(EtcdKeystoreTest, ChangeFeedReportsOtherWritersDeletesAndCreates) {
   ASSERT_TRUE(rec.WaitUp());
   auto writer = Open({member_.url()});
   ASSERT_TRUE(writer->Create("created", "v", kNoDeadline).ok());
-  ASSERT_TRUE(writer->Create("deleted", "v", kNoDeadline).ok());
-  EXPECT_TRUE(rec.WaitChanged("created"));
+  auto created = writer->CreateWithRevision("deleted", "v", kNoDeadline);
+  ASSERT_TRUE(created.ok());
+  EXPECT_GT(rec.WaitChanged("created"), 0);
+  // Events carry the revisions Get and Create report (a delete its own, newer
+  // one), which is what lets the cache order them against cached values.
+  EXPECT_EQ(rec.WaitChanged("deleted"), *created);
+  EXPECT_EQ(watcher->GetWithRevision("deleted", kNoDeadline)->revision, *created);
+  // A create resent after a lost answer finds its own write, and its revision.
+  EXPECT_EQ(writer->CreateWithRevision("deleted", "v", kNoDeadline).value(), *created);
   ASSERT_TRUE(writer->Delete("deleted", kNoDeadline).ok());
-  EXPECT_TRUE(rec.WaitChanged("deleted"));
+  EXPECT_GT(rec.WaitChanged("deleted", *created), *created);
   watcher->Close();  // ends the stream promptly
 }
 

@@ -95,10 +95,9 @@ def backend_gets(node):
 
 
 def cache_settled(node, name, timeout=10):
-    """Generates with `name` until the key stays cached. The node's watch
-    reports the key's own creation too, which may arrive after the first
-    generate filled the cache and evict it once; a test that then takes
-    etcd away must not depend on that race."""
+    """Generates with `name` until the key stays cached (no backend read
+    between two generates), so that a test that then takes etcd away, or
+    counts backend reads, starts from a cached key."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -120,8 +119,9 @@ def test_a_key_created_on_one_node_works_on_every_other(nodes):
     name = unique("shared")
     assert a.put("/v1/key/create/" + name).status_code == 200
     assert b.put("/v1/key/create/" + name).json()["message"] == "key already exists"
-    dek = generate(b, name)
-    assert decrypts(a, name, dek) and decrypts(c, name, dek)
+    for node in (b, c):
+        dek = generate(node, name)
+        assert all(decrypts(n, name, dek) for n in (a, b, c))
     assert name in c.get("/v1/key/list/*").text
     st = c.get("/v1/status").json()
     assert st["keystore_watch"] is True and "keystore_latency" in st
@@ -144,6 +144,26 @@ def test_concurrent_creates_across_nodes_have_exactly_one_winner(nodes, certs, s
     codes = [c for c, _ in results]
     assert codes.count(200) == 1, results
     assert all(c == 400 and "key already exists" in t for c, t in results if c != 200)
+
+
+def test_a_node_serves_the_key_it_created_without_reading_it_back(nodes):
+    """The creating node caches the key at its etcd revision, and its own
+    watch's report of that create (same revision) does not evict it: no
+    backend read for the key, before or after the event has arrived."""
+    a, b, _ = nodes()
+    marker = unique("marker")
+    assert a.put("/v1/key/create/" + marker).status_code == 200
+    cache_settled(a, marker)
+    name = unique("own")
+    before = backend_gets(a)
+    assert a.put("/v1/key/create/" + name).status_code == 200
+    dek = generate(a, name)
+    # Events arrive in revision order: once a has dropped the marker deleted
+    # through b (one read: the 404), it has seen the create of `name` too.
+    assert b.delete("/v1/key/delete/" + marker).status_code == 200
+    assert forgotten_within(a, marker, 5.0)
+    assert decrypts(a, name, dek)
+    assert backend_gets(a) - before == 1  # the marker's 404 alone
 
 
 def test_a_delete_on_one_node_evicts_the_key_on_the_others_within_two_seconds(nodes):
@@ -360,6 +380,90 @@ def test_the_watch_follows_a_killed_member_and_keeps_evicting(nodes, cluster):
     finally:
         cluster.restart(first)
         cluster.wait_healthy()
+
+
+class Forwarder:
+    """A TCP forwarder to one etcd member that can be cut (listener and every
+    connection closed) and restored on the same port."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.port = 0
+        self.conns = []
+        self.lock = threading.Lock()
+        self.listener = None
+        self.restore()
+
+    def restore(self):
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", self.port))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+
+    def _accept(self, listener):
+        while True:
+            try:
+                down, _ = listener.accept()
+                up = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                return
+            with self.lock:
+                self.conns += [down, up]
+            for a, b in ((down, up), (up, down)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        self.listener.close()
+        with self.lock:
+            for c in self.conns:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                c.close()
+            self.conns = []
+
+
+def test_a_delete_made_while_the_watch_was_down_is_applied_when_it_resumes(nodes, cluster):
+    """The watch resumes from the revision after its last event, not from
+    "now": a delete made while it was cut still evicts the key."""
+    member = cluster.members[0]
+    forwarder = Forwarder(int(member.client_url.rsplit(":", 1)[1]))
+    try:
+        a = nodes(1)[-1]
+        b = nodes(1, ["http://127.0.0.1:%d" % forwarder.port])[-1]  # sees etcd through it
+        name = unique("missed")
+        assert a.put("/v1/key/create/" + name).status_code == 200
+        generate(b, name)  # cached in b for 10 minutes
+        forwarder.cut()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and b.get("/v1/status").json().get("keystore_watch"):
+            time.sleep(0.1)
+        assert b.get("/v1/status").json()["keystore_watch"] is False
+        assert a.delete("/v1/key/delete/" + name).status_code == 200
+        generate(b, name)  # b cannot know yet: still served from its cache
+        forwarder.restore()
+        assert forgotten_within(b, name, 10.0)
+    finally:
+        forwarder.cut()
 
 
 def etcd_tls_material(directory: Path):

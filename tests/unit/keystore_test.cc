@@ -381,8 +381,13 @@ class FakeStore : public KeyStore {
     std::atomic<bool> get_down{false};  // Get fails
     int gate = 0;                       // Get blocks until this many callers have entered the cache
     std::atomic<int> entered{0};
-    std::atomic<int> gets{0}, statuses{0}, closes{0};
+    std::atomic<int> gets{0}, statuses{0}, closes{0}, creates{0};
     ChangeListener* listener = nullptr;  // the cache, once subscribed
+    // With revisions (like etcd): each write gets the next revision, and
+    // Get/CreateWithRevision report it; Create blocks on `gate` as Get does.
+    bool revisions = false;
+    int64_t revision = 0;
+    std::map<std::string, int64_t> revs;
   };
   explicit FakeStore(std::shared_ptr<Shared> s) : s_(std::move(s)) {}
 
@@ -407,6 +412,23 @@ class FakeStore : public KeyStore {
     auto it = s_->values.find(std::string(name));
     if (it == s_->values.end()) return kes::Status::KeyNotFound();
     return it->second;
+  }
+  Result<StoredValue> GetWithRevision(std::string_view name, Deadline deadline) override {
+    auto value = Get(name, deadline);
+    if (!value.ok()) return value.status();
+    std::lock_guard lock(s_->mu);
+    return StoredValue{std::move(*value), s_->revisions ? s_->revs[std::string(name)] : 0};
+  }
+  Result<int64_t> CreateWithRevision(std::string_view name, std::string_view value,
+                                     Deadline deadline) override {
+    if (!s_->revisions) return KeyStore::CreateWithRevision(name, value, deadline);
+    ++s_->creates;
+    std::unique_lock lock(s_->mu);
+    s_->cv.wait_for(lock, seconds(10), [&] { return s_->entered.load() >= s_->gate; });
+    if (!s_->values.emplace(std::string(name), std::string(value)).second) {
+      return kes::Status::KeyExists();
+    }
+    return s_->revs[std::string(name)] = ++s_->revision;
   }
   kes::Status Delete(std::string_view name, Deadline) override {
     std::lock_guard lock(s_->mu);
@@ -441,7 +463,7 @@ TEST(KeyCache, ChangeFeedEvictsAndReportsItsState) {
   EXPECT_FALSE(cache.watching().has_value());  // no feed reported yet
   ASSERT_TRUE(cache.Get("k", kNoDeadline).ok());
   ASSERT_NE(cache.TryGet("k"), nullptr);
-  shared->listener->Changed("k");
+  shared->listener->Changed("k", 0);
   EXPECT_EQ(cache.TryGet("k"), nullptr);
   ASSERT_TRUE(cache.Get("k", kNoDeadline).ok());
   shared->listener->ChangedAll();
@@ -452,24 +474,87 @@ TEST(KeyCache, ChangeFeedEvictsAndReportsItsState) {
   EXPECT_EQ(cache.watching(), std::optional<bool>(false));
 }
 
-TEST(KeyCache, AFetchOverlappingAChangeIsNotCached) {
+// The cached value's revision orders it against the feed's events: only a
+// newer change evicts it.
+TEST(KeyCache, ChangesNoNewerThanTheCachedValueKeepIt) {
   auto shared = std::make_shared<FakeStore::Shared>();
+  shared->revisions = true;
   shared->values["k"] = kStoredKey;
-  shared->gate = 1;  // Get blocks until the test lets it go
+  shared->revs["k"] = 5;
   KeyCache cache(std::make_unique<FakeStore>(shared), NoTimers());
-  std::thread reader([&] { EXPECT_TRUE(cache.Get("k", kNoDeadline).ok()); });
-  const auto until = std::chrono::steady_clock::now() + seconds(10);
-  while (shared->gets.load() == 0 && std::chrono::steady_clock::now() < until) {
-    std::this_thread::yield();
-  }
-  shared->listener->Changed("k");  // while the fetch is in the backend
+  ASSERT_TRUE(cache.Get("k", kNoDeadline).ok());
+  shared->listener->Changed("k", 5);  // the write the cached value came from
+  shared->listener->Changed("k", 3);  // an older delete, replayed after a reconnect
+  EXPECT_NE(cache.TryGet("k"), nullptr);
+  EXPECT_EQ(cache.backend_gets(), 1u);
+  shared->listener->Changed("k", 6);  // another server's delete
+  EXPECT_EQ(cache.TryGet("k"), nullptr);
+  ASSERT_TRUE(cache.Get("k", kNoDeadline).ok());
+  shared->listener->Changed("k", 0);  // revision unknown: newer than anything
+  EXPECT_EQ(cache.TryGet("k"), nullptr);
+}
+
+// A backend with revisions: a created key is cached at its write's revision,
+// so the feed's report of that very write does not cost a read.
+TEST(KeyCache, ACreateWithARevisionIsCachedAndOutlivesItsOwnEvent) {
+  auto shared = std::make_shared<FakeStore::Shared>();
+  shared->revisions = true;
+  KeyCache cache(std::make_unique<FakeStore>(shared), NoTimers());
+  auto kv = crypto::ParseKeyVersion(kStoredKey);
+  ASSERT_TRUE(kv.ok());
+  ASSERT_TRUE(cache.Create("k", *kv, kNoDeadline).ok());
+  shared->listener->Changed("k", shared->revs["k"]);
+  KeyRef cached = cache.TryGet("k");
+  ASSERT_NE(cached, nullptr);
+  EXPECT_EQ(crypto::EncodeKeyVersion(*cached).value(), kStoredKey);
+  EXPECT_EQ(cache.Create("k", *kv, kNoDeadline), Status::KeyExists());
+  EXPECT_EQ(cache.backend_gets(), 0u);
+}
+
+// Lets a blocked Get or Create of the fake backend return.
+void Release(FakeStore::Shared& shared) {
   {
-    std::lock_guard lock(shared->mu);  // no lost wake-up
-    ++shared->entered;
+    std::lock_guard lock(shared.mu);  // no lost wake-up
+    ++shared.entered;
   }
-  shared->cv.notify_all();
-  reader.join();
-  EXPECT_EQ(cache.TryGet("k"), nullptr);  // it may be the value from before the change
+  shared.cv.notify_all();
+}
+
+// A change reported while the value was being read may postdate the read:
+// then the value read is returned but not cached. An older change (the
+// write the value came from) does not stop caching.
+TEST(KeyCache, AFetchOverlappingANewerChangeIsNotCached) {
+  for (const int64_t change : {int64_t{6}, int64_t{5}}) {
+    auto shared = std::make_shared<FakeStore::Shared>();
+    shared->revisions = true;
+    shared->values["k"] = kStoredKey;
+    shared->revs["k"] = 5;
+    shared->gate = 1;  // Get blocks until the test lets it go
+    KeyCache cache(std::make_unique<FakeStore>(shared), NoTimers());
+    std::thread reader([&] { EXPECT_TRUE(cache.Get("k", kNoDeadline).ok()); });
+    ASSERT_TRUE(Eventually([&] { return shared->gets.load() == 1; }));
+    shared->listener->Changed("k", change);  // while the fetch is in the backend
+    Release(*shared);
+    reader.join();
+    EXPECT_EQ(cache.TryGet("k") != nullptr, change == 5) << "change at " << change;
+  }
+}
+
+// The same for a create: another server deleting the key right after this
+// one created it must not leave the deleted key cached here.
+TEST(KeyCache, ACreateOverlappingANewerChangeIsNotCached) {
+  auto shared = std::make_shared<FakeStore::Shared>();
+  shared->revisions = true;
+  shared->gate = 1;  // Create blocks until the test lets it go
+  KeyCache cache(std::make_unique<FakeStore>(shared), NoTimers());
+  auto kv = crypto::ParseKeyVersion(kStoredKey);
+  ASSERT_TRUE(kv.ok());
+  std::thread creator([&] { EXPECT_TRUE(cache.Create("k", *kv, kNoDeadline).ok()); });
+  ASSERT_TRUE(Eventually([&] { return shared->creates.load() == 1; }));
+  shared->listener->Changed("k", 100);
+  Release(*shared);
+  creator.join();
+  EXPECT_EQ(cache.TryGet("k"), nullptr);
 }
 
 TEST(KeyCache, SingleFlightOnMiss) {

@@ -103,6 +103,13 @@ class EtcdKeyStore final : public KeyStore {
   }
 
   kes::Status Create(std::string_view name, std::string_view value, Deadline deadline) override {
+    return CreateWithRevision(name, value, deadline).status();
+  }
+
+  // The revision of the write: the transaction's, or, for a resent create
+  // finding its own earlier write, that write's mod_revision.
+  Result<int64_t> CreateWithRevision(std::string_view name, std::string_view value,
+                                     Deadline deadline) override {
     const std::string key = B64(StoredKey(name));
     Json txn = {
         {"compare", Json::array({{{"key", key}, {"target", "CREATE"}, {"create_revision", "0"}}})},
@@ -111,7 +118,7 @@ class EtcdKeyStore final : public KeyStore {
     };
     auto r = Call("/v3/kv/txn", txn, deadline);
     if (!r.ok()) return r.status();
-    if (r->value("succeeded", false)) return kes::Status::Ok();
+    if (r->value("succeeded", false)) return Int(r->value("header", Json::object()), "revision");
     // Lost the race, or a resent request finds its own earlier write: the
     // stored value (random key material) tells which.
     const Json& responses = r->value("responses", Json::array());
@@ -123,17 +130,24 @@ class EtcdKeyStore final : public KeyStore {
     if (!stored) return kes::Status::Unavailable("etcd: txn: malformed value");
     const bool ours = crypto::ConstantTimeEqual(*stored, value);
     crypto::Zeroize(stored->data(), stored->size());
-    return ours ? kes::Status::Ok() : kes::Status::KeyExists();
+    if (!ours) return kes::Status::KeyExists();
+    return Int(kvs[0], "mod_revision");
   }
 
   Result<std::string> Get(std::string_view name, Deadline deadline) override {
+    auto r = GetWithRevision(name, deadline);
+    if (!r.ok()) return r.status();
+    return std::move(r->value);
+  }
+
+  Result<StoredValue> GetWithRevision(std::string_view name, Deadline deadline) override {
     auto r = Call("/v3/kv/range", {{"key", B64(StoredKey(name))}}, deadline);
     if (!r.ok()) return r.status();
     const Json& kvs = r->value("kvs", Json::array());
     if (kvs.empty()) return kes::Status::KeyNotFound();
     auto value = Bytes(kvs[0], "value");
     if (!value) return kes::Status::Unavailable("etcd: range: malformed value");
-    return std::move(*value);
+    return StoredValue{std::move(*value), Int(kvs[0], "mod_revision")};
   }
 
   kes::Status Delete(std::string_view name, Deadline deadline) override {
@@ -402,10 +416,13 @@ class EtcdKeyStore final : public KeyStore {
     for (const Json& ev : result.value("events", Json::array())) {
       const Json& kv = ev.value("kv", Json::object());
       auto key = Bytes(kv, "key");
+      // A delete event's kv carries the revision of the delete as its
+      // mod_revision, so every event is ordered against cached values.
+      const int64_t revision = Int(kv, "mod_revision");
       if (key && key->starts_with(options_.prefix)) {
-        listener_->Changed(std::string_view(*key).substr(options_.prefix.size()));
+        listener_->Changed(std::string_view(*key).substr(options_.prefix.size()), revision);
       }
-      next_revision = std::max(next_revision, Int(kv, "mod_revision") + 1);
+      next_revision = std::max(next_revision, revision + 1);
     }
     // A progress notification: nothing below the header's revision is left.
     if (result.value("events", Json::array()).empty() && !result.value("created", false)) {
