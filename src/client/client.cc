@@ -1,10 +1,8 @@
-// Transport: libcurl (OpenSSL backend). libcurl gives keep-alive, timeouts,
-// proxies from the environment and redirect handling; the in-memory client
-// certificate is installed through CURLOPT_SSL_CTX_FUNCTION.
+// Transport: net::HttpClient (libcurl): keep-alive, HTTP/2 over ALPN,
+// timeouts, proxies from the environment, redirects and the in-memory client
+// certificate. This file adds the SDK's endpoint choice, retries and wording.
 #include "client/client.h"
 
-#include <curl/curl.h>
-#include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
 #include <algorithm>
@@ -20,6 +18,8 @@
 #include "common/json_members.h"
 #include "common/os.h"
 #include "crypto/encoding.h"
+#include "identity/certificate.h"
+#include "net/http_client.h"
 
 namespace kes::client {
 
@@ -47,7 +47,10 @@ std::vector<std::string> NormalizeEndpoints(std::string_view list) {
 
 namespace {
 
-std::once_flag curl_init_once;
+std::string EnvOr(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? std::string() : std::string(v);
+}
 
 // Go's url.PathEscape for one path segment.
 std::string PathEscape(std::string_view s) {
@@ -80,15 +83,10 @@ bool IsLocal(const std::string& endpoint) {
 }
 
 struct Response {
-  long status = 0;
+  int status = 0;
   std::string content_type;
   std::string body;
 };
-
-std::string LowerFirst(std::string s) {
-  if (!s.empty()) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
-  return s;
-}
 
 std::string Base64(std::span<const uint8_t> b) { return crypto::Base64Encode(b); }
 
@@ -121,15 +119,11 @@ Result<json> ParseJson(const std::string& body) {
 
 class Client::Impl {
  public:
-  explicit Impl(Config config) : config_(std::move(config)) {
-    std::call_once(curl_init_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-    curl_ = curl_easy_init();
+  Impl(Config config, std::vector<net::Url> urls, net::HttpClientOptions http)
+      : config_(std::move(config)), urls_(std::move(urls)), http_(std::move(http)) {
     std::random_device rd;
     rng_.seed(rd());
     parked_until_.resize(config_.endpoints.size());
-  }
-  ~Impl() {
-    if (curl_ != nullptr) curl_easy_cleanup(curl_);
   }
 
   const std::vector<std::string>& endpoints() const { return config_.endpoints; }
@@ -137,11 +131,10 @@ class Client::Impl {
   // One API call: endpoint selection, fail-over and retries.
   Result<Response> Do(const char* method, const std::string& path, const std::string& body,
                       const LineCallback* stream = nullptr) {
-    if (curl_ == nullptr) return Status::Internal("kes: failed to initialize HTTP client");
     if (config_.endpoints.empty()) return Status::Invalid("kes: no server endpoint specified");
     Result<Response> last = Status::Internal("kes: no endpoint tried");
     for (size_t endpoint : EndpointOrder()) {
-      last = DoWithRetry(method, config_.endpoints[endpoint] + path, body, stream);
+      last = DoWithRetry(method, endpoint, path, body, stream);
       if (Canceled()) return Status::Internal("context canceled");
       bool failover = !last.ok() || (last->status >= 500 && last->status != 501);
       if (!failover) return last;
@@ -169,8 +162,8 @@ class Client::Impl {
     return order;
   }
 
-  Result<Response> DoWithRetry(const char* method, const std::string& url, const std::string& body,
-                               const LineCallback* stream) {
+  Result<Response> DoWithRetry(const char* method, size_t endpoint, const std::string& path,
+                               const std::string& body, const LineCallback* stream) {
     std::uniform_int_distribution<int> delay_ms(200, 999);
     Result<Response> r = Status::Internal("unreachable");
     for (int attempt = 0; attempt < 3; ++attempt) {
@@ -183,195 +176,90 @@ class Client::Impl {
       }
       if (Canceled()) return Status::Internal("context canceled");
       bool stream_started = false;
-      r = Once(method, url, body, stream, &stream_started);
+      r = Once(method, endpoint, path, body, stream, &stream_started);
       if (stream_started) return r;  // never replay a stream the caller has seen
-      bool retry = !r.ok() ? !IsCertificateVerifyError(r.status()) && !IsTlsConfigError(r.status())
-                           : r->status == 503;
+      // A certificate or TLS set-up problem fails the same way again.
+      bool retry =
+          !r.ok() ? r.status().code() == Code::kUnreachable && !IsCertificateVerifyError(r.status())
+                  : r->status == 503;
       if (!retry) return r;
     }
     return r;
   }
 
-  static bool IsTlsConfigError(const Status& s) { return s.code() != Code::kUnreachable; }
-
-  struct Transfer {
-    Impl* self;
-    Response* resp;
+  // Splits a 200 log stream into lines for `stream`.
+  struct LineSplitter {
     const LineCallback* stream;
-    std::string pending;  // partial line of a stream
-    bool stream_started = false;
+    std::string pending;  // partial line
+    bool started = false;
     bool stopped = false;  // the callback asked to stop
+
+    bool Feed(std::string_view chunk) {
+      started = true;
+      pending.append(chunk);
+      size_t nl;
+      while ((nl = pending.find('\n')) != std::string::npos) {
+        std::string line = pending.substr(0, nl);
+        pending.erase(0, nl + 1);
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.empty()) continue;
+        if (!(*stream)(line)) {
+          stopped = true;
+          return false;
+        }
+      }
+      return true;
+    }
   };
 
-  static size_t OnData(char* data, size_t size, size_t n, void* user) {
-    auto* t = static_cast<Transfer*>(user);
-    size_t len = size * n;
-    if (t->stream == nullptr || t->resp->status != 200) {
-      if (t->resp->body.size() + len > (1u << 20) && t->stream == nullptr) {
-        // The SDK reads at most 1 MiB of a response.
-        len = (1u << 20) > t->resp->body.size() ? (1u << 20) - t->resp->body.size() : 0;
-        t->resp->body.append(data, len);
-        return 0;
-      }
-      t->resp->body.append(data, len);
-      return size * n;
+  Result<Response> Once(const char* method, size_t endpoint, const std::string& path,
+                        const std::string& body, const LineCallback* stream, bool* stream_started) {
+    net::HttpRequest req;
+    req.method = method;
+    req.url = urls_[endpoint];
+    req.url.path = (req.url.path == "/" ? "" : req.url.path) + path;
+    if ((req.method == "POST" || req.method == "PUT") && !body.empty()) {
+      req.headers.emplace_back("Content-Type", "application/json");
     }
-    t->stream_started = true;
-    t->pending.append(data, len);
-    size_t nl;
-    while ((nl = t->pending.find('\n')) != std::string::npos) {
-      std::string line = t->pending.substr(0, nl);
-      t->pending.erase(0, nl + 1);
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.empty()) continue;
-      if (!(*t->stream)(line)) {
-        t->stopped = true;
-        return 0;
-      }
+    req.body = body;
+    req.cancel = config_.cancel;
+    LineSplitter lines{stream, {}, false, false};
+    if (stream != nullptr) {
+      req.on_body = [&lines](std::string_view chunk) { return lines.Feed(chunk); };
     }
-    return size * n;
-  }
-
-  static size_t OnHeader(char* data, size_t size, size_t n, void* user) {
-    auto* t = static_cast<Transfer*>(user);
-    std::string_view h(data, size * n);
-    if (h.starts_with("HTTP/")) {
-      t->resp->content_type.clear();
-      size_t sp = h.find(' ');
-      if (sp != std::string_view::npos)
-        std::from_chars(h.data() + sp + 1, h.data() + std::min(h.size(), sp + 4), t->resp->status);
-    } else if (h.size() > 13 && strncasecmp(h.data(), "content-type:", 13) == 0) {
-      std::string_view v = h.substr(13);
-      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-      while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.remove_suffix(1);
-      t->resp->content_type = std::string(v);
+    net::TransportError error;
+    req.error = &error;
+    auto r = http_.Do(req);
+    crypto::Zeroize(req.body.data(), req.body.size());
+    *stream_started = lines.started;
+    if (Canceled()) return Status::Internal("context canceled");
+    const std::string url = config_.endpoints[endpoint] + path;
+    if (!r.ok()) {
+      if (r.status().code() != Code::kUnreachable) return r.status();
+      return Status(Code::kUnreachable, 0,
+                    std::string(method) + " \"" + url + "\": " + Reason(error, url));
     }
-    return size * n;
-  }
-
-  static int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-    auto* t = static_cast<Transfer*>(user);
-    return t->self->Canceled() ? 1 : 0;
-  }
-
-  static CURLcode OnSslCtx(CURL*, void* ssl_ctx, void* user) {
-    auto* self = static_cast<Impl*>(user);
-    auto* ctx = static_cast<SSL_CTX*>(ssl_ctx);
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    if (self->config_.certificate && self->config_.private_key) {
-      if (SSL_CTX_use_certificate(ctx, self->config_.certificate.get()) != 1 ||
-          SSL_CTX_use_PrivateKey(ctx, self->config_.private_key.get()) != 1 ||
-          SSL_CTX_check_private_key(ctx) != 1) {
-        return CURLE_SSL_CERTPROBLEM;
-      }
+    if (stream != nullptr && r->status == 200 && !lines.stopped && !lines.pending.empty()) {
+      (*stream)(lines.pending);
     }
-    return CURLE_OK;
-  }
-
-  Result<Response> Once(const char* method, const std::string& url, const std::string& body,
-                        const LineCallback* stream, bool* stream_started) {
-    Response resp;
-    Transfer t{this, &resp, stream, {}, false, false};
-    char errbuf[CURL_ERROR_SIZE] = {0};
-    CURL* c = curl_;
-    curl_easy_reset(c);
-    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    // HTTP/2 when the server offers it over ALPN (kes-cpp and upstream do),
-    // as Go's client negotiates it; HTTP/1.1 otherwise.
-    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(c, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2);
-    curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, &Impl::OnSslCtx);
-    curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, this);
-    curl_easy_setopt(c, CURLOPT_SSL_SESSIONID_CACHE, 0L);
-    if (config_.insecure) {
-      curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-      curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-    } else {
-      const char* env_file = std::getenv("SSL_CERT_FILE");
-      const char* env_dir = std::getenv("SSL_CERT_DIR");
-      if (!config_.ca_file.empty()) {
-        curl_easy_setopt(c, CURLOPT_CAINFO, config_.ca_file.c_str());
-      } else if (env_file != nullptr && *env_file != '\0') {
-        curl_easy_setopt(c, CURLOPT_CAINFO, env_file);
-        curl_easy_setopt(c, CURLOPT_CAPATH, nullptr);
-      }
-      if (config_.ca_file.empty() && env_dir != nullptr && *env_dir != '\0') {
-        curl_easy_setopt(c, CURLOPT_CAPATH, env_dir);
-      }
-    }
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-                     static_cast<long>(config_.connect_timeout.count()));
-    if (stream == nullptr && config_.request_timeout.count() > 0) {
-      curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(config_.request_timeout.count()));
-    }
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPIDLE, 30L);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &Impl::OnData);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, &Impl::OnHeader);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, &Impl::OnProgress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
-
-    struct curl_slist* headers = nullptr;
-    headers = curl_slist_append(headers, "Expect:");
-    std::string m(method);
-    if (m == "GET") {
-      curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-    } else {
-      curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-      if (m == "POST" || m == "PUT") {
-        curl_easy_setopt(c, CURLOPT_POST, 1L);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
-        if (!body.empty())
-          headers = curl_slist_append(headers, "Content-Type: application/json");
-        else
-          headers = curl_slist_append(headers, "Content-Type:");
-      }
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    CURLcode rc = curl_easy_perform(c);
-    curl_slist_free_all(headers);
-    *stream_started = t.stream_started;
-
-    if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && (t.stopped || stream == nullptr))) {
-      long code = 0;
-      curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-      resp.status = code;
-      if (stream != nullptr && resp.status == 200 && rc == CURLE_OK && !t.pending.empty()) {
-        (*stream)(t.pending);
-      }
-      return resp;
-    }
-    if (rc == CURLE_ABORTED_BY_CALLBACK || Canceled()) return Status::Internal("context canceled");
-    return Status(Code::kUnreachable, 0,
-                  std::string(method) + " \"" + url + "\": " + Reason(rc, errbuf, url));
+    return Response{r->status, r->Header("content-type"), std::move(r->body)};
   }
 
   // A Go-like reason for a transport failure.
-  std::string Reason(CURLcode rc, const char* errbuf, const std::string& url) {
+  static std::string Reason(const net::TransportError& e, const std::string& url) {
+    using Kind = net::TransportError::Kind;
     std::string host = url.substr(
         8, url.find('/', 8) == std::string::npos ? std::string::npos : url.find('/', 8) - 8);
-    long os_errno = 0;
-    curl_easy_getinfo(curl_, CURLINFO_OS_ERRNO, &os_errno);
-    switch (rc) {
-      case CURLE_COULDNT_CONNECT:
-        return "dial tcp " + host + ": connect: " +
-               (os_errno != 0 ? GoErrnoText(static_cast<int>(os_errno)) : "connection refused");
-      case CURLE_COULDNT_RESOLVE_HOST:
+    switch (e.kind) {
+      case Kind::kConnect:
+        return "dial tcp " + host +
+               ": connect: " + (e.os_errno != 0 ? GoErrnoText(e.os_errno) : "connection refused");
+      case Kind::kResolve:
         return "dial tcp: lookup " + host + ": no such host";
-      case CURLE_OPERATION_TIMEDOUT:
+      case Kind::kTimeout:
         return "dial tcp " + host + ": i/o timeout";
-      case CURLE_PEER_FAILED_VERIFICATION: {
-        long verify = 0;
-        curl_easy_getinfo(curl_, CURLINFO_SSL_VERIFYRESULT, &verify);
-        switch (verify) {
+      case Kind::kCertificate:
+        switch (e.verify_result) {
           case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
           case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
           case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
@@ -387,26 +275,26 @@ class Client::Impl {
             return "tls: failed to verify certificate: x509: certificate is not valid for " + host;
           default:
             return std::string("tls: failed to verify certificate: x509: ") +
-                   X509_verify_cert_error_string(verify);
+                   X509_verify_cert_error_string(e.verify_result);
         }
-      }
-      case CURLE_SSL_CERTPROBLEM:
+      case Kind::kClientCertificate:
         return "tls: private key does not match public key";
-      case CURLE_SSL_CONNECT_ERROR:
-      case CURLE_RECV_ERROR:
-      case CURLE_SEND_ERROR:
-      case CURLE_GOT_NOTHING:
-        if (os_errno == ECONNRESET) return "read tcp " + host + ": connection reset by peer";
-        if (rc == CURLE_SSL_CONNECT_ERROR) return std::string("tls: handshake failure: ") + errbuf;
-        if (rc == CURLE_GOT_NOTHING) return "EOF";
-        return std::string("unexpected EOF: ") + errbuf;
-      default:
-        return errbuf[0] != '\0' ? std::string(errbuf) : curl_easy_strerror(rc);
+      case Kind::kHandshake:
+      case Kind::kSendReceive:
+      case Kind::kEmptyReply:
+        if (e.os_errno == ECONNRESET) return "read tcp " + host + ": connection reset by peer";
+        if (e.kind == Kind::kHandshake) return "tls: handshake failure: " + e.detail;
+        if (e.kind == Kind::kEmptyReply) return "EOF";
+        return "unexpected EOF: " + e.detail;
+      case Kind::kOther:
+        break;
     }
+    return e.detail;
   }
 
   Config config_;
-  CURL* curl_ = nullptr;
+  std::vector<net::Url> urls_;  // config_.endpoints, parsed
+  net::HttpClient http_;
   std::mt19937_64 rng_;
   std::vector<std::chrono::steady_clock::time_point> parked_until_;
 };
@@ -416,7 +304,28 @@ Client::~Client() = default;
 
 Result<std::unique_ptr<Client>> Client::New(Config config) {
   if (config.endpoints.empty()) return Status::Invalid("kes: no server endpoint specified");
-  return std::unique_ptr<Client>(new Client(std::make_unique<Impl>(std::move(config))));
+  std::vector<net::Url> urls;
+  for (const std::string& e : config.endpoints) {
+    auto url = net::Url::Parse(e);
+    if (!url.ok()) return url.status().WithContext("kes: invalid server endpoint");
+    urls.push_back(*std::move(url));
+  }
+  net::HttpClientOptions http;
+  http.connect_timeout = config.connect_timeout;
+  http.request_timeout = config.request_timeout;  // 0: none, as the SDK
+  http.max_response_bytes = 1 << 20;              // the SDK reads at most 1 MiB
+  http.max_redirects = 10;                        // as Go's http.Client
+  http.insecure_skip_verify = config.insecure;
+  // Like Go: $SSL_CERT_FILE / $SSL_CERT_DIR replace the system roots.
+  http.ca_file = config.ca_file.empty() ? EnvOr("SSL_CERT_FILE") : config.ca_file;
+  if (config.ca_file.empty()) http.ca_dir = EnvOr("SSL_CERT_DIR");
+  if (config.certificate && config.private_key) {
+    KES_ASSIGN_OR_RETURN(http.client_cert_pem,
+                         identity::CertificateToPem(config.certificate.get()));
+    KES_ASSIGN_OR_RETURN(http.client_key_pem, identity::PrivateKeyToPem(config.private_key.get()));
+  }
+  return std::unique_ptr<Client>(
+      new Client(std::make_unique<Impl>(std::move(config), std::move(urls), std::move(http))));
 }
 
 const std::vector<std::string>& Client::endpoints() const { return impl_->endpoints(); }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <limits>
 #include <mutex>
 
 namespace kes::net {
@@ -96,6 +97,49 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
   return len;
 }
 
+TransportError::Kind KindOf(CURLcode rc) {
+  using Kind = TransportError::Kind;
+  switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+      return Kind::kConnect;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      return Kind::kResolve;
+    case CURLE_OPERATION_TIMEDOUT:
+      return Kind::kTimeout;
+    case CURLE_PEER_FAILED_VERIFICATION:
+      return Kind::kCertificate;
+    case CURLE_SSL_CERTPROBLEM:
+      return Kind::kClientCertificate;
+    case CURLE_SSL_CONNECT_ERROR:
+      return Kind::kHandshake;
+    case CURLE_GOT_NOTHING:
+      return Kind::kEmptyReply;
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_PARTIAL_FILE:
+      return Kind::kSendReceive;
+    default:
+      return Kind::kOther;
+  }
+}
+
+bool IsRedirect(int status) {
+  return status == 301 || status == 302 || status == 307 || status == 308;
+}
+
+// The target of a redirect: an absolute URL or an absolute path on `from`.
+Result<Url> RedirectTarget(const Url& from, const std::string& location) {
+  if (!location.starts_with("/") || location.starts_with("//")) return Url::Parse(location);
+  Url to = from;
+  const size_t q = location.find('?');
+  to.path = location.substr(0, q);
+  to.query = q == std::string::npos ? "" : location.substr(q + 1);
+  return to;
+}
+
 }  // namespace
 
 std::string HttpResponse::Header(std::string_view name) const {
@@ -175,31 +219,27 @@ Status HttpClient::CheckUrl(const Url& url) const {
                          "': use https://");
 }
 
-namespace {
-
-// Go's temporary network errors and (unexpected) EOF, in curl's terms.
-TransportFailure Classify(CURLcode rc) {
-  switch (rc) {
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-      return TransportFailure::kTemporary;
-    default:
-      return TransportFailure::kPermanent;
+Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
+  Url url = request.url;
+  for (int redirects = 0;; ++redirects) {
+    KES_ASSIGN_OR_RETURN(HttpResponse response, Once(request, url));
+    const std::string location = response.Header("location");
+    if (redirects >= options_.max_redirects || !IsRedirect(response.status) || location.empty()) {
+      return response;
+    }
+    auto next = RedirectTarget(url, location);
+    if (!next.ok()) return next.status().WithContext("net: bad redirect");
+    // Like Vault's SDK: the token and body never go from TLS to plain text.
+    if (url.scheme == "https" && next->scheme != "https") {
+      return Status::Unavailable("net: " + request.method + " " + url.Origin() +
+                                 ": redirect would cause protocol downgrade");
+    }
+    url = *std::move(next);
   }
 }
 
-}  // namespace
-
-Result<HttpResponse> HttpClient::Do(const HttpRequest& request) { return Do(request, nullptr); }
-
-Result<HttpResponse> HttpClient::Do(const HttpRequest& request, TransportFailure* failure) {
-  if (failure != nullptr) *failure = TransportFailure::kNone;
-  KES_TRY(CheckUrl(request.url));
+Result<HttpResponse> HttpClient::Once(const HttpRequest& request, const Url& target) {
+  KES_TRY(CheckUrl(target));
   for (const auto& [k, v] : request.headers) {
     if (k.find_first_of("\r\n:") != std::string::npos ||
         v.find_first_of("\r\n") != std::string::npos) {
@@ -213,14 +253,26 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request, TransportFailure
 
   HttpResponse response;
   Sink sink{&response, options_.max_response_bytes, &request.on_body, request.cancel};
-  std::string url = request.url.ToString();
-  const bool unbounded_stream =
-      request.on_body && request.timeout.count() == 0 && request.deadline == kNoDeadline;
+  // With tls_server_name, curl is given that name (SNI, verification) and
+  // told to connect to the URL's host; the Host header stays the URL's.
+  Url sent = target;
+  std::string connect_to;
+  if (!options_.tls_server_name.empty() && target.scheme == "https") {
+    sent.host = options_.tls_server_name;
+    const std::string real =
+        target.host.find(':') != std::string::npos ? "[" + target.host + "]" : target.host;
+    connect_to = sent.host + ":" + std::to_string(target.port) + ":" + real + ":" +
+                 std::to_string(target.port);
+  }
+  std::string url = sent.ToString();
+  std::chrono::milliseconds limit =
+      request.timeout.count() > 0 ? request.timeout : options_.request_timeout;
+  if (limit.count() == 0) limit = std::chrono::milliseconds::max();  // none
+  const bool unbounded =
+      (request.on_body && request.timeout.count() == 0 && request.deadline == kNoDeadline) ||
+      (limit == std::chrono::milliseconds::max() && request.deadline == kNoDeadline);
   const auto timeout =
-      unbounded_stream
-          ? std::chrono::milliseconds(-1)
-          : TimeLeft(request.deadline,
-                     request.timeout.count() > 0 ? request.timeout : options_.request_timeout);
+      unbounded ? std::chrono::milliseconds(-1) : TimeLeft(request.deadline, limit);
   if (timeout.count() == 0) {
     pool_->Give(h);
     return DeadlineExceeded();
@@ -233,7 +285,20 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request, TransportFailure
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(options_.connect_timeout.count()));
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(std::max<int64_t>(timeout.count(), 0)));
+  curl_easy_setopt(
+      h, CURLOPT_TIMEOUT_MS,
+      static_cast<long>(std::clamp<int64_t>(timeout.count(), 0, std::numeric_limits<long>::max())));
+  curl_easy_setopt(h, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+  curl_slist* connect_to_list = nullptr;
+  if (!connect_to.empty()) {
+    connect_to_list = curl_slist_append(nullptr, connect_to.c_str());
+    curl_easy_setopt(h, CURLOPT_CONNECT_TO, connect_to_list);
+  }
+  if (!options_.unix_socket_path.empty()) {
+    curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, options_.unix_socket_path.c_str());
+  }
   const bool verify = !options_.insecure_skip_verify;
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, verify ? 1L : 0L);
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
@@ -244,6 +309,10 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request, TransportFailure
     curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca);
   } else if (!options_.ca_file.empty()) {
     curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_file.c_str());
+    curl_easy_setopt(h, CURLOPT_CAPATH,
+                     options_.ca_dir.empty() ? nullptr : options_.ca_dir.c_str());
+  } else if (!options_.ca_dir.empty()) {
+    curl_easy_setopt(h, CURLOPT_CAPATH, options_.ca_dir.c_str());
   }
   if (!options_.client_cert_pem.empty() && !options_.client_key_pem.empty()) {
     curl_blob cert{const_cast<char*>(options_.client_cert_pem.data()),
@@ -263,6 +332,7 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request, TransportFailure
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, &sink);
   }
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 30L);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &OnBody);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &OnHeader);
@@ -270,7 +340,12 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request, TransportFailure
   // Like upstream (Go's ProxyFromEnvironment), https_proxy / no_proxy from the
   // environment apply to remote hosts; loopback and the link-local credential
   // endpoints are always reached directly.
-  if (IsLoopbackHost(request.url.host) || IsMetadataHost(request.url.host)) {
+  // A proxy the caller names applies to every host (Go's http.ProxyURL).
+  if (!options_.proxy.empty() && options_.unix_socket_path.empty()) {
+    curl_easy_setopt(h, CURLOPT_PROXY, options_.proxy.c_str());
+    curl_easy_setopt(h, CURLOPT_NOPROXY, "");
+  } else if (IsLoopbackHost(target.host) || IsMetadataHost(target.host) ||
+             !options_.unix_socket_path.empty()) {
     curl_easy_setopt(h, CURLOPT_PROXY, "");
   }
 
@@ -285,6 +360,11 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request, TransportFailure
   }
 
   curl_slist* list = nullptr;
+  if (!connect_to.empty() &&
+      std::none_of(request.headers.begin(), request.headers.end(),
+                   [](const auto& kv) { return Lower(kv.first) == "host"; })) {
+    list = curl_slist_append(list, ("Host: " + target.HostHeader()).c_str());
+  }
   for (const auto& [k, v] : request.headers) {
     std::string line = k;
     line += ": ";
@@ -305,6 +385,9 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request, TransportFailure
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
   curl_slist_free_all(list);
+  curl_easy_setopt(h, CURLOPT_CONNECT_TO, nullptr);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);
+  curl_slist_free_all(connect_to_list);
 
   if (rc != CURLE_OK && sink.stopped) {
     curl_easy_cleanup(h);
@@ -312,11 +395,17 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request, TransportFailure
     return response;  // the caller ended its stream
   }
   if (rc != CURLE_OK) {
+    if (request.error != nullptr) {
+      long os_errno = 0, verify = 0;
+      curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+      curl_easy_getinfo(h, CURLINFO_SSL_VERIFYRESULT, &verify);
+      *request.error = TransportError{KindOf(rc), static_cast<int>(os_errno), verify,
+                                      errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc)};
+    }
     curl_easy_cleanup(h);  // the connection state is unknown: do not reuse
     if (sink.overflow)
-      return Status::Unavailable("net: response from " + request.url.Origin() + " too large");
-    if (failure != nullptr) *failure = Classify(rc);
-    return Status::Unreachable("net: " + request.method + " " + request.url.Origin() + ": " +
+      return Status::Unavailable("net: response from " + target.Origin() + " too large");
+    return Status::Unreachable("net: " + request.method + " " + target.Origin() + ": " +
                                curl_easy_strerror(rc));
   }
   pool_->Give(h);

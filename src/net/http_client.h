@@ -13,7 +13,9 @@
 // e.g. LocalStack in a container, as upstream accepts), or, when
 // `allow_metadata_http` is set, one of the fixed link-local credential
 // endpoints of ECS/EKS/EC2 (which only speak plain HTTP). Proxies come from
-// the environment (https_proxy, no_proxy) except for those local hosts.
+// the environment (https_proxy, no_proxy) except for those local hosts, unless
+// the caller names one (`proxy`). HTTP/2 is negotiated over TLS (ALPN) when
+// the server offers it, as Go's clients do; HTTP/1.1 otherwise.
 #pragma once
 
 #include <atomic>
@@ -32,6 +34,33 @@ namespace kes::net {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
+// Why a call got no HTTP answer, for callers that word transport failures
+// like another client does (the KES CLI words them like Go).
+struct TransportError {
+  enum class Kind {
+    kOther,
+    kConnect,            // connection refused / unreachable (os_errno)
+    kResolve,            // the host name did not resolve
+    kTimeout,            // connect or request timeout
+    kCertificate,        // the server certificate failed verification (verify_result)
+    kClientCertificate,  // our certificate or key was refused locally
+    kHandshake,          // any other TLS handshake failure
+    kEmptyReply,         // the connection closed before any answer
+    kSendReceive,        // the connection broke mid-exchange (os_errno)
+  };
+  Kind kind = Kind::kOther;
+  int os_errno = 0;
+  long verify_result = 0;  // X509_V_* of the failed verification
+  std::string detail;      // libcurl's own text
+
+  // Whether sending again may pass: a timeout, a reset or a connection closed
+  // early (Go's "temporary" errors and io.EOF) may; a refused connection, a
+  // DNS or a TLS failure will not.
+  bool temporary() const {
+    return kind == Kind::kTimeout || kind == Kind::kEmptyReply || kind == Kind::kSendReceive;
+  }
+};
+
 struct HttpRequest {
   std::string method = "GET";
   Url url;
@@ -48,6 +77,8 @@ struct HttpRequest {
   // once a second).
   std::function<bool(std::string_view chunk)> on_body;
   const std::atomic<bool>* cancel = nullptr;
+  // Filled in when Do() returns a transport failure (kUnreachable).
+  TransportError* error = nullptr;
 };
 
 struct HttpResponse {
@@ -61,8 +92,10 @@ struct HttpResponse {
 
 struct HttpClientOptions {
   std::chrono::milliseconds connect_timeout{3000};
+  // Whole-call limit; 0: none (only a request's timeout or deadline).
   std::chrono::milliseconds request_timeout{10000};
-  std::string ca_file;  // extra CA bundle (PEM); empty: system trust store
+  std::string ca_file;  // CA bundle (PEM) instead of the system's; empty: system trust store
+  std::string ca_dir;   // hashed CA directory (c_rehash) instead of the system's
   // In-memory PEM bundle that replaces the system trust store (Vault's
   // tls.ca file or directory, read at start-up); wins over ca_file.
   std::string ca_pem;
@@ -77,12 +110,21 @@ struct HttpClientOptions {
   // configuring code warns once that its traffic is unencrypted.
   std::string plain_http_host;
   size_t max_response_bytes = 4 << 20;
+  // Proxy for every request, loopback hosts included, whatever the
+  // environment says (VAULT_HTTP_PROXY); empty: the environment's.
+  std::string proxy;
+  // Connects to this Unix socket instead of the URL's host (Vault's
+  // unix:// address); the URL then only names the Host header and path.
+  std::string unix_socket_path;
+  // Name sent as SNI and verified against the server certificate instead of
+  // the URL's host, which is still the one connected to and the Host header
+  // (VAULT_TLS_SERVER_NAME).
+  std::string tls_server_name;
+  // Redirects (301, 302, 307, 308 with a Location) followed per call, each
+  // re-sending the method, headers and body; https -> http is refused. 0:
+  // a redirect is returned as the response.
+  int max_redirects = 0;
 };
-
-// Whether a transport failure may pass if the request is sent again: a
-// timeout, a reset or a connection closed early (Go's "temporary" errors and
-// io.EOF) may; a refused connection, a DNS or a TLS failure will not.
-enum class TransportFailure { kNone, kTemporary, kPermanent };
 
 // A transport failure (DNS, connect, TLS, timeout, reset) is returned as
 // Code::kUnreachable; any HTTP answer, whatever its status, is a response.
@@ -94,9 +136,6 @@ class HttpClient {
   HttpClient& operator=(const HttpClient&) = delete;
 
   Result<HttpResponse> Do(const HttpRequest& request);
-  // Same, and says which kind of transport failure ended the call (kNone when
-  // there was an answer or the request never left). For retry loops.
-  Result<HttpResponse> Do(const HttpRequest& request, TransportFailure* failure);
 
   // Checks the transport policy for `url` without sending anything.
   Status CheckUrl(const Url& url) const;
@@ -105,6 +144,7 @@ class HttpClient {
 
  private:
   class Pool;
+  Result<HttpResponse> Once(const HttpRequest& request, const Url& url);
   HttpClientOptions options_;
   std::unique_ptr<Pool> pool_;
 };

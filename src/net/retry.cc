@@ -14,25 +14,29 @@ std::chrono::milliseconds Backoff(const RetryPolicy& policy) {
          std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(0, jitter - 1)(gen));
 }
 
-bool WorthRetrying(const Result<HttpResponse>& result, TransportFailure failure) {
+bool WorthRetrying(const Result<HttpResponse>& result, const TransportError& error) {
   if (result.ok()) return result->status >= 500;
-  return failure == TransportFailure::kTemporary;
+  return result.status().code() == Code::kUnreachable && error.temporary();
 }
 
 }  // namespace
 
 Result<HttpResponse> DoWithRetry(HttpClient& client, const HttpRequest& request,
                                  const RetryPolicy& policy) {
+  HttpRequest attempt_request = request;
+  TransportError error;
+  attempt_request.error = &error;
   for (int attempt = 0;; ++attempt) {
-    TransportFailure failure = TransportFailure::kNone;
-    Result<HttpResponse> result = client.Do(request, &failure);
-    if (!WorthRetrying(result, failure)) return result;
+    error = TransportError{};
+    Result<HttpResponse> result = client.Do(attempt_request);
+    if (request.error != nullptr) *request.error = error;
+    if (!WorthRetrying(result, error)) return result;
     const auto wait = Backoff(policy);
     const bool last =
         attempt >= policy.retries || (request.deadline != kNoDeadline &&
                                       std::chrono::steady_clock::now() + wait >= request.deadline);
     if (last) {
-      if (!result.ok() && failure == TransportFailure::kTemporary) {
+      if (!result.ok()) {
         return Status::Unreachable("http: temporary network error: " + result.status().message());
       }
       return result;

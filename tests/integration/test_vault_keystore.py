@@ -10,6 +10,7 @@ import base64
 import importlib.util
 import json
 import os
+import socket
 import threading
 import time
 import urllib.request
@@ -225,30 +226,73 @@ def test_sealed_5xx_and_unreachable_vault_cached_keys_serve(vault, start_kes):
     use_key(srv, "cached")
 
 
-def test_migrate_fs_to_vault_and_back(vault, tmp_path, certs, server_cert):
+def _load_aws_launcher():
+    spec = importlib.util.spec_from_file_location(
+        "aws_launcher", SOURCE_DIR / "tools" / "aws-test-endpoint" / "launcher.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.AwsTestEndpoint
+
+
+def test_migrate_between_fs_vault_and_aws_in_both_directions(vault, tmp_path, certs,
+                                                             server_cert):
+    # fs -> Vault -> AWS -> fs and fs -> AWS -> Vault -> fs: every direction
+    # between the three; stored values (current and legacy formats) are
+    # copied unchanged.
+    aws_endpoint = _load_aws_launcher()
     src_dir = tmp_path / "src-keys"
     src_dir.mkdir()
     (src_dir / "upstream").write_text(UPSTREAM_VALUE)
     (src_dir / "legacy").write_text(LEGACY_VALUE)
-    fs_cfg = tmp_path / "fs.yml"
-    fs_cfg.write_text(yaml.safe_dump(base_config(certs, server_cert, src_dir)))
-    vault_cfg = tmp_path / "vault.yml"
-    cfg = base_config(certs, server_cert, Path("/nonexistent"))
-    cfg["keystore"] = {"vault": vault_section(vault)}
-    vault_cfg.write_text(yaml.safe_dump(cfg))
-    back_dir = tmp_path / "back-keys"
-    back_cfg = tmp_path / "back.yml"
-    back_cfg.write_text(yaml.safe_dump(base_config(certs, server_cert, back_dir)))
+    (tmp_path / "aws-empty").write_text("")
+    env = clean_env(AWS_EC2_METADATA_DISABLED="true",
+                    AWS_CONFIG_FILE=str(tmp_path / "aws-empty"),
+                    AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "aws-empty"))
 
-    p = kes(["migrate", "--from", str(fs_cfg), "--to", str(vault_cfg)], clean_env())
-    assert p.returncode == 0, p.stderr
-    assert "Migrated      2 keys successfully!" in out(p)
-    status, body = vault_api(vault, "GET", "secret/data/tenant-1/legacy", namespace="ns1")
-    assert body["data"]["data"]["legacy"] == LEGACY_VALUE  # copied unchanged
-    p = kes(["migrate", "--from", str(vault_cfg), "--to", str(back_cfg)], clean_env())
-    assert p.returncode == 0, p.stderr
-    assert (back_dir / "upstream").read_text() == UPSTREAM_VALUE
-    assert (back_dir / "legacy").read_text() == LEGACY_VALUE
+    def config(name, keystore):
+        cfg = base_config(certs, server_cert, keystore if isinstance(keystore, Path)
+                          else Path("/nonexistent"))
+        if not isinstance(keystore, Path):
+            cfg["keystore"] = keystore
+        path = tmp_path / (name + ".yml")
+        path.write_text(yaml.safe_dump(cfg))
+        return str(path)
+
+    def vault_store(prefix):
+        section = vault_section(vault)
+        section["prefix"] = prefix
+        return {"vault": section}
+
+    def aws_store(ep):
+        return {"aws": {"secretsmanager": {
+            "endpoint": ep.url, "region": "us-east-1",
+            "credentials": {"accesskey": "AKIDEXAMPLE",
+                            "secretkey": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"}}}}
+
+    def migrate(src, dst):
+        p = kes(["migrate", "--from", src, "--to", dst], env, timeout=120)
+        assert p.returncode == 0, p.stderr
+        assert "Migrated      2 keys successfully!" in out(p)
+
+    aws_a = aws_endpoint(tmp_path / "aws-a")
+    aws_b = aws_endpoint(tmp_path / "aws-b")
+    try:
+        src = config("src", src_dir)
+        migrate(src, config("vault-a", vault_store("tenant-a")))
+        status, body = vault_api(vault, "GET", "secret/data/tenant-a/legacy", namespace="ns1")
+        assert body["data"]["data"]["legacy"] == LEGACY_VALUE
+        migrate(config("vault-a", vault_store("tenant-a")), config("aws-a", aws_store(aws_a)))
+        migrate(config("aws-a", aws_store(aws_a)), config("back-a", tmp_path / "back-a"))
+
+        migrate(src, config("aws-b", aws_store(aws_b)))
+        migrate(config("aws-b", aws_store(aws_b)), config("vault-b", vault_store("tenant-b")))
+        migrate(config("vault-b", vault_store("tenant-b")), config("back-b", tmp_path / "back-b"))
+    finally:
+        aws_a.stop()
+        aws_b.stop()
+    for back in ("back-a", "back-b"):
+        assert (tmp_path / back / "upstream").read_text() == UPSTREAM_VALUE
+        assert (tmp_path / back / "legacy").read_text() == LEGACY_VALUE
 
 
 def test_tls_ca_directory_and_client_certificate(tmp_path, cert_factory, start_kes):
@@ -275,3 +319,126 @@ def test_tls_ca_directory_and_client_certificate(tmp_path, cert_factory, start_k
             start_kes(section)
     finally:
         ep.stop()
+
+
+# ---- transport: VAULT_* variables, redirects, proxies, Unix sockets -----------------
+def requests_on(vault, listener, method=None, path=None):
+    return [r for r in vault.requests_log() if r["listener"] == listener
+            and (method is None or r["method"] == method)
+            and (path is None or r["path"].startswith("/v1/" + path))]
+
+
+def test_standby_307_is_followed_to_the_active_node(tmp_path, start_kes, monkeypatch):
+    # The configured endpoint is a standby with request forwarding off: it
+    # answers 307 to the active node; login and writes are re-sent there
+    # with their body and token.
+    ep = VaultTestEndpoint(tmp_path / "vault-ha", "--standby-port", "0")
+    try:
+        section = vault_section(ep, version="v1", namespace="")
+        section["endpoint"] = "http://127.0.0.1:%d" % ep.info["standby_port"]
+        srv = start_kes(section)
+        assert srv.put("/v1/key/create/ha-key").status_code == 200
+        use_key(srv, "ha-key")
+        assert requests_on(ep, "standby", "PUT", "auth/approle/login")[0]["status"] == 307
+        assert requests_on(ep, "standby", "PUT", "kv/tenant-1/ha-key")[0]["status"] == 307
+        writes = requests_on(ep, "main", "PUT", "kv/tenant-1/ha-key")
+        assert writes and writes[0]["token"] and writes[0]["status"] in (200, 204)
+        status, body = vault_api(ep, "GET", "kv/tenant-1/ha-key")
+        assert status == 200 and set(body["data"]) == {"ha-key"}  # the body arrived
+        # VAULT_DISABLE_REDIRECTS: the 307 is an error, start-up fails.
+        monkeypatch.setenv("VAULT_DISABLE_REDIRECTS", "true")
+        with pytest.raises(RuntimeError, match="Code: 307"):
+            start_kes(section)
+    finally:
+        ep.stop()
+
+
+def test_redirect_from_https_to_http_is_refused(tmp_path, cert_factory, start_kes):
+    srv_cert = cert_factory.server("vault-redirect")
+    ep = VaultTestEndpoint(tmp_path / "vault-redirect", "--tls-cert", srv_cert.cert,
+                           "--tls-key", srv_cert.key, "--https-port", "0")
+    try:
+        ep.admin("POST", "/__faults", {
+            "kind": "error", "status": 307, "path": "auth/approle/login", "body": False,
+            "count": 10, "headers": {"Location": ep.url + "/v1/auth/approle/login"}})
+        section = vault_section(ep, namespace="")
+        section["endpoint"] = "https://127.0.0.1:%d" % ep.info["https_port"]
+        section["tls"] = {"ca": srv_cert.ca}
+        with pytest.raises(RuntimeError, match="redirect would cause protocol downgrade"):
+            start_kes(section)
+        assert requests_on(ep, "https", "PUT", "auth/approle/login")
+        assert not requests_on(ep, "main")  # the secret_id never went out in clear text
+    finally:
+        ep.stop()
+
+
+def test_unix_socket_endpoint(tmp_path, start_kes):
+    sock = tmp_path / "vault.sock"
+    ep = VaultTestEndpoint(tmp_path / "vault-unix", "--unix-socket", str(sock))
+    try:
+        section = vault_section(ep, version="v1", namespace="")
+        section["endpoint"] = "unix://" + str(sock)
+        srv = start_kes(section)
+        assert srv.put("/v1/key/create/unix-key").status_code == 200
+        use_key(srv, "unix-key")
+        assert requests_on(ep, "unix", "PUT", "kv/tenant-1/unix-key")
+        assert not requests_on(ep, "main", "PUT")
+    finally:
+        ep.stop()
+
+
+def test_tls_server_name(tmp_path, cert_factory, start_kes, monkeypatch):
+    # Vault's certificate names only vault.test; KES connects to 127.0.0.1.
+    srv_cert = cert_factory.server("vault-sni", sans=("vault.test",))
+    ep = VaultTestEndpoint(tmp_path / "vault-sni", "--tls-cert", srv_cert.cert,
+                           "--tls-key", srv_cert.key, "--https-port", "0")
+    try:
+        section = vault_section(ep, version="v1", namespace="")
+        section["endpoint"] = "https://127.0.0.1:%d" % ep.info["https_port"]
+        section["tls"] = {"ca": srv_cert.ca}
+        with pytest.raises(RuntimeError, match="certificate|SSL"):
+            start_kes(section)
+        monkeypatch.setenv("VAULT_TLS_SERVER_NAME", "vault.test")
+        srv = start_kes(section)
+        assert srv.put("/v1/key/create/sni-key").status_code == 200
+        use_key(srv, "sni-key")
+        # The Host header still names the address connected to.
+        assert requests_on(ep, "https", "PUT", "kv/tenant-1/sni-key")[0]["host"] == \
+            "127.0.0.1:%d" % ep.info["https_port"]
+    finally:
+        ep.stop()
+
+
+def test_vault_proxy_variables(vault, start_kes, monkeypatch):
+    # vault.invalid never resolves: only the proxy (the test endpoint, which
+    # also serves absolute-form requests) can answer. VAULT_PROXY_ADDR wins
+    # over VAULT_HTTP_PROXY, which points nowhere.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    monkeypatch.setenv("VAULT_HTTP_PROXY", "http://127.0.0.1:%d" % dead)
+    monkeypatch.setenv("VAULT_PROXY_ADDR", vault.url)
+    monkeypatch.setenv("NO_PROXY", "*")  # VAULT_* proxies win over the environment's
+    section = vault_section(vault)
+    section["endpoint"] = "http://vault.invalid:8200"
+    srv = start_kes(section)
+    assert "is plain HTTP" in srv.stdout_text() + srv.stderr_text()
+    assert srv.put("/v1/key/create/proxied-key").status_code == 200
+    use_key(srv, "proxied-key")
+    sent = requests_on(vault, "main", "PUT", "secret/data/tenant-1/proxied-key")
+    assert sent and all(r["proxied"] for r in sent)
+    assert sent[0]["host"] == "vault.invalid:8200"
+
+
+def test_vault_rate_limit(vault, start_kes, monkeypatch):
+    # 4 requests a second, bursts of 1: six creates (a read and a write
+    # each) cannot take less than ~2.75 s; unlimited they take milliseconds.
+    monkeypatch.setenv("VAULT_RATE_LIMIT", "4:1")
+    srv = start_kes(vault_section(vault))
+    start = time.monotonic()
+    for i in range(6):
+        assert srv.put("/v1/key/create/limited-%d" % i).status_code == 200
+    assert time.monotonic() - start >= 1.5
+    monkeypatch.setenv("VAULT_RATE_LIMIT", "fast")
+    with pytest.raises(RuntimeError, match='could not parse "VAULT_RATE_LIMIT"'):
+        start_kes(vault_section(vault))

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -127,6 +128,13 @@ class EchoServer {
       std::string body = req->head + "\n--\n" + req->body;
       std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
                          "\r\nX-Test: yes\r\n\r\n" + body;
+      // GET|POST /redirect...: a standby's 307 to /target on the same server.
+      if (req->head.find(" /redirect") != std::string::npos &&
+          req->head.find(" /redirect") < req->head.find("\r\n")) {
+        resp =
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: /target?x=1\r\n"
+            "Content-Length: 0\r\n\r\n";
+      }
       if (write(c, resp.data(), resp.size()) < 0) break;
     }
     close(c);
@@ -222,9 +230,37 @@ TEST(HttpClient, TransportFailureIsUnreachable) {
   HttpClient client;
   HttpRequest req;
   req.url = *Url::Parse("http://127.0.0.1:" + std::to_string(port) + "/");
+  TransportError error;
+  req.error = &error;
   auto resp = client.Do(req);
   ASSERT_FALSE(resp.ok());
   EXPECT_EQ(resp.status().code(), Code::kUnreachable);
+  EXPECT_EQ(error.kind, TransportError::Kind::kConnect);
+  EXPECT_EQ(error.os_errno, ECONNREFUSED);
+}
+
+TEST(HttpClient, FollowsRedirectsUpToTheLimitResendingBodyAndHeaders) {
+  EchoServer server;
+  HttpClientOptions o;
+  o.max_redirects = 1;
+  HttpClient client(o);
+  HttpRequest req;
+  req.method = "PUT";
+  req.url = *Url::Parse("http://127.0.0.1:" + std::to_string(server.port()) + "/redirect");
+  req.headers = {{"X-Vault-Token", "t"}};
+  req.body = R"({"a":1})";
+  auto resp = client.Do(req);
+  ASSERT_TRUE(resp.ok()) << resp.status().message();
+  EXPECT_EQ(resp->status, 200);
+  EXPECT_NE(resp->body.find("PUT /target?x=1 HTTP/1.1"), std::string::npos) << resp->body;
+  EXPECT_NE(resp->body.find("X-Vault-Token: t"), std::string::npos);
+  EXPECT_EQ(resp->body.substr(resp->body.size() - 7), R"({"a":1})");
+
+  HttpClient no_follow;  // max_redirects 0: the 307 is the answer
+  resp = no_follow.Do(req);
+  ASSERT_TRUE(resp.ok());
+  EXPECT_EQ(resp->status, 307);
+  EXPECT_EQ(resp->Header("location"), "/target?x=1");
 }
 
 TEST(HttpClient, RejectsHeaderInjection) {

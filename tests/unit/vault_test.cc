@@ -530,6 +530,23 @@ TEST(VaultKeystore, EnvironmentVariables) {
             "\"VAULT_MAX_RETRIES\"");
   EXPECT_FALSE(Open(BaseConfig(v, "v1"), env({{"VAULT_CLIENT_TIMEOUT", "soon"}}), Fast()).ok());
   EXPECT_TRUE(Open(BaseConfig(v, "v1"), env({{"VAULT_CLIENT_TIMEOUT", "5s"}}), Fast()).ok());
+  for (const auto& [name, value] :
+       std::vector<std::pair<std::string, std::string>>{{"VAULT_RATE_LIMIT", "fast"},
+                                                        {"VAULT_RATE_LIMIT", "0"},
+                                                        {"VAULT_RATE_LIMIT", "4:x"},
+                                                        {"VAULT_DISABLE_REDIRECTS", "maybe"},
+                                                        {"VAULT_HTTP_PROXY", "proxy"},
+                                                        {"VAULT_PROXY_ADDR", "ftp://proxy"}}) {
+    EXPECT_EQ(Open(BaseConfig(v, "v1"), env({{name, value}}), Fast()).status().message(),
+              "vault: error encountered setting up default configuration: could not parse \"" +
+                  name + "\"")
+        << value;
+  }
+  EXPECT_TRUE(Open(BaseConfig(v, "v1"), env({{"VAULT_RATE_LIMIT", "100:10"}}), Fast()).ok());
+  Config no_socket = BaseConfig(v, "v1");
+  no_socket.endpoint = "unix://";
+  EXPECT_EQ(Open(no_socket, NoEnv, Fast()).status().message(),
+            "vault: invalid endpoint 'unix://': no socket path");
   // VAULT_NAMESPACE applies when the config has none.
   {
     std::lock_guard lock(v.mu_);

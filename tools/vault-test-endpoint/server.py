@@ -11,11 +11,13 @@ is installed). See README.md beside this file.
 """
 import collections
 import json
+import os
+import socketserver
 import ssl
 import sys
 import time
 from http.server import BaseHTTPRequestHandler
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import durations
 import policy
@@ -41,6 +43,7 @@ class EndpointState:
         self.requests = collections.deque(maxlen=5000)
         self.vault = None  # set by main()
         self.credentials = {}  # namespace path -> seeded test credentials
+        self.active_url = None  # where the standby listener redirects to
 
     def clock(self):
         return time.time() + self.clock_offset
@@ -51,6 +54,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def version_string(self):
         return "vault-test-endpoint"
+
+    def address_string(self):
+        # A Unix socket peer has no address.
+        return self.client_address[0] if self.client_address else "unix"
 
     def log_message(self, fmt, *args):
         if self.server.verbose:
@@ -84,7 +91,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def _serve(self):
         state = self.server.state
-        path, _, raw_query = self.path.partition("?")
+        target, proxied = self.path, False
+        if target.startswith(("http://", "https://")):
+            # Absolute form: the request came through a forward proxy (or was
+            # sent to this endpoint as one).
+            parts = urlsplit(target)
+            target = parts.path + ("?" + parts.query if parts.query else "")
+            proxied = True
+        path, _, raw_query = target.partition("?")
         query = dict(parse_qsl(raw_query, keep_blank_values=True))
         headers = {k.lower(): v for k, v in self.headers.items()}
         try:
@@ -106,7 +120,15 @@ class Handler(BaseHTTPRequestHandler):
                  "wrap_ttl": headers.get("x-vault-wrap-ttl"),
                  "content_type": headers.get("content-type"),
                  "user_agent": headers.get("user-agent"),
-                 "client_cert": self._client_subject()}
+                 "client_cert": self._client_subject(), "proxied": proxied,
+                 "host": headers.get("host")}
+        if self.server.name == "standby" and api != "sys/health":
+            # A standby node with request forwarding off: 307 to the active
+            # node for every API path (Vault answers sys/health itself).
+            entry["status"] = 307
+            state.requests.append(entry)
+            self._write(307, [("Location", state.active_url + target)], b"")
+            return
         rule = state.faults.take(self.command, api, namespace)
         if rule is not None and loopback.delay_or_drop(self, rule, entry, state.requests):
             return
@@ -255,6 +277,27 @@ def _admin_route(state, vault, method, path, doc, ok, bad):
 
 
 # ---- start-up --------------------------------------------------------------------
+class UnixListener(socketserver.ThreadingUnixStreamServer):
+    """An HTTP listener on a Unix socket (Vault's unix:// listener)."""
+    daemon_threads = True
+
+    def __init__(self, path, handler_class, **attributes):
+        if os.path.exists(path):
+            os.unlink(path)
+        super().__init__(path, handler_class)
+        for name, value in attributes.items():
+            setattr(self, name, value)
+
+    @property
+    def port(self):
+        return self.server_address
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 def _tls_context(args):
     tls = loopback.server_tls_context(args.tls_cert, args.tls_key)
     if args.tls_client_ca:
@@ -291,6 +334,10 @@ def parse_args(argv):
     p.add_argument("--tls-client-ca", help="PEM CA bundle that client certificates must chain to")
     p.add_argument("--tls-client-auth", choices=("request", "require"), default="require",
                    help="with --tls-client-ca: ask for a client certificate or require one")
+    p.add_argument("--standby-port", type=int,
+                   help="an extra HTTP listener that acts as a standby node: every API path "
+                        "but sys/health answers 307 to the main listener")
+    p.add_argument("--unix-socket", help="an extra HTTP listener on this Unix socket path")
     p.add_argument("--verbose", action="store_true", help="log every request on stderr")
     args = p.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
@@ -327,11 +374,21 @@ def main(argv=None):
         listeners.append(loopback.Listener(args.host, args.https_port, Handler, tls, state=state,
                                            name="https", verbose=args.verbose))
 
-    info = {"port": listeners[0].port, "scheme": "https" if main_tls else "http",
+    scheme = "https" if main_tls else "http"
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    state.active_url = f"{scheme}://{host}:{listeners[0].port}"
+    if args.standby_port is not None:
+        listeners.append(loopback.Listener(args.host, args.standby_port, Handler, None,
+                                           state=state, name="standby", verbose=args.verbose))
+    if args.unix_socket:
+        listeners.append(UnixListener(args.unix_socket, Handler, state=state, name="unix",
+                                      verbose=args.verbose))
+    info = {"port": listeners[0].port, "scheme": scheme,
             "root_token": vault.root_token.id, "unseal_key": vault.unseal_key,
             "credentials": state.credentials}
-    if len(listeners) > 1:
-        info["https_port"] = listeners[1].port
+    for listener in listeners[1:]:
+        info[{"https": "https_port", "standby": "standby_port",
+              "unix": "unix_socket"}[listener.name]] = listener.port
     loopback.announce_and_serve(listeners, args.port_file, info)
     return 0
 

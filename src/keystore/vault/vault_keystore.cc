@@ -123,15 +123,66 @@ Status ReadCaBundle(const std::string& path, std::string* out) {
   return Status::Ok();
 }
 
+// VAULT_RATE_LIMIT's client-side limiter (Go's rate.Limiter): `rate`
+// requests a second on average, bursts of up to `burst`.
+class RateLimiter {
+ public:
+  RateLimiter(double rate, int burst) : rate_(rate), burst_(burst), tokens_(burst) {}
+
+  // Takes a token, waiting for one no later than `deadline` (the SDK
+  // ignores a limiter error and sends anyway; so does this).
+  void Wait(Deadline deadline) {
+    milliseconds wait{0};
+    {
+      std::lock_guard lock(mu_);
+      const auto now = Clock::now();
+      const double elapsed = std::chrono::duration<double>(now - last_).count();
+      tokens_ = std::min<double>(burst_, tokens_ + elapsed * rate_);
+      last_ = now;
+      tokens_ -= 1;  // reserved, paid back by the time it is due
+      if (tokens_ < 0) wait = milliseconds(static_cast<int64_t>(-tokens_ / rate_ * 1000.0) + 1);
+    }
+    if (wait.count() > 0) std::this_thread::sleep_for(TimeLeft(deadline, wait));
+  }
+
+ private:
+  const double rate_;
+  const int burst_;
+  std::mutex mu_;
+  double tokens_;
+  Clock::time_point last_ = Clock::now();
+};
+
+// "rate[:burst]" as the SDK reads it; burst defaults to the rate (at least 1).
+bool ParseRateLimit(const std::string& text, std::unique_ptr<RateLimiter>* out) {
+  const size_t colon = text.find(':');
+  const std::string rate_text = text.substr(0, colon);
+  double rate = 0;
+  auto [end, err] = std::from_chars(rate_text.data(), rate_text.data() + rate_text.size(), rate);
+  if (err != std::errc() || end != rate_text.data() + rate_text.size() || !(rate > 0)) {
+    return false;
+  }
+  int burst = static_cast<int>(std::min(rate, 1e6));
+  if (colon != std::string::npos) {
+    const std::string b = text.substr(colon + 1);
+    auto [bend, berr] = std::from_chars(b.data(), b.data() + b.size(), burst);
+    if (berr != std::errc() || bend != b.data() + b.size() || burst < 0) return false;
+  }
+  *out = std::make_unique<RateLimiter>(rate, std::max(burst, 1));
+  return true;
+}
+
 class VaultKeyStore : public KeyStore {
  public:
   VaultKeyStore(const Config& config, net::Url endpoint, std::string ns,
-                net::HttpClientOptions http_options, int max_retries, const Timing& timing)
+                net::HttpClientOptions http_options, int max_retries,
+                std::unique_ptr<RateLimiter> limiter, const Timing& timing)
       : config_(config),
         endpoint_(std::move(endpoint)),
         namespace_(std::move(ns)),
         http_(std::move(http_options)),
         max_retries_(max_retries),
+        limiter_(std::move(limiter)),
         timing_(timing),
         v2_(config.engine_version == "v2") {}
 
@@ -384,6 +435,7 @@ class VaultKeyStore : public KeyStore {
     if (authenticated) req.headers.emplace_back("X-Vault-Token", token ? *token : Token());
     if (!ns.empty()) req.headers.emplace_back("X-Vault-Namespace", ns);
     Result<net::HttpResponse> resp = kes::Status::Internal("vault: no attempt");
+    if (limiter_) limiter_->Wait(deadline);  // once per call, as the SDK
     for (int attempt = 1;; ++attempt) {
       resp = http_.Do(req);
       const bool retry = resp.ok() ? (resp->status == 412 || resp->status == 429 ||
@@ -608,6 +660,7 @@ class VaultKeyStore : public KeyStore {
   const std::string namespace_;
   net::HttpClient http_;
   const int max_retries_;
+  const std::unique_ptr<RateLimiter> limiter_;
   const Timing timing_;
   const bool v2_;
 
@@ -631,19 +684,51 @@ Result<std::unique_ptr<KeyStore>> Open(const Config& config,
   if (config.engine_version != "v1" && config.engine_version != "v2") {
     return Status::Invalid("vault: invalid engine API version '" + config.engine_version + "'");
   }
-  auto endpoint = net::Url::Parse(config.endpoint);
-  if (!endpoint.ok()) return endpoint.status().WithContext("vault: invalid endpoint");
-
   net::HttpClientOptions http;
   http.connect_timeout = seconds(30);
   http.request_timeout = seconds(60);
   http.max_response_bytes = 32 << 20;
+  http.max_redirects = 1;  // a standby's 307 to the active node, as the SDK
+  // unix://<socket>: HTTP over that socket (the SDK's address form).
+  const bool unix_socket = config.endpoint.starts_with("unix://");
+  if (unix_socket) {
+    http.unix_socket_path = config.endpoint.substr(7);
+    if (http.unix_socket_path.empty()) {
+      return Status::Invalid("vault: invalid endpoint '" + config.endpoint + "': no socket path");
+    }
+  }
+  auto endpoint = net::Url::Parse(unix_socket ? "http://localhost" : config.endpoint);
+  if (!endpoint.ok()) return endpoint.status().WithContext("vault: invalid endpoint");
+  if (endpoint->scheme == "http" && !net::IsLoopbackHost(endpoint->host)) {
+    // Upstream accepts any http:// Vault; so does kes-cpp, loudly.
+    http.plain_http_host = endpoint->host;
+    spdlog::warn("vault: endpoint {} is plain HTTP: tokens and keys travel unencrypted",
+                 config.endpoint);
+  }
   auto bad_env = [](const char* name) {
     return Status::Invalid(
         std::string("vault: error encountered setting up default configuration: could not "
                     "parse \"") +
         name + "\"");
   };
+  if (std::string v = env("VAULT_DISABLE_REDIRECTS"); !v.empty()) {
+    auto b = ParseGoBool(v);
+    if (!b) return bad_env("VAULT_DISABLE_REDIRECTS");
+    if (*b) http.max_redirects = 0;
+  }
+  http.tls_server_name = env("VAULT_TLS_SERVER_NAME");
+  // VAULT_PROXY_ADDR wins over VAULT_HTTP_PROXY; either replaces the
+  // environment's https_proxy / no_proxy for every Vault request.
+  for (const char* name : {"VAULT_HTTP_PROXY", "VAULT_PROXY_ADDR"}) {
+    if (std::string proxy = env(name); !proxy.empty()) {
+      if (!net::Url::Parse(proxy).ok()) return bad_env(name);
+      http.proxy = std::move(proxy);
+    }
+  }
+  std::unique_ptr<RateLimiter> limiter;
+  if (std::string r = env("VAULT_RATE_LIMIT"); !r.empty()) {
+    if (!ParseRateLimit(r, &limiter)) return bad_env("VAULT_RATE_LIMIT");
+  }
   if (std::string t = env("VAULT_CLIENT_TIMEOUT"); !t.empty()) {
     int secs = 0;
     auto [end, err] = std::from_chars(t.data(), t.data() + t.size(), secs);
@@ -668,7 +753,7 @@ Result<std::unique_ptr<KeyStore>> Open(const Config& config,
     http.insecure_skip_verify = *b;
     if (*b) spdlog::warn("vault: VAULT_SKIP_VERIFY is set: Vault's certificate is not verified");
   }
-  for (const char* ignored : {"VAULT_AGENT_ADDR", "VAULT_WRAP_TTL"}) {
+  for (const char* ignored : {"VAULT_AGENT_ADDR", "VAULT_WRAP_TTL", "VAULT_SRV_LOOKUP"}) {
     if (!env(ignored).empty()) spdlog::warn("vault: {} is set and ignored by kes-cpp", ignored);
   }
 
@@ -700,7 +785,7 @@ Result<std::unique_ptr<KeyStore>> Open(const Config& config,
 
   std::string ns = config.namespace_.empty() ? env("VAULT_NAMESPACE") : config.namespace_;
   auto store = std::make_unique<VaultKeyStore>(config, *endpoint, std::move(ns), std::move(http),
-                                               max_retries, timing);
+                                               max_retries, std::move(limiter), timing);
   KES_TRY(store->Start());
   return std::unique_ptr<KeyStore>(std::move(store));
 }
