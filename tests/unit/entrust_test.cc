@@ -110,6 +110,8 @@ Config BaseConfig(const Endpoint& ep) {
 Timing Fast() {
   Timing t;
   t.relogin_retry = milliseconds(100);
+  t.retry.base = milliseconds(10);
+  t.retry.jitter = milliseconds(10);
   return t;
 }
 
@@ -255,6 +257,26 @@ TEST(EntrustKeystore, ErrorMapping) {
   auto got = ks->Get("k", kNoDeadline);
   EXPECT_EQ(got.status().code(), Code::kUnreachable);
   EXPECT_TRUE(got.status().message().starts_with("keycontrol: failed to fetch key: "));
+}
+
+TEST(EntrustKeystore, ServerErrorsAndDroppedConnectionsAreRetriedTwice) {
+  Endpoint ep;
+  auto ks = MustOpen(BaseConfig(ep));
+  ASSERT_NE(ks, nullptr);
+  ep.Admin("POST", "/__faults",
+           {{"kind", "error"}, {"status", 503}, {"op", "CreateSecret"}, {"count", 2}});
+  EXPECT_TRUE(ks->Create("k", "v", kNoDeadline).ok());
+  ep.Admin("POST", "/__faults", {{"kind", "drop"}, {"op", "CheckoutSecret"}, {"count", 2}});
+  EXPECT_EQ(*ks->Get("k", kNoDeadline), "v");
+  ep.Admin("POST", "/__faults",
+           {{"kind", "error"},
+            {"status", 500},
+            {"op", "DeleteSecret"},
+            {"count", 3},
+            {"error", "busy"}});
+  EXPECT_EQ(ks->Delete("k", kNoDeadline), Status::Unavailable("keycontrol: busy"));
+  EXPECT_EQ(ep.Requests("DeleteSecret").size(), 3u);
+  EXPECT_TRUE(ks->Delete("k", kNoDeadline).ok());
 }
 
 TEST(EntrustKeystore, ConnectFailures) {

@@ -1,21 +1,20 @@
 #include "keystore/entrust/keycontrol_keystore.h"
 
-#include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
 #include <condition_variable>
-#include <cstdlib>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "aws/sigv4.h"
-#include "common/os.h"
 #include "crypto/encoding.h"
 #include "crypto/secret_bytes.h"
 #include "keystore/entrust/response.h"
 #include "keystore/list.h"
+#include "net/ca_bundle.h"
 #include "net/http_client.h"
+#include "net/retry.h"
 
 namespace kes::keystore::entrust {
 namespace {
@@ -43,22 +42,6 @@ struct Answer {
 
 Answer ReadAnswer(const net::HttpResponse& resp) {
   return {resp.status, ErrorText(resp.status, resp.Header("content-type"), resp.body)};
-}
-
-// The system's trust store (Go's system roots: SSL_CERT_FILE or OpenSSL's
-// default file) plus the configured CAs: Entrust trusts both (§0).
-Result<std::string> TrustBundle(const std::string& ca) {
-  const char* env = std::getenv(X509_get_default_cert_file_env());
-  const std::string system = env != nullptr && *env != '\0' ? env : X509_get_default_cert_file();
-  std::string pem;
-  if (auto roots = ReadWholeFile(system); roots.ok()) pem = *std::move(roots) + "\n";
-  auto extra = ReadWholeFile(ca);
-  if (!extra.ok()) return extra.status().WithContext("keycontrol: failed to read CA certificate");
-  if (extra->find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
-    return Status::Invalid("keycontrol: '" + ca +
-                           "' does not contain a valid X.509 PEM-encoded certificate");
-  }
-  return pem + *extra;
 }
 
 class KeyControlKeyStore : public KeyStore {
@@ -202,7 +185,7 @@ class KeyControlKeyStore : public KeyStore {
   // Sends one request through the retry client (§0) and zeroizes what it
   // held.
   Result<net::HttpResponse> Send(net::HttpRequest& req) {
-    auto resp = http_.Do(req);
+    auto resp = net::DoWithRetry(http_, req, timing_.retry);
     crypto::Zeroize(req.body.data(), req.body.size());
     for (auto& [k, v] : req.headers) crypto::Zeroize(v.data(), v.size());
     return resp;
@@ -341,7 +324,7 @@ Result<std::unique_ptr<KeyStore>> Open(const Config& config, const Timing& timin
   http.request_timeout = kRequestTimeout;
   http.max_response_bytes = kMaxAnswer;
   if (!config.tls_ca.empty()) {
-    auto bundle = TrustBundle(config.tls_ca);
+    auto bundle = net::ReadCaBundle(config.tls_ca, /*with_system_roots=*/true);
     if (!bundle.ok()) return bundle.status();
     http.ca_pem = *std::move(bundle);
   }

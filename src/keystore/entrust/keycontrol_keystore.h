@@ -11,6 +11,7 @@
 #include "common/status.h"
 #include "keystore/entrust/config.h"
 #include "keystore/keystore.h"
+#include "net/retry.h"
 
 namespace kes::keystore::entrust {
 
@@ -23,6 +24,8 @@ struct Timing {
   // Between login attempts after renew and login both failed (upstream
   // never tried again).
   std::chrono::milliseconds relogin_retry{std::chrono::seconds(5)};
+  // Re-sends of every call (keystores-cloud.md §0).
+  net::RetryPolicy retry;
 };
 
 // Logs in, checks the box (GetBox must answer 200) and starts the token
