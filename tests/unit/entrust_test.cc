@@ -171,11 +171,12 @@ TEST(EntrustKeystore, RequestsHaveUpstreamsShape) {
 TEST(EntrustKeystore, ListingFollowsNextTokenSkipsExpiredAndFiltersLocally) {
   Endpoint ep;
   std::vector<std::string> want;
+  json bulk = json::array();
   for (int i = 0; i < 300; ++i) {
-    const std::string n = "key-" + std::to_string(1000 + i);
-    ep.Admin("POST", "/__admin/secrets", {{"name", n}, {"value", "v"}});
-    want.push_back(n);
+    want.push_back("key-" + std::to_string(1000 + i));
+    bulk.push_back({{"name", want.back()}, {"value", "v"}});
   }
+  ep.Admin("POST", "/__admin/secrets", {{"secrets", bulk}});
   ep.Admin("POST", "/__admin/secrets", {{"name", "key-0"}, {"value", "v"}, {"expired", true}});
   ep.Admin("POST", "/__admin/secrets", {{"name", "other"}, {"value", "v"}});
   auto ks = MustOpen(BaseConfig(ep));

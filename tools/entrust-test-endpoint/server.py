@@ -129,8 +129,10 @@ class KeyControl:
         return self.issue()
 
     def renew(self, token):
+        # A new token; the old one stays valid until its own expiry, so
+        # calls already under way with it do not fail.
+        del token
         self.renewals += 1
-        self.tokens.pop(token, None)  # a renewal replaces the token
         return self.issue()
 
     # ---- boxes and secrets ---------------------------------------------------
@@ -340,13 +342,16 @@ def _admin_route(state, kc, method, path, doc):
             "renewals": kc.renewals, "clock_offset": state.clock_offset,
             "boxes": {b: sorted(box) for b, box in kc.boxes.items()}}
     if path == "/__admin/secrets" and method == "POST":
-        # Stores a secret as another client would: `value` (text) or
-        # `secret_data` (base64 of the bytes); `expired` marks it expired.
-        box = kc.boxes[doc.get("box_id") or next(iter(kc.boxes))]
-        raw = (doc["value"].encode() if "value" in doc
-               else base64.b64decode(doc["secret_data"], validate=True))
-        box[doc["name"]] = {"data": raw, "expired": bool(doc.get("expired", False))}
-        return 200, {"name": doc["name"]}
+        # Stores secrets as another client would: one {"name", "value" (text)
+        # or "secret_data" (base64 of the bytes), "expired"?, "box_id"?} or
+        # {"secrets": [such objects]}.
+        docs = doc["secrets"] if "secrets" in doc else [doc]
+        for d in docs:
+            box = kc.boxes[d.get("box_id") or next(iter(kc.boxes))]
+            raw = (d["value"].encode() if "value" in d
+                   else base64.b64decode(d["secret_data"], validate=True))
+            box[d["name"]] = {"data": raw, "expired": bool(d.get("expired", False))}
+        return 200, {"stored": len(docs)}
     if path == "/__admin/secrets" and method == "GET":
         # Every secret of every box, as stored (the bytes as text).
         return 200, {b: {n: {"value": s["data"].decode("utf-8", "replace"),
