@@ -7,27 +7,15 @@ kes-cpp. There is no Debian client for KeyControl and no public API reference
 import base64
 import datetime
 import http.client
-import importlib.util
 import json
-import os
 import ssl
 import time
-from pathlib import Path
 
 import pytest
 
-SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
-ENDPOINT_DIR = SOURCE_DIR / "tools" / "entrust-test-endpoint"
+from kes_harness import tool_module
 
-
-def _load_launcher():
-    spec = importlib.util.spec_from_file_location("entrust_launcher", ENDPOINT_DIR / "launcher.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.EntrustTestEndpoint
-
-
-EntrustTestEndpoint = _load_launcher()
+EntrustTestEndpoint = tool_module("entrust-test-endpoint").EntrustTestEndpoint
 
 
 class Client:

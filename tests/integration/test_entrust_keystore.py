@@ -7,8 +7,6 @@ stored is read back through the endpoint's admin API, as KeyControl holds it.
 Nothing here reaches a real KeyControl: loopback only, dummy credentials.
 """
 import base64
-import importlib.util
-import os
 import threading
 import time
 from pathlib import Path
@@ -17,20 +15,9 @@ import pytest
 import yaml
 
 from cli_helpers import clean_env, kes, out
-from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, KesServer, base_config
+from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, base_config, tool_module, use_key
 
-SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
-ENDPOINT_DIR = SOURCE_DIR / "tools" / "entrust-test-endpoint"
-
-
-def _load_launcher():
-    spec = importlib.util.spec_from_file_location("entrust_launcher", ENDPOINT_DIR / "launcher.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.EntrustTestEndpoint
-
-
-EntrustTestEndpoint = _load_launcher()
+EntrustTestEndpoint = tool_module("entrust-test-endpoint").EntrustTestEndpoint
 
 
 class Endpoint:
@@ -73,29 +60,13 @@ def endpoint(tmp_path, cert_factory):
 
 
 @pytest.fixture
-def start_kes(tmp_path, certs, server_cert):
-    started = []
-
+def start_kes(kes_server, certs, server_cert):
     def start(section, **extra):
         cfg = base_config(certs, server_cert, Path("/nonexistent"), **extra)
         cfg["keystore"] = {"entrust": section}
-        srv = KesServer(tmp_path / ("kes%d" % len(started)), cfg, server_cert, certs)
-        started.append(srv)
-        return srv.start()
+        return kes_server(config=cfg)
 
-    yield start
-    for srv in started:
-        srv.stop()
-
-
-def use_key(srv, name):
-    ctx = base64.b64encode(b"ctx").decode()
-    r = srv.put("/v1/key/generate/" + name, json={"context": ctx})
-    assert r.status_code == 200, r.text
-    dek = r.json()
-    r = srv.put("/v1/key/decrypt/" + name, json={"ciphertext": dek["ciphertext"], "context": ctx})
-    assert r.status_code == 200, r.text
-    assert r.json()["plaintext"] == dek["plaintext"]
+    return start
 
 
 def test_upstream_config_starts_and_serves_keys(endpoint, start_kes):

@@ -6,7 +6,6 @@ read back with the endpoint's root token, as Vault would show it.
 
 Nothing here reaches a real Vault: loopback only, dummy credentials.
 """
-import base64
 import importlib.util
 import json
 import os
@@ -19,7 +18,7 @@ import pytest
 import yaml
 
 from cli_helpers import clean_env, kes, out
-from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, KesServer, base_config
+from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, KesServer, base_config, use_key
 
 SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
 ENDPOINT_DIR = SOURCE_DIR / "tools" / "vault-test-endpoint"
@@ -99,17 +98,6 @@ def start_kes(tmp_path, certs, server_cert):
     yield start
     for srv in started:
         srv.stop()
-
-
-def use_key(srv, name):
-    ctx = base64.b64encode(b"ctx").decode()
-    r = srv.put("/v1/key/generate/" + name, json={"context": ctx})
-    assert r.status_code == 200, r.text
-    dek = r.json()
-    r = srv.put("/v1/key/decrypt/" + name, json={"ciphertext": dek["ciphertext"], "context": ctx})
-    assert r.status_code == 200, r.text
-    assert r.json()["plaintext"] == dek["plaintext"]
-    return dek
 
 
 def test_upstream_vault_yml_shape_starts_and_serves_keys(vault, start_kes):
