@@ -672,3 +672,32 @@ def tool_module(tool: str, module: str = "launcher"):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+class KeyTraffic:
+    """Creates keys one after another on `srv` in a thread while the `with`
+    block runs (traffic-0, traffic-1, ...); `failures` holds the text of every
+    answer that was not 200."""
+
+    def __init__(self, srv: "KesServer", pause: float = 0.05):
+        self.srv, self.pause = srv, pause
+        self.failures: List[str] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self):
+        i = 0
+        while not self._done.is_set():
+            r = self.srv.put("/v1/key/create/traffic-%d" % i)
+            if r.status_code != 200:
+                self.failures.append(r.text)
+            i += 1
+            time.sleep(self.pause)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()

@@ -7,15 +7,12 @@ stored is read back through the endpoint's admin API, as KeyControl holds it.
 Nothing here reaches a real KeyControl: loopback only, dummy credentials.
 """
 import base64
-import threading
 import time
 from pathlib import Path
 
 import pytest
-import yaml
-
-from cli_helpers import clean_env, kes, out
-from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, base_config, tool_module, use_key
+from cli_helpers import migrate_round_trip
+from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, KeyTraffic, base_config, tool_module, use_key
 
 EntrustTestEndpoint = tool_module("entrust-test-endpoint").EntrustTestEndpoint
 
@@ -122,20 +119,7 @@ def test_token_renewed_and_replaced_while_traffic_flows(endpoint, start_kes):
     # Tokens live 4 s: renewed every ~2 s; then renewals fail and KES logs
     # in again (the unit tests cover a failing login too).
     srv = start_kes(endpoint.section())
-    failures, done = [], threading.Event()
-
-    def traffic():
-        i = 0
-        while not done.is_set():
-            r = srv.put("/v1/key/create/traffic-%d" % i)
-            if r.status_code != 200:
-                failures.append(r.text)
-            i += 1
-            time.sleep(0.05)
-
-    t = threading.Thread(target=traffic)
-    t.start()
-    try:
+    with KeyTraffic(srv) as traffic:
         deadline = time.monotonic() + 30
         while len(endpoint.ops("Renew")) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -144,38 +128,18 @@ def test_token_renewed_and_replaced_while_traffic_flows(endpoint, start_kes):
         while len(endpoint.ops("Login")) < 3 and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(1)  # traffic goes on with the new token
-    finally:
-        done.set()
-        t.join()
     assert len(endpoint.ops("Renew")) >= 3  # two renewals, one refused
     assert len(endpoint.ops("Login")) >= 3
-    assert not failures
+    assert not traffic.failures
     assert "keycontrol: failed to renew auth token" in srv.stdout_text() + srv.stderr_text()
 
 
 def test_migrate_fs_to_keycontrol_and_back(endpoint, tmp_path, certs, server_cert):
-    src_dir = tmp_path / "src-keys"
-    src_dir.mkdir()
-    (src_dir / "upstream").write_text(UPSTREAM_VALUE)
-    (src_dir / "legacy").write_text(LEGACY_VALUE)
-    fs_cfg = tmp_path / "fs.yml"
-    fs_cfg.write_text(yaml.safe_dump(base_config(certs, server_cert, src_dir)))
-    kc_cfg = tmp_path / "kc.yml"
-    cfg = base_config(certs, server_cert, Path("/nonexistent"))
-    cfg["keystore"] = {"entrust": endpoint.section()}
-    kc_cfg.write_text(yaml.safe_dump(cfg))
-    back_dir = tmp_path / "back-keys"
-    back_cfg = tmp_path / "back.yml"
-    back_cfg.write_text(yaml.safe_dump(base_config(certs, server_cert, back_dir)))
+    def check_stored():
+        assert endpoint.secrets()["legacy"]["value"] == LEGACY_VALUE  # copied unchanged
 
-    p = kes(["migrate", "--from", str(fs_cfg), "--to", str(kc_cfg)], clean_env())
-    assert p.returncode == 0, p.stderr
-    assert "Migrated      2 keys successfully!" in out(p)
-    assert endpoint.secrets()["legacy"]["value"] == LEGACY_VALUE  # copied unchanged
-    p = kes(["migrate", "--from", str(kc_cfg), "--to", str(back_cfg)], clean_env())
-    assert p.returncode == 0, p.stderr
-    assert (back_dir / "upstream").read_text() == UPSTREAM_VALUE
-    assert (back_dir / "legacy").read_text() == LEGACY_VALUE
+    migrate_round_trip(tmp_path, certs, server_cert, {"entrust": endpoint.section()},
+                       check_stored)
 
 
 def test_tls_ca_is_needed_and_added_to_system_roots(endpoint, start_kes, tmp_path):

@@ -9,16 +9,14 @@ Nothing here reaches a real Vault: loopback only, dummy credentials.
 import importlib.util
 import json
 import os
-import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 
-from cli_helpers import clean_env, kes, out
-from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, KesServer, base_config, use_key
+from cli_helpers import migrate_round_trip
+from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, KesServer, KeyTraffic, base_config, use_key
 
 SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
 ENDPOINT_DIR = SOURCE_DIR / "tools" / "vault-test-endpoint"
@@ -153,20 +151,7 @@ def test_short_tokens_renewed_and_revoked_ones_replaced_under_traffic(vault, sta
     # Login tokens live 5 s: below 30 s upstream's loop logs in again every
     # 3 s; revoking every token makes KES log in again at the next 403.
     srv = start_kes(vault_section(vault))
-    failures, done = [], threading.Event()
-
-    def traffic():
-        i = 0
-        while not done.is_set():
-            r = srv.put("/v1/key/create/traffic-%d" % i)
-            if r.status_code != 200:
-                failures.append(r.text)
-            i += 1
-            time.sleep(0.05)
-
-    t = threading.Thread(target=traffic)
-    t.start()
-    try:
+    with KeyTraffic(srv) as traffic:
         time.sleep(7)
         accessors = {r["accessor"] for r in vault.requests_log() if r.get("accessor")}
         assert accessors
@@ -176,10 +161,7 @@ def test_short_tokens_renewed_and_revoked_ones_replaced_under_traffic(vault, sta
             except Exception:
                 pass  # already expired
         time.sleep(3)
-    finally:
-        done.set()
-        t.join()
-    assert not failures
+    assert not traffic.failures
     logins = [r for r in vault.requests_log() if r["path"].endswith("/login")]
     assert len(logins) >= 2
 
@@ -214,29 +196,12 @@ def test_sealed_5xx_and_unreachable_vault_cached_keys_serve(vault, start_kes):
 
 
 def test_migrate_fs_to_vault_and_back(vault, tmp_path, certs, server_cert):
-    src_dir = tmp_path / "src-keys"
-    src_dir.mkdir()
-    (src_dir / "upstream").write_text(UPSTREAM_VALUE)
-    (src_dir / "legacy").write_text(LEGACY_VALUE)
-    fs_cfg = tmp_path / "fs.yml"
-    fs_cfg.write_text(yaml.safe_dump(base_config(certs, server_cert, src_dir)))
-    vault_cfg = tmp_path / "vault.yml"
-    cfg = base_config(certs, server_cert, Path("/nonexistent"))
-    cfg["keystore"] = {"vault": vault_section(vault)}
-    vault_cfg.write_text(yaml.safe_dump(cfg))
-    back_dir = tmp_path / "back-keys"
-    back_cfg = tmp_path / "back.yml"
-    back_cfg.write_text(yaml.safe_dump(base_config(certs, server_cert, back_dir)))
+    def check_stored():
+        status, body = vault_api(vault, "GET", "secret/data/tenant-1/legacy", namespace="ns1")
+        assert body["data"]["data"]["legacy"] == LEGACY_VALUE  # copied unchanged
 
-    p = kes(["migrate", "--from", str(fs_cfg), "--to", str(vault_cfg)], clean_env())
-    assert p.returncode == 0, p.stderr
-    assert "Migrated      2 keys successfully!" in out(p)
-    status, body = vault_api(vault, "GET", "secret/data/tenant-1/legacy", namespace="ns1")
-    assert body["data"]["data"]["legacy"] == LEGACY_VALUE  # copied unchanged
-    p = kes(["migrate", "--from", str(vault_cfg), "--to", str(back_cfg)], clean_env())
-    assert p.returncode == 0, p.stderr
-    assert (back_dir / "upstream").read_text() == UPSTREAM_VALUE
-    assert (back_dir / "legacy").read_text() == LEGACY_VALUE
+    migrate_round_trip(tmp_path, certs, server_cert, {"vault": vault_section(vault)},
+                       check_stored)
 
 
 def test_tls_ca_directory_and_client_certificate(tmp_path, cert_factory, start_kes):
