@@ -2,12 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
-#include <condition_variable>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "aws/sigv4.h"
+#include "common/stop_signal.h"
 #include "crypto/encoding.h"
 #include "crypto/secret_bytes.h"
 #include "keystore/entrust/response.h"
@@ -144,12 +144,7 @@ class KeyControlKeyStore : public KeyStore {
   }
 
   void Close() override {
-    {
-      std::lock_guard lock(stop_mu_);
-      if (stopping_) return;
-      stopping_ = true;
-    }
-    stop_cv_.notify_all();
+    if (!stop_.Stop()) return;
     if (token_loop_.joinable()) token_loop_.join();
     std::lock_guard lock(token_mu_);
     crypto::Zeroize(token_.data(), token_.size());
@@ -270,16 +265,10 @@ class KeyControlKeyStore : public KeyStore {
     return token_;
   }
 
-  // Waits `d` unless Close() comes first; true when stopping.
-  bool Stopping(milliseconds d) {
-    std::unique_lock lock(stop_mu_);
-    return stop_cv_.wait_for(lock, d, [this] { return stopping_; });
-  }
-
   // Refreshes the token at half its lifetime: renew, else log in, else
   // log in again every relogin_retry until it works (upstream stopped).
   void TokenLoop(milliseconds wait) {
-    while (!Stopping(wait)) {
+    while (!stop_.Wait(wait)) {
       auto renewed = Renew();
       if (renewed.ok()) {
         wait = *renewed;
@@ -293,7 +282,7 @@ class KeyControlKeyStore : public KeyStore {
           break;
         }
         spdlog::error("{}", login.status().message());
-        if (Stopping(timing_.relogin_retry)) return;
+        if (stop_.Wait(timing_.relogin_retry)) return;
       }
     }
   }
@@ -308,9 +297,7 @@ class KeyControlKeyStore : public KeyStore {
   uint64_t generation_ = 0;
   std::mutex login_mu_;
 
-  std::mutex stop_mu_;
-  std::condition_variable stop_cv_;
-  bool stopping_ = false;
+  StopSignal stop_;
   std::thread token_loop_;
 };
 
