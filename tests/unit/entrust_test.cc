@@ -199,6 +199,25 @@ TEST(EntrustKeystore, TokenIsRenewedAtHalfItsLifetime) {
   ASSERT_TRUE(Eventually([&] { return ep.Admin("GET", "/__admin/state")["renewals"] >= 3; }));
   EXPECT_EQ(ep.Admin("GET", "/__admin/state")["logins"], 1);
   EXPECT_TRUE(ks->Status(kNoDeadline).ok());
+  for (const json& r : ep.Requests("Renew")) {  // no body, the token, no Content-Type
+    EXPECT_EQ(r["body"], "");
+    EXPECT_EQ(r["content_length"], "0");
+    EXPECT_TRUE(r["token"].is_string());
+    EXPECT_TRUE(r["content_type"].is_null());
+  }
+}
+
+TEST(EntrustKeystore, CloseEndsARenewalUnderWay) {
+  Endpoint ep({"--token-ttl", "1"});
+  auto ks = MustOpen(BaseConfig(ep));
+  ASSERT_NE(ks, nullptr);
+  ep.Admin("POST", "/__faults", {{"kind", "latency"}, {"op", "Renew"}, {"delay_ms", 60000}});
+  // The rule is taken: a renewal now waits for its answer.
+  ASSERT_TRUE(Eventually([&] { return ep.Admin("GET", "/__faults")["rules"].empty(); }));
+  const auto start = std::chrono::steady_clock::now();
+  ks->Close();
+  // Generous: the renewal waits 60 s for its answer.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
 }
 
 TEST(EntrustKeystore, FailedRenewalLogsInAndFailedLoginsAreRetried) {

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -144,6 +145,7 @@ class KeyControlKeyStore : public KeyStore {
   }
 
   void Close() override {
+    cancel_.store(true);  // ends a renewal or login under way
     if (!stop_.Stop()) return;
     if (token_loop_.joinable()) token_loop_.join();
     std::lock_guard lock(token_mu_);
@@ -224,7 +226,8 @@ class KeyControlKeyStore : public KeyStore {
   }
 
   // Login (§5.1); installs the token and answers when to refresh it.
-  Result<milliseconds> Login(Deadline deadline) {
+  // `cancel`: the token loop's logins end when Close() is called.
+  Result<milliseconds> Login(Deadline deadline, const std::atomic<bool>* cancel = nullptr) {
     std::string text =
         nlohmann::json({{"username", config_.username}, {"password", config_.password}})
             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -232,6 +235,7 @@ class KeyControlKeyStore : public KeyStore {
         Request("Login/" + aws::UriEncode(config_.vault_id, /*keep_slash=*/false), std::move(text),
                 deadline);
     req.headers.emplace_back("Content-Type", "application/json");
+    req.cancel = cancel;
     return Authenticate(req, "keycontrol: login failed");
   }
 
@@ -239,6 +243,7 @@ class KeyControlKeyStore : public KeyStore {
   Result<milliseconds> Renew() {
     net::HttpRequest req = Request("Renew", "", DeadlineIn(kLoginTimeout));
     req.headers.emplace_back("X-Vault-Auth", Token());
+    req.cancel = &cancel_;
     return Authenticate(req, "keycontrol: failed to renew auth token");
   }
 
@@ -274,13 +279,15 @@ class KeyControlKeyStore : public KeyStore {
         wait = *renewed;
         continue;
       }
+      if (cancel_.load()) return;
       spdlog::warn("{}", renewed.status().message());
       for (;;) {
-        auto login = Login(DeadlineIn(kLoginTimeout));
+        auto login = Login(DeadlineIn(kLoginTimeout), &cancel_);
         if (login.ok()) {
           wait = *login;
           break;
         }
+        if (cancel_.load()) return;
         spdlog::error("{}", login.status().message());
         if (stop_.Wait(timing_.relogin_retry)) return;
       }
@@ -298,6 +305,7 @@ class KeyControlKeyStore : public KeyStore {
   std::mutex login_mu_;
 
   StopSignal stop_;
+  std::atomic<bool> cancel_{false};
   std::thread token_loop_;
 };
 
