@@ -87,3 +87,36 @@ def kes_tty(args: List[str], env: Dict[str, str], cwd=None, timeout=60):
     text = b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
     check_no_sanitizer_report("kes " + " ".join(args), text)
     return os.waitstatus_to_exitcode(status), text
+
+
+def migrate_round_trip(tmp_path, certs, server_cert, keystore: dict, check_stored) -> None:
+    """`kes migrate` of an upstream and a legacy key from an fs keystore to
+    `keystore` (a config's `keystore:` section), `check_stored()` on the
+    backend, and back to a fresh fs keystore: the values come back unchanged."""
+    from pathlib import Path
+
+    import yaml
+
+    from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, base_config
+    src_dir = tmp_path / "src-keys"
+    src_dir.mkdir()
+    (src_dir / "upstream").write_text(UPSTREAM_VALUE)
+    (src_dir / "legacy").write_text(LEGACY_VALUE)
+    fs_cfg = tmp_path / "fs.yml"
+    fs_cfg.write_text(yaml.safe_dump(base_config(certs, server_cert, src_dir)))
+    to_cfg = tmp_path / "to.yml"
+    cfg = base_config(certs, server_cert, Path("/nonexistent"))
+    cfg["keystore"] = keystore
+    to_cfg.write_text(yaml.safe_dump(cfg))
+    back_dir = tmp_path / "back-keys"
+    back_cfg = tmp_path / "back.yml"
+    back_cfg.write_text(yaml.safe_dump(base_config(certs, server_cert, back_dir)))
+
+    p = kes(["migrate", "--from", str(fs_cfg), "--to", str(to_cfg)], clean_env())
+    assert p.returncode == 0, p.stderr
+    assert "Migrated      2 keys successfully!" in out(p)
+    check_stored()
+    p = kes(["migrate", "--from", str(to_cfg), "--to", str(back_cfg)], clean_env())
+    assert p.returncode == 0, p.stderr
+    assert (back_dir / "upstream").read_text() == UPSTREAM_VALUE
+    assert (back_dir / "legacy").read_text() == LEGACY_VALUE

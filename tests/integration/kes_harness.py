@@ -648,3 +648,56 @@ UPSTREAM_VALUE = ("CiQKIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4fEAESJAogICEiI
 LEGACY_VALUE = json.dumps({"bytes": base64.b64encode(bytes(range(32))).decode(),
                            "algorithm": "AES256", "created_at": "2023-01-01T00:00:00Z",
                            "created_by": "legacy"})
+
+
+def use_key(srv: "KesServer", name: str) -> dict:
+    """Generates a data key with `name` and decrypts it again; the DEK."""
+    ctx = base64.b64encode(b"ctx").decode()
+    r = srv.put("/v1/key/generate/" + name, json={"context": ctx})
+    assert r.status_code == 200, r.text
+    dek = r.json()
+    r = srv.put("/v1/key/decrypt/" + name, json={"ciphertext": dek["ciphertext"], "context": ctx})
+    assert r.status_code == 200, r.text
+    assert r.json()["plaintext"] == dek["plaintext"]
+    return dek
+
+
+def tool_module(tool: str, module: str = "launcher"):
+    """tools/<tool>/<module>.py, loaded under a name of its own: every test
+    endpoint has a launcher.py, and they must not shadow each other."""
+    import importlib.util
+    source = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
+    name = tool.replace("-", "_") + "_" + module
+    spec = importlib.util.spec_from_file_location(name, source / "tools" / tool / f"{module}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class KeyTraffic:
+    """Creates keys one after another on `srv` in a thread while the `with`
+    block runs (traffic-0, traffic-1, ...); `failures` holds the text of every
+    answer that was not 200."""
+
+    def __init__(self, srv: "KesServer", pause: float = 0.05):
+        self.srv, self.pause = srv, pause
+        self.failures: List[str] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self):
+        i = 0
+        while not self._done.is_set():
+            r = self.srv.put("/v1/key/create/traffic-%d" % i)
+            if r.status_code != 200:
+                self.failures.append(r.text)
+            i += 1
+            time.sleep(self.pause)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()

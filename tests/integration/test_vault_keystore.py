@@ -6,12 +6,10 @@ read back with the endpoint's root token, as Vault would show it.
 
 Nothing here reaches a real Vault: loopback only, dummy credentials.
 """
-import base64
 import importlib.util
 import json
 import os
 import socket
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -20,7 +18,7 @@ import pytest
 import yaml
 
 from cli_helpers import clean_env, kes, out
-from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, KesServer, base_config
+from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, KesServer, KeyTraffic, base_config, use_key
 
 SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
 ENDPOINT_DIR = SOURCE_DIR / "tools" / "vault-test-endpoint"
@@ -102,17 +100,6 @@ def start_kes(tmp_path, certs, server_cert):
         srv.stop()
 
 
-def use_key(srv, name):
-    ctx = base64.b64encode(b"ctx").decode()
-    r = srv.put("/v1/key/generate/" + name, json={"context": ctx})
-    assert r.status_code == 200, r.text
-    dek = r.json()
-    r = srv.put("/v1/key/decrypt/" + name, json={"ciphertext": dek["ciphertext"], "context": ctx})
-    assert r.status_code == 200, r.text
-    assert r.json()["plaintext"] == dek["plaintext"]
-    return dek
-
-
 def test_upstream_vault_yml_shape_starts_and_serves_keys(vault, start_kes):
     # vault.yml: K/V v2, engine, namespace ns1, prefix tenant-1, AppRole.
     srv = start_kes(vault_section(vault))
@@ -166,20 +153,7 @@ def test_short_tokens_renewed_and_revoked_ones_replaced_under_traffic(vault, sta
     # Login tokens live 5 s: below 30 s upstream's loop logs in again every
     # 3 s; revoking every token makes KES log in again at the next 403.
     srv = start_kes(vault_section(vault))
-    failures, done = [], threading.Event()
-
-    def traffic():
-        i = 0
-        while not done.is_set():
-            r = srv.put("/v1/key/create/traffic-%d" % i)
-            if r.status_code != 200:
-                failures.append(r.text)
-            i += 1
-            time.sleep(0.05)
-
-    t = threading.Thread(target=traffic)
-    t.start()
-    try:
+    with KeyTraffic(srv) as traffic:
         time.sleep(7)
         accessors = {r["accessor"] for r in vault.requests_log() if r.get("accessor")}
         assert accessors
@@ -189,10 +163,7 @@ def test_short_tokens_renewed_and_revoked_ones_replaced_under_traffic(vault, sta
             except Exception:
                 pass  # already expired
         time.sleep(3)
-    finally:
-        done.set()
-        t.join()
-    assert not failures
+    assert not traffic.failures
     logins = [r for r in vault.requests_log() if r["path"].endswith("/login")]
     assert len(logins) >= 2
 

@@ -152,7 +152,6 @@ TEST(ConfigExamples, VaultYml) {
     EXPECT_EQ(v.approle_id, "db02de05-fa39-4855-059b-67221c5c2f63");
     EXPECT_EQ(v.approle_secret, "6a174c20-f6de-a53c-74d2-6018fcceff64");
     EXPECT_EQ(v.status_ping, seconds(15));  // upstream's real default, not the documented 10s
-
   }
 }
 
@@ -709,9 +708,6 @@ TEST(ConnectKeyStore, FsAndUnsupported) {
        "gemalto.keysecure"},
       {"gcp:\n    secretmanager:\n      project_id: p\n", "gcp.secretmanager"},
       {"azure:\n    keyvault:\n      endpoint: e\n", "azure.keyvault"},
-      {"entrust:\n    keycontrol:\n      endpoint: e\n      vault_id: v\n      box_id: b\n"
-       "      credentials: {username: u, password: p}\n",
-       "entrust.keycontrol"},
   };
   for (const auto& [section, kind] : unsupported) {
     auto u = LoadConfigText(std::string(kHead) + "keystore:\n  " + section);
@@ -721,8 +717,19 @@ TEST(ConnectKeyStore, FsAndUnsupported) {
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.status().message(), "keystore '" + kind +
                                         "' is not supported by this build of kes-cpp; "
-                                        "supported: fs, vault, aws.secretsmanager, etcd");
+                                        "supported: fs, vault, aws.secretsmanager, "
+                                        "entrust.keycontrol, etcd");
   }
+  // A built backend connects: here to an endpoint that is no URL.
+  auto kc = LoadConfigText(std::string(kHead) +
+                           "keystore:\n  entrust:\n    keycontrol:\n      endpoint: e\n"
+                           "      vault_id: v\n      box_id: b\n"
+                           "      credentials: {username: u, password: p}\n");
+  ASSERT_TRUE(kc.ok()) << kc.status().message();
+  auto r = kc->keystore->Connect();
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().message().starts_with("keycontrol: invalid endpoint"))
+      << r.status().message();
   stdfs::remove_all(dir);
 }
 

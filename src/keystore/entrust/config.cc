@@ -1,26 +1,23 @@
-// `keystore.entrust.keycontrol` (config.md §3.10): validated so that
-// upstream files load; this build cannot connect to it.
-#include "keystore/registry.h"
+#include "keystore/entrust/config.h"
+
+#include "keystore/entrust/keycontrol_keystore.h"
 
 namespace kes::keystore::entrust {
+
+Status Config::Validate() {
+  const std::string p = "kesconf: invalid Entrust KeyControl keystore: ";
+  if (endpoint.empty()) return Status::Invalid(p + "no endpoint specified");
+  if (vault_id.empty()) return Status::Invalid(p + "no vault ID specified");
+  if (box_id.empty()) return Status::Invalid(p + "no box ID specified");
+  // Upstream dereferences a missing credentials block; report it instead.
+  if (username.empty()) return Status::Invalid(p + "no username specified");
+  if (password.empty()) return Status::Invalid(p + "no password specified");
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<KeyStore>> Config::Connect() const { return Open(*this); }
+
 namespace {
-
-struct Config : BackendConfig {
-  std::string endpoint, vault_id, box_id, username, password, tls_ca;
-
-  std::string_view Kind() const override { return "entrust.keycontrol"; }
-  Status Validate() override {
-    const std::string p = "kesconf: invalid Entrust KeyControl keystore: ";
-    if (endpoint.empty()) return Status::Invalid(p + "no endpoint specified");
-    if (vault_id.empty()) return Status::Invalid(p + "no vault ID specified");
-    if (box_id.empty()) return Status::Invalid(p + "no box ID specified");
-    // Upstream dereferences a missing credentials block; report it instead.
-    if (username.empty()) return Status::Invalid(p + "no username specified");
-    if (password.empty()) return Status::Invalid(p + "no password specified");
-    return Status::Ok();
-  }
-  Result<std::unique_ptr<KeyStore>> Connect() const override { return NotBuilt(Kind()); }
-};
 
 std::unique_ptr<BackendConfig> Decode(yaml::YamlDecoder& d, const YAML::Node& node) {
   auto c = std::make_unique<Config>();
@@ -45,7 +42,7 @@ std::unique_ptr<BackendConfig> Decode(yaml::YamlDecoder& d, const YAML::Node& no
 }  // namespace
 
 const Backend& Registration() {
-  static const Backend backend{"entrust", "entrust.keycontrol", false, &Decode};
+  static const Backend backend{"entrust", "entrust.keycontrol", true, &Decode};
   return backend;
 }
 

@@ -8,7 +8,6 @@
 #include <atomic>
 #include <cctype>
 #include <charconv>
-#include <condition_variable>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -16,6 +15,7 @@
 
 #include "common/duration.h"
 #include "common/os.h"
+#include "common/stop_signal.h"
 #include "crypto/encoding.h"
 #include "crypto/secret_bytes.h"
 #include "keystore/list.h"
@@ -370,12 +370,7 @@ class VaultKeyStore : public KeyStore {
   }
 
   void Close() override {
-    {
-      std::lock_guard lock(stop_mu_);
-      if (stopping_) return;
-      stopping_ = true;
-    }
-    stop_cv_.notify_all();
+    if (!stop_.Stop()) return;
     if (poll_.joinable()) poll_.join();
     if (renew_.joinable()) renew_.join();
     std::lock_guard lock(token_mu_);
@@ -443,7 +438,7 @@ class VaultKeyStore : public KeyStore {
                                    : resp.status().code() == Code::kUnreachable;
       if (!retry || attempt > max_retries_) break;
       milliseconds wait = Backoff(attempt, resp.ok() ? &*resp : nullptr);
-      if (TimeLeft(deadline, wait) < wait || Stopping(wait)) break;
+      if (TimeLeft(deadline, wait) < wait || stop_.Wait(wait)) break;
     }
     crypto::Zeroize(req.body.data(), req.body.size());
     for (auto& [k, v] : req.headers) crypto::Zeroize(v.data(), v.size());
@@ -580,12 +575,6 @@ class VaultKeyStore : public KeyStore {
     return out;
   }
 
-  // Waits `d` unless Close() comes first; true when stopping.
-  bool Stopping(std::chrono::milliseconds d) {
-    std::unique_lock lock(stop_mu_);
-    return stop_cv_.wait_for(lock, d, [this] { return stopping_; });
-  }
-
   // Tracks the sealed state every status.ping (no namespace: sys/health is
   // a root-only path). An error keeps the last state.
   void PollHealth() {
@@ -595,7 +584,7 @@ class VaultKeyStore : public KeyStore {
       if (resp.ok()) {
         if (auto h = ParseHealth(resp->body); h.ok()) sealed_.store(h->sealed);
       }
-    } while (!Stopping(period));
+    } while (!stop_.Wait(period));
   }
 
   // The token renewal loop of keystores-vault.md §4.
@@ -603,7 +592,7 @@ class VaultKeyStore : public KeyStore {
     milliseconds ttl = std::chrono::duration_cast<milliseconds>(last.ttl);
     while (true) {
       if (sealed_.load()) {
-        if (Stopping(timing_.sealed_wait)) return;
+        if (stop_.Wait(timing_.sealed_wait)) return;
         continue;
       }
       if (ttl < timing_.min_ttl) {
@@ -615,13 +604,13 @@ class VaultKeyStore : public KeyStore {
         } else {
           spdlog::error("{}", auth.status().message());
         }
-        if (Stopping(timing_.relogin_wait)) return;
+        if (stop_.Wait(timing_.relogin_wait)) return;
         continue;
       }
       const milliseconds renew_in = ttl * 4 / 5;
       const milliseconds delay = std::min((ttl - renew_in) / 2, timing_.max_switch_delay);
       ttl = milliseconds(0);
-      if (Stopping(renew_in)) return;
+      if (stop_.Wait(renew_in)) return;
       Result<Auth> next = kes::Status::Unavailable("vault: token not renewable");
       if (last.renewable) {
         for (int i = 0; i < 3; ++i) {
@@ -637,7 +626,7 @@ class VaultKeyStore : public KeyStore {
       ttl = std::chrono::duration_cast<milliseconds>(next->ttl);
       last = *next;
       // Replication lag: a new token may not be known to every node yet.
-      if (Stopping(delay)) return;
+      if (stop_.Wait(delay)) return;
       SetToken(std::move(next->token));
     }
   }
@@ -670,9 +659,7 @@ class VaultKeyStore : public KeyStore {
   std::mutex login_mu_;
   std::atomic<bool> sealed_{false};
 
-  std::mutex stop_mu_;
-  std::condition_variable stop_cv_;
-  bool stopping_ = false;
+  StopSignal stop_;
   std::thread poll_, renew_;
 };
 
