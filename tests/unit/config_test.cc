@@ -152,7 +152,6 @@ TEST(ConfigExamples, VaultYml) {
     EXPECT_EQ(v.approle_id, "db02de05-fa39-4855-059b-67221c5c2f63");
     EXPECT_EQ(v.approle_secret, "6a174c20-f6de-a53c-74d2-6018fcceff64");
     EXPECT_EQ(v.status_ping, seconds(15));  // upstream's real default, not the documented 10s
-
   }
 }
 
@@ -704,7 +703,6 @@ TEST(ConnectKeyStore, FsAndUnsupported) {
   EXPECT_TRUE(stdfs::is_directory(dir / "keys"));
 
   const std::vector<std::pair<std::string, std::string>> unsupported = {
-      {"fortanix:\n    sdkms:\n      endpoint: e\n      credentials: {key: k}\n", "fortanix.sdkms"},
       {"gemalto:\n    keysecure:\n      endpoint: e\n      credentials: {token: t}\n",
        "gemalto.keysecure"},
       {"gcp:\n    secretmanager:\n      project_id: p\n", "gcp.secretmanager"},
@@ -719,9 +717,11 @@ TEST(ConnectKeyStore, FsAndUnsupported) {
     EXPECT_EQ(u->keystore->Kind(), kind);
     auto r = u->keystore->Connect();
     ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.status().message(), "keystore '" + kind +
-                                        "' is not supported by this build of kes-cpp; "
-                                        "supported: fs, vault, aws.secretsmanager, etcd");
+    // Every backend built so far is listed, in detection order.
+    EXPECT_TRUE(r.status().message().starts_with(
+        "keystore '" + kind +
+        "' is not supported by this build of kes-cpp; supported: fs, vault, "))
+        << r.status().message();
   }
   stdfs::remove_all(dir);
 }
