@@ -9,7 +9,12 @@ import subprocess
 import time
 from typing import Dict, List, Optional
 
-from kes_harness import check_no_sanitizer_report, kes_bin
+from pathlib import Path
+
+import yaml
+
+from kes_harness import (LEGACY_VALUE, UPSTREAM_VALUE, base_config, check_no_sanitizer_report,
+                         kes_bin)
 
 # Variables that would leak the caller's settings into a test.
 _SCRUB_PREFIXES = ("KES_", "MINIO_", "SSL_CERT_", "HTTPS_PROXY", "HTTP_PROXY", "https_proxy",
@@ -87,3 +92,32 @@ def kes_tty(args: List[str], env: Dict[str, str], cwd=None, timeout=60):
     text = b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
     check_no_sanitizer_report("kes " + " ".join(args), text)
     return os.waitstatus_to_exitcode(status), text
+
+
+def migrate_round_trip(tmp_path, certs, server_cert, keystore, check_stored):
+    """`kes migrate` of an fs keystore holding UPSTREAM_VALUE ("upstream") and
+    LEGACY_VALUE ("legacy") into `keystore` (a `keystore:` section), then
+    check_stored() (what the backend holds), then back into a fresh fs
+    keystore: both values arrive unchanged."""
+    src_dir = tmp_path / "src-keys"
+    src_dir.mkdir()
+    (src_dir / "upstream").write_text(UPSTREAM_VALUE)
+    (src_dir / "legacy").write_text(LEGACY_VALUE)
+    fs_cfg = tmp_path / "fs.yml"
+    fs_cfg.write_text(yaml.safe_dump(base_config(certs, server_cert, src_dir)))
+    mid_cfg = tmp_path / "keystore.yml"
+    cfg = base_config(certs, server_cert, Path("/nonexistent"))
+    cfg["keystore"] = keystore
+    mid_cfg.write_text(yaml.safe_dump(cfg))
+    back_dir = tmp_path / "back-keys"
+    back_cfg = tmp_path / "back.yml"
+    back_cfg.write_text(yaml.safe_dump(base_config(certs, server_cert, back_dir)))
+
+    p = kes(["migrate", "--from", str(fs_cfg), "--to", str(mid_cfg)], clean_env())
+    assert p.returncode == 0, p.stderr
+    assert "Migrated      2 keys successfully!" in out(p)
+    check_stored()
+    p = kes(["migrate", "--from", str(mid_cfg), "--to", str(back_cfg)], clean_env())
+    assert p.returncode == 0, p.stderr
+    assert (back_dir / "upstream").read_text() == UPSTREAM_VALUE
+    assert (back_dir / "legacy").read_text() == LEGACY_VALUE

@@ -648,3 +648,44 @@ UPSTREAM_VALUE = ("CiQKIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4fEAESJAogICEiI
 LEGACY_VALUE = json.dumps({"bytes": base64.b64encode(bytes(range(32))).decode(),
                            "algorithm": "AES256", "created_at": "2023-01-01T00:00:00Z",
                            "created_by": "legacy"})
+
+
+class CreateTraffic:
+    """Creates keys <prefix>-0, <prefix>-1, ... on `srv` from a thread while
+    the `with` block runs (`pause` seconds apart); `failures` collects the
+    text of every answer that was not 200."""
+
+    def __init__(self, srv, prefix="traffic", pause=0.05):
+        self.srv, self.prefix, self.pause = srv, prefix, pause
+        self.failures, self.created = [], 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self):
+        while not self._done.is_set():
+            r = self.srv.put("/v1/key/create/%s-%d" % (self.prefix, self.created))
+            if r.status_code != 200:
+                self.failures.append(r.text)
+            self.created += 1
+            self._done.wait(self.pause)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+
+
+def use_key(srv, name):
+    """generate + decrypt with key `name` through the KES API (any keystore);
+    returns the DEK."""
+    ctx = base64.b64encode(b"ctx").decode()
+    r = srv.put("/v1/key/generate/" + name, json={"context": ctx})
+    assert r.status_code == 200, r.text
+    dek = r.json()
+    r = srv.put("/v1/key/decrypt/" + name, json={"ciphertext": dek["ciphertext"], "context": ctx})
+    assert r.status_code == 200, r.text
+    assert r.json()["plaintext"] == dek["plaintext"]
+    return dek

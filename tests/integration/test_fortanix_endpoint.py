@@ -12,11 +12,11 @@ Nothing leaves loopback; every credential is a dummy made up by the endpoint.
 """
 import base64
 import http.client
+import importlib.util
 import json
 import os
 import socket
 import ssl
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -25,9 +25,6 @@ from urllib.parse import quote
 import pytest
 
 SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(SOURCE_DIR / "tools" / "fortanix-test-endpoint"))
-import importlib.util  # noqa: E402
-
 # By file: other endpoint test files import a `launcher` module too.
 _spec = importlib.util.spec_from_file_location(
     "fortanix_endpoint_launcher", SOURCE_DIR / "tools" / "fortanix-test-endpoint" / "launcher.py")
@@ -217,7 +214,8 @@ def test_listing_pages_with_limit_start_and_offset(dsm, tls):
     prefix = unique("list") + "-"
     names = sorted(prefix + "%03d" % i for i in range(25))
     for n in names:
-        assert call(dsm, tls, "PUT", "/crypto/v1/keys", import_body(n), auth=basic(dsm)).status == 201
+        r = call(dsm, tls, "PUT", "/crypto/v1/keys", import_body(n), auth=basic(dsm))
+        assert r.status == 201
 
     def page(query):
         r = call(dsm, tls, "GET", "/crypto/v1/keys?" + query, auth=basic(dsm))

@@ -11,15 +11,13 @@ import base64
 import importlib.util
 import json
 import os
-import threading
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from cli_helpers import clean_env, kes, out
-from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, KesServer, base_config, spec_dir
+from cli_helpers import migrate_round_trip
+from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, CreateTraffic, spec_dir, use_key
 
 SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
 _spec = importlib.util.spec_from_file_location(
@@ -58,29 +56,9 @@ def section(dsm, dsm_cert, **overrides):
 
 
 @pytest.fixture
-def start_kes(tmp_path, certs, server_cert):
-    started = []
+def start_kes(keystore_kes):
+    return lambda sdkms, **extra: keystore_kes({"fortanix": {"sdkms": sdkms}}, **extra)
 
-    def start(sdkms, **extra):
-        cfg = base_config(certs, server_cert, Path("/nonexistent"), **extra)
-        cfg["keystore"] = {"fortanix": {"sdkms": sdkms}}
-        srv = KesServer(tmp_path / ("kes%d" % len(started)), cfg, server_cert, certs)
-        started.append(srv)
-        return srv.start()
-
-    yield start
-    for srv in started:
-        srv.stop()
-
-
-def use_key(srv, name):
-    ctx = base64.b64encode(b"ctx").decode()
-    r = srv.put("/v1/key/generate/" + name, json={"context": ctx})
-    assert r.status_code == 200, r.text
-    dek = r.json()
-    r = srv.put("/v1/key/decrypt/" + name, json={"ciphertext": dek["ciphertext"], "context": ctx})
-    assert r.status_code == 200, r.text
-    assert r.json()["plaintext"] == dek["plaintext"]
 
 
 def stored(dsm, dsm_cert, name):
@@ -190,24 +168,9 @@ def test_calls_need_no_session_and_a_revoked_key_fails_later_calls(dsm, dsm_cert
     # DSM has no token to renew: the API key goes with every call, so traffic
     # keeps flowing long after the connect-time session was terminated.
     srv = start_kes(section(dsm, dsm_cert))
-    failures, done = [], threading.Event()
-
-    def traffic():
-        i = 0
-        while not done.is_set():
-            r = srv.put("/v1/key/create/traffic-%d" % i)
-            if r.status_code != 200:
-                failures.append(r.text)
-            i += 1
-
-    t = threading.Thread(target=traffic)
-    t.start()
-    try:
+    with CreateTraffic(srv, pause=0) as traffic:
         time.sleep(2)
-    finally:
-        done.set()
-        t.join()
-    assert not failures
+    assert not traffic.failures and traffic.created > 0
     state = admin(dsm, dsm_cert, "GET", "/__admin/state")
     assert state["sessions_issued"] == 1 and state["live_sessions"] == 0
     admin(dsm, dsm_cert, "POST", "/__admin/api-key", {"revoked": True})
@@ -241,26 +204,9 @@ def test_start_up_failures(dsm, dsm_cert, start_kes, tmp_path):
 
 
 def test_migrate_fs_to_fortanix_and_back(dsm, dsm_cert, tmp_path, certs, server_cert):
-    src_dir = tmp_path / "src-keys"
-    src_dir.mkdir()
-    (src_dir / "upstream").write_text(UPSTREAM_VALUE)
-    (src_dir / "legacy").write_text(LEGACY_VALUE)
-    fs_cfg = tmp_path / "fs.yml"
-    fs_cfg.write_text(yaml.safe_dump(base_config(certs, server_cert, src_dir)))
-    dsm_cfg = tmp_path / "dsm.yml"
-    cfg = base_config(certs, server_cert, Path("/nonexistent"))
-    cfg["keystore"] = {"fortanix": {"sdkms": section(dsm, dsm_cert)}}
-    dsm_cfg.write_text(yaml.safe_dump(cfg))
-    back_dir = tmp_path / "back-keys"
-    back_cfg = tmp_path / "back.yml"
-    back_cfg.write_text(yaml.safe_dump(base_config(certs, server_cert, back_dir)))
+    def check_stored():
+        value = base64.b64decode(stored(dsm, dsm_cert, "legacy")["value"]).decode()
+        assert value == LEGACY_VALUE  # copied unchanged
 
-    p = kes(["migrate", "--from", str(fs_cfg), "--to", str(dsm_cfg)], clean_env())
-    assert p.returncode == 0, p.stderr
-    assert "Migrated      2 keys successfully!" in out(p)
-    value = base64.b64decode(stored(dsm, dsm_cert, "legacy")["value"]).decode()
-    assert value == LEGACY_VALUE  # copied unchanged
-    p = kes(["migrate", "--from", str(dsm_cfg), "--to", str(back_cfg)], clean_env())
-    assert p.returncode == 0, p.stderr
-    assert (back_dir / "upstream").read_text() == UPSTREAM_VALUE
-    assert (back_dir / "legacy").read_text() == LEGACY_VALUE
+    migrate_round_trip(tmp_path, certs, server_cert,
+                       {"fortanix": {"sdkms": section(dsm, dsm_cert)}}, check_stored)

@@ -113,11 +113,20 @@ TEST(FortanixKeystore, Contract) {
   ASSERT_FALSE(imports.empty());
 }
 
-TEST(FortanixKeystore, GroupIdOmittedWhenEmpty) {
+// A started endpoint and a keystore connected to it.
+class FortanixKeystoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(dsm.started());
+    ks = MustOpen(dsm.MakeConfig());
+    ASSERT_NE(ks, nullptr);
+  }
+
   Dsm dsm;
-  ASSERT_TRUE(dsm.started());
-  auto ks = MustOpen(dsm.MakeConfig());
-  ASSERT_NE(ks, nullptr);
+  std::unique_ptr<KeyStore> ks;
+};
+
+TEST_F(FortanixKeystoreTest, GroupIdOmittedWhenEmpty) {
   ASSERT_TRUE(ks->Create("k", "v", kNoDeadline).ok());
   for (auto& e : dsm.Requests("/crypto/v1/keys")) {
     if (e["method"] == "PUT") {
@@ -128,11 +137,7 @@ TEST(FortanixKeystore, GroupIdOmittedWhenEmpty) {
   }
 }
 
-TEST(FortanixKeystore, ListingPagesPastOnePageAndEnds) {
-  Dsm dsm;
-  ASSERT_TRUE(dsm.started());
-  auto ks = MustOpen(dsm.MakeConfig());
-  ASSERT_NE(ks, nullptr);
+TEST_F(FortanixKeystoreTest, ListingPagesPastOnePageAndEnds) {
   std::vector<std::string> want;
   for (int i = 0; i < 2 * kListPage + 50; ++i) {
     char name[16];
@@ -170,11 +175,7 @@ TEST(FortanixKeystore, ListingPagesPastOnePageAndEnds) {
   EXPECT_EQ(denied.status().message(), "fortanix: failed to list keys: denied");
 }
 
-TEST(FortanixKeystore, ErrorMappingUsesTheExactMessages) {
-  Dsm dsm;
-  ASSERT_TRUE(dsm.started());
-  auto ks = MustOpen(dsm.MakeConfig());
-  ASSERT_NE(ks, nullptr);
+TEST_F(FortanixKeystoreTest, ErrorMappingUsesTheExactMessages) {
   ASSERT_TRUE(ks->Create("k", "v", kNoDeadline).ok());
   // A 409 with another text (e.g. the name exists in a group the app cannot
   // see) is a failure, not KeyExists.
@@ -206,11 +207,7 @@ TEST(FortanixKeystore, ErrorMappingUsesTheExactMessages) {
             "fortanix: failed to fetch 'k': Invalid API key");
 }
 
-TEST(FortanixKeystore, ServerErrorsAreRetriedDeadlinesHonouredAndDownIsUnreachable) {
-  Dsm dsm;
-  ASSERT_TRUE(dsm.started());
-  auto ks = MustOpen(dsm.MakeConfig());
-  ASSERT_NE(ks, nullptr);
+TEST_F(FortanixKeystoreTest, ServerErrorsAreRetriedDeadlinesHonouredAndDownIsUnreachable) {
   ASSERT_TRUE(ks->Create("k", "v", kNoDeadline).ok());
   dsm.Admin("POST", "/__faults", {{"kind", "error"}, {"status", 503}, {"count", 2}});
   EXPECT_EQ(*ks->Get("k", kNoDeadline), "v");  // two re-sends
