@@ -68,10 +68,13 @@ def stored(dsm, dsm_cert, name):
     return None
 
 
-def seed(dsm, dsm_cert, name, value):
-    admin(dsm, dsm_cert, "POST", "/__admin/objects",
-          {"obj_type": "OPAQUE", "name": name, "key_ops": ["EXPORT", "APPMANAGEABLE"],
-           "value": base64.b64encode(value.encode()).decode(), "enabled": True})
+def seed(dsm, dsm_cert, names, value):
+    """Stores `value` under each of `names` (or one name) as upstream would."""
+    names = [names] if isinstance(names, str) else names
+    admin(dsm, dsm_cert, "POST", "/__admin/objects", {"objects": [
+        {"obj_type": "OPAQUE", "name": name, "key_ops": ["EXPORT", "APPMANAGEABLE"],
+         "value": base64.b64encode(value.encode()).decode(), "enabled": True}
+        for name in names]})
 
 
 def test_upstream_shaped_config_serves_keys(dsm, dsm_cert, start_kes):
@@ -126,8 +129,7 @@ def test_serves_entries_written_by_upstream(dsm, dsm_cert, start_kes):
 def test_listing_more_than_one_page_ends(dsm, dsm_cert, start_kes):
     # Upstream re-fetched page 1 forever once any key existed.
     names = ["k-%03d" % i for i in range(130)]
-    for n in names:
-        seed(dsm, dsm_cert, n, UPSTREAM_VALUE)
+    seed(dsm, dsm_cert, names, UPSTREAM_VALUE)
     srv = start_kes(section(dsm, dsm_cert))
     r = srv.get("/v1/key/list/*", timeout=60)
     assert r.status_code == 200, r.text
@@ -169,7 +171,7 @@ def test_calls_need_no_session_and_a_revoked_key_fails_later_calls(dsm, dsm_cert
     # keeps flowing long after the connect-time session was terminated.
     srv = start_kes(section(dsm, dsm_cert))
     with CreateTraffic(srv, pause=0) as traffic:
-        time.sleep(2)
+        time.sleep(1)
     assert not traffic.failures and traffic.created > 0
     state = admin(dsm, dsm_cert, "GET", "/__admin/state")
     assert state["sessions_issued"] == 1 and state["live_sessions"] == 0

@@ -360,7 +360,10 @@ def admin(state, method, path, body):
             if path == "/__admin/objects" and method == "GET":
                 return ok({"objects": sorted(dsm.objects.values(), key=lambda o: o["name"])})
             if path == "/__admin/objects" and method == "POST":
-                # Seeds an object as another DSM client (upstream KES) would.
+                # Seeds objects as another DSM client (upstream KES) would.
+                if "objects" in doc:
+                    return ok({"objects": [without_value(dsm.import_object(o, creator="user"))
+                                           for o in doc["objects"]]})
                 return ok(dsm.import_object(doc, creator="user"))
             if path == "/__admin/objects/enabled" and method == "POST":
                 obj = dsm.by_name(doc["name"])

@@ -40,6 +40,11 @@ std::string TrimEndpoint(std::string_view e) {
   return std::string(e);
 }
 
+// A request body; names are not necessarily UTF-8, and dump() must not throw.
+std::string Dump(const nlohmann::json& doc) {
+  return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 // "<message>", or the status code when the answer carries none.
 std::string Why(const net::HttpResponse& resp) {
   std::string msg = ErrorMessage(resp);
@@ -110,9 +115,9 @@ class FortanixKeyStore : public KeyStore {
                           {"value", crypto::Base64Encode(value)},
                           {"enabled", true}};
     if (!group_id_.empty()) doc["group_id"] = group_id_;
-    std::string body = doc.dump();
-    crypto::Zeroize(doc["value"].get_ref<std::string&>().data(),
-                    doc["value"].get_ref<std::string&>().size());
+    std::string body = Dump(doc);
+    std::string& encoded = doc["value"].get_ref<std::string&>();
+    crypto::Zeroize(encoded.data(), encoded.size());
     auto resp = Send("PUT", "/crypto/v1/keys", "", body, deadline, basic_);
     crypto::Zeroize(body.data(), body.size());
     const std::string failed = "fortanix: failed to create key '" + std::string(name) + "'";
@@ -191,7 +196,7 @@ class FortanixKeyStore : public KeyStore {
   // POST /crypto/v1/keys/export {"name"}: 404 "sobject does not exist" is
   // KeyNotFound, any other failure is reported under `failed`.
   Result<Sobject> Export(std::string_view name, Deadline deadline, const std::string& failed) {
-    const std::string body = nlohmann::json({{"name", name}}).dump();
+    const std::string body = Dump({{"name", name}});
     auto resp = Send("POST", "/crypto/v1/keys/export", "", body, deadline, basic_);
     if (!resp.ok()) return resp.status().WithContext(failed);
     if (resp->status != 200) {

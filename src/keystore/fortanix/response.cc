@@ -1,5 +1,6 @@
 #include "keystore/fortanix/response.h"
 
+#include <cctype>
 #include <nlohmann/json.hpp>
 
 #include "common/json_members.h"
@@ -12,6 +13,15 @@ nlohmann::json Parse(std::string_view body) {
   return nlohmann::json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
 }
 
+// Wipes the string member `name` of the parsed tree (a token or key value).
+void ZeroizeMember(nlohmann::json& j, const char* name) {
+  if (!j.is_object()) return;
+  auto it = j.find(name);
+  if (it == j.end() || !it->is_string()) return;
+  std::string& held = it->get_ref<std::string&>();
+  crypto::Zeroize(held.data(), held.size());
+}
+
 Status Malformed(std::string_view what) {
   return Status::Unavailable("fortanix: invalid " + std::string(what) + " response");
 }
@@ -21,13 +31,7 @@ Status Malformed(std::string_view what) {
 Result<std::string> ParseSessionToken(std::string_view body) {
   nlohmann::json j = Parse(body);
   std::string token = StringMember(j, "access_token");
-  if (!j.is_discarded() && j.is_object()) {
-    auto it = j.find("access_token");
-    if (it != j.end() && it->is_string()) {
-      std::string& held = it->get_ref<std::string&>();
-      crypto::Zeroize(held.data(), held.size());
-    }
-  }
+  ZeroizeMember(j, "access_token");
   if (token.empty()) return Malformed("session");
   return token;
 }
@@ -36,14 +40,7 @@ Result<Sobject> ParseSobject(std::string_view body) {
   nlohmann::json j = Parse(body);
   Sobject s{StringMember(j, "kid"), StringMember(j, "name"), BoolMember(j, "enabled"),
             StringMember(j, "value")};
-  if (j.is_object()) {
-    // The parsed tree holds the key value too.
-    auto it = j.find("value");
-    if (it != j.end() && it->is_string()) {
-      std::string& held = it->get_ref<std::string&>();
-      crypto::Zeroize(held.data(), held.size());
-    }
-  }
+  ZeroizeMember(j, "value");
   if (s.kid.empty()) {
     crypto::Zeroize(s.value.data(), s.value.size());
     return Malformed("security object");
@@ -65,7 +62,8 @@ Result<std::vector<std::string>> ParseNames(std::string_view body) {
 }
 
 std::string ErrorMessage(const net::HttpResponse& resp) {
-  const std::string type = resp.Header("content-type");
+  std::string type = resp.Header("content-type");
+  for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (type.starts_with("application/json")) {
     nlohmann::json j = Parse(resp.body);
     if (j.is_object()) return StringMember(j, "message");
