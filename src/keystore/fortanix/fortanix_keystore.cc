@@ -176,6 +176,7 @@ class FortanixKeyStore : public KeyStore {
       if (resp->status != 200) return kes::Status::Unavailable(failed + ": " + Why(*resp));
       auto page = ParseNames(resp->body);
       if (!page.ok()) return page.status();
+      if (page->size() == static_cast<size_t>(kListPage)) start = page->back();
       bool advanced = false;
       for (std::string& n : *page) {
         if (!seen.insert(n).second) continue;  // `start` is served again
@@ -185,7 +186,6 @@ class FortanixKeyStore : public KeyStore {
       if (page->size() < static_cast<size_t>(kListPage)) break;
       if (!advanced) return kes::Status::Unavailable(failed + ": the listing does not advance");
       if (names.size() > kMaxListed) return kes::Status::Unavailable(failed + ": too many keys");
-      start = names.back();
     }
     return ListAll(std::move(names), prefix, limit);
   }
