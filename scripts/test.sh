@@ -37,7 +37,7 @@ if [ -z "${KES_SKIP_SANITIZE:-}" ]; then
   (cd build-asan &&
      ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
      UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-     ctest --output-on-failure -j "$jobs" --timeout 900 -E '^integration\.test_(aws|entrust)_endpoint$')
+     ctest --output-on-failure -j "$jobs" --timeout 900 -E '^integration\.test_(aws|entrust|fortanix)_endpoint$')
 fi
 
 if [ -z "${KES_SKIP_FUZZ:-}" ]; then

@@ -9,7 +9,12 @@ import subprocess
 import time
 from typing import Dict, List, Optional
 
-from kes_harness import check_no_sanitizer_report, kes_bin
+from pathlib import Path
+
+import yaml
+
+from kes_harness import (LEGACY_VALUE, UPSTREAM_VALUE, base_config, check_no_sanitizer_report,
+                         kes_bin)
 
 # Variables that would leak the caller's settings into a test.
 _SCRUB_PREFIXES = ("KES_", "MINIO_", "SSL_CERT_", "HTTPS_PROXY", "HTTP_PROXY", "https_proxy",
@@ -93,11 +98,6 @@ def migrate_round_trip(tmp_path, certs, server_cert, keystore: dict, check_store
     """`kes migrate` of an upstream and a legacy key from an fs keystore to
     `keystore` (a config's `keystore:` section), `check_stored()` on the
     backend, and back to a fresh fs keystore: the values come back unchanged."""
-    from pathlib import Path
-
-    import yaml
-
-    from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, base_config
     src_dir = tmp_path / "src-keys"
     src_dir.mkdir()
     (src_dir / "upstream").write_text(UPSTREAM_VALUE)

@@ -12,6 +12,9 @@ Fixtures:
                stops it after the test. `config` replaces the generated
                config entirely; `extra` keys are merged into it.
   my_app_policy  the default policy dict used by the API tests.
+  keystore_kes factory: keystore_kes(keystore, **extra) starts a server whose
+               `keystore:` section is `keystore` (e.g. {"vault": {...}}) and
+               stops it after the test.
 """
 import os
 from pathlib import Path
@@ -105,3 +108,19 @@ def module_server(tmp_path_factory, certs, server_cert):
     srv.start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def keystore_kes(tmp_path, certs, server_cert):
+    started = []
+
+    def start(keystore, **extra):
+        cfg = base_config(certs, server_cert, Path("/nonexistent"), **extra)
+        cfg["keystore"] = keystore
+        srv = KesServer(tmp_path / ("kes%d" % len(started)), cfg, server_cert, certs)
+        started.append(srv)
+        return srv.start()
+
+    yield start
+    for srv in started:
+        srv.stop()

@@ -674,25 +674,25 @@ def tool_module(tool: str, module: str = "launcher"):
     return mod
 
 
-class KeyTraffic:
-    """Creates keys one after another on `srv` in a thread while the `with`
-    block runs (traffic-0, traffic-1, ...); `failures` holds the text of every
-    answer that was not 200."""
+class CreateTraffic:
+    """Creates keys <prefix>-0, <prefix>-1, ... on `srv` from a thread while
+    the `with` block runs (`pause` seconds apart); `failures` collects the
+    text of every answer that was not 200."""
 
-    def __init__(self, srv: "KesServer", pause: float = 0.05):
-        self.srv, self.pause = srv, pause
+    def __init__(self, srv: "KesServer", prefix: str = "traffic", pause: float = 0.05):
+        self.srv, self.prefix, self.pause = srv, prefix, pause
         self.failures: List[str] = []
+        self.created = 0
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run)
 
     def _run(self):
-        i = 0
         while not self._done.is_set():
-            r = self.srv.put("/v1/key/create/traffic-%d" % i)
+            r = self.srv.put("/v1/key/create/%s-%d" % (self.prefix, self.created))
             if r.status_code != 200:
                 self.failures.append(r.text)
-            i += 1
-            time.sleep(self.pause)
+            self.created += 1
+            self._done.wait(self.pause)
 
     def __enter__(self):
         self._thread.start()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, KesServer, base_config
+from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, KesServer, base_config, use_key
 
 SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
 ENDPOINT_DIR = SOURCE_DIR / "tools" / "aws-test-endpoint"
@@ -106,16 +106,6 @@ def roundtrip(srv, name):
     assert r.status_code == 200, r.text
     return use_key(srv, name)
 
-
-def use_key(srv, name):
-    r = srv.put("/v1/key/generate/" + name, json={"context": base64.b64encode(b"ctx").decode()})
-    assert r.status_code == 200, r.text
-    dek = r.json()
-    r = srv.put("/v1/key/decrypt/" + name,
-                json={"ciphertext": dek["ciphertext"], "context": base64.b64encode(b"ctx").decode()})
-    assert r.status_code == 200, r.text
-    assert r.json()["plaintext"] == dek["plaintext"]
-    return dek
 
 
 def test_roundtrip_kms_key_awscli_restart_and_delete(endpoint, start_kes):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import migrate_round_trip
-from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, KeyTraffic, base_config, tool_module, use_key
+from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, CreateTraffic, base_config, tool_module, use_key
 
 EntrustTestEndpoint = tool_module("entrust-test-endpoint").EntrustTestEndpoint
 
@@ -119,7 +119,7 @@ def test_token_renewed_and_replaced_while_traffic_flows(endpoint, start_kes):
     # Tokens live 4 s: renewed every ~2 s; then renewals fail and KES logs
     # in again (the unit tests cover a failing login too).
     srv = start_kes(endpoint.section())
-    with KeyTraffic(srv) as traffic:
+    with CreateTraffic(srv) as traffic:
         deadline = time.monotonic() + 30
         while len(endpoint.ops("Renew")) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)

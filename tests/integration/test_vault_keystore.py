@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from cli_helpers import clean_env, kes, out
-from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, KesServer, KeyTraffic, base_config, use_key
+from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, CreateTraffic, base_config, use_key
 
 SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
 ENDPOINT_DIR = SOURCE_DIR / "tools" / "vault-test-endpoint"
@@ -85,19 +85,9 @@ def vault_section(vault, version="v2", namespace="ns1", auth="approle", tmp_path
 
 
 @pytest.fixture
-def start_kes(tmp_path, certs, server_cert):
-    started = []
+def start_kes(keystore_kes):
+    return lambda section, **extra: keystore_kes({"vault": section}, **extra)
 
-    def start(section, **extra):
-        cfg = base_config(certs, server_cert, Path("/nonexistent"), **extra)
-        cfg["keystore"] = {"vault": section}
-        srv = KesServer(tmp_path / ("kes%d" % len(started)), cfg, server_cert, certs)
-        started.append(srv)
-        return srv.start()
-
-    yield start
-    for srv in started:
-        srv.stop()
 
 
 def test_upstream_vault_yml_shape_starts_and_serves_keys(vault, start_kes):
@@ -153,7 +143,7 @@ def test_short_tokens_renewed_and_revoked_ones_replaced_under_traffic(vault, sta
     # Login tokens live 5 s: below 30 s upstream's loop logs in again every
     # 3 s; revoking every token makes KES log in again at the next 403.
     srv = start_kes(vault_section(vault))
-    with KeyTraffic(srv) as traffic:
+    with CreateTraffic(srv) as traffic:
         time.sleep(7)
         accessors = {r["accessor"] for r in vault.requests_log() if r.get("accessor")}
         assert accessors

@@ -1,22 +1,10 @@
-// `keystore.fortanix.sdkms` (config.md §3.10): validated so that upstream
-// files load; this build cannot connect to it.
-#include "keystore/registry.h"
+#include "keystore/fortanix/config.h"
+
+#include "crypto/secret_bytes.h"
+#include "keystore/fortanix/fortanix_keystore.h"
 
 namespace kes::keystore::fortanix {
 namespace {
-
-struct Config : BackendConfig {
-  std::string endpoint, group_id, api_key, tls_ca;
-
-  std::string_view Kind() const override { return "fortanix.sdkms"; }
-  Status Validate() override {
-    const std::string p = "kesconf: invalid fortanix SDKMS keystore: ";
-    if (endpoint.empty()) return Status::Invalid(p + "no endpoint specified");
-    if (api_key.empty()) return Status::Invalid(p + "no API key specified");
-    return Status::Ok();
-  }
-  Result<std::unique_ptr<KeyStore>> Connect() const override { return NotBuilt(Kind()); }
-};
 
 std::unique_ptr<BackendConfig> Decode(yaml::YamlDecoder& d, const YAML::Node& node) {
   auto c = std::make_unique<Config>();
@@ -38,8 +26,19 @@ std::unique_ptr<BackendConfig> Decode(yaml::YamlDecoder& d, const YAML::Node& no
 
 }  // namespace
 
+Config::~Config() { crypto::Zeroize(api_key.data(), api_key.size()); }
+
+Status Config::Validate() {
+  const std::string p = "kesconf: invalid fortanix SDKMS keystore: ";
+  if (endpoint.empty()) return Status::Invalid(p + "no endpoint specified");
+  if (api_key.empty()) return Status::Invalid(p + "no API key specified");
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<KeyStore>> Config::Connect() const { return Open(*this); }
+
 const Backend& Registration() {
-  static const Backend backend{"fortanix", "fortanix.sdkms", false, &Decode};
+  static const Backend backend{"fortanix", "fortanix.sdkms", true, &Decode};
   return backend;
 }
 
