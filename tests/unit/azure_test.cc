@@ -131,7 +131,8 @@ TEST(AzureResponse, Challenges) {
   ASSERT_TRUE(c);
   EXPECT_EQ(c->authorization, "https://login.windows.net/t");
   EXPECT_EQ(c->resource, "https://vault.azure.net");
-  c = ParseChallenge(R"(Bearer authorization="https://a/t" scope="https://vault.azure.net/.default")");
+  c = ParseChallenge(
+      R"(Bearer authorization="https://a/t" scope="https://vault.azure.net/.default")");
   ASSERT_TRUE(c);
   EXPECT_EQ(c->scope, "https://vault.azure.net/.default");
   EXPECT_FALSE(ParseChallenge(R"(Basic realm="x")"));
@@ -140,9 +141,9 @@ TEST(AzureResponse, Challenges) {
 }
 
 TEST(AzureResponse, ParsersAcceptAnyBytes) {
-  for (std::string_view junk : {"", "null", "[]", "{", "\xff\xfe", R"({"value":7})",
-                                R"({"value":[1,null,{"id":5}]})",
-                                R"({"error":[],"access_token":5})"}) {
+  for (std::string_view junk :
+       {"", "null", "[]", "{", "\xff\xfe", R"({"value":7})", R"({"value":[1,null,{"id":5}]})",
+        R"({"error":[],"access_token":5})"}) {
     (void)ParseError(junk);
     (void)ParseVersions(junk);
     (void)ParseSecret(junk);

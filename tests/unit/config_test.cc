@@ -718,9 +718,10 @@ TEST(ConnectKeyStore, FsAndUnsupported) {
     EXPECT_EQ(u->keystore->Kind(), kind);
     auto r = u->keystore->Connect();
     ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.status().message(), "keystore '" + kind +
-                                        "' is not supported by this build of kes-cpp; "
-                                        "supported: fs, vault, aws.secretsmanager, azure.keyvault, etcd");
+    EXPECT_EQ(r.status().message(),
+              "keystore '" + kind +
+                  "' is not supported by this build of kes-cpp; "
+                  "supported: fs, vault, aws.secretsmanager, azure.keyvault, etcd");
   }
   stdfs::remove_all(dir);
 }

@@ -132,8 +132,8 @@ class AzureKeyStore : public KeyStore {
     }
     if (existing->status != 404) {
       if (existing->status == 403 && InnerCode(*existing) == "ForbiddenByPolicy") {
-        return kes::Status::Unavailable(prefix + "insufficient permissions to check whether '" +
-                                        n + "' already exists: " + Describe(*existing));
+        return kes::Status::Unavailable(prefix + "insufficient permissions to check whether '" + n +
+                                        "' already exists: " + Describe(*existing));
       }
       return kes::Status::Unavailable(prefix + "failed to check whether '" + n +
                                       "' already exists: " + Describe(*existing));
@@ -168,8 +168,8 @@ class AzureKeyStore : public KeyStore {
                                       n + "'");
     }
     if (resp->status == 403 && inner == "ForbiddenByPolicy") {
-      return kes::Status::Unavailable(prefix + "insufficient permissions: " +
-                                      ParseError(resp->body).message);
+      return kes::Status::Unavailable(
+          prefix + "insufficient permissions: " + ParseError(resp->body).message);
     }
     return kes::Status::Unavailable(prefix + Describe(*resp));
   }
@@ -249,21 +249,20 @@ class AzureKeyStore : public KeyStore {
       }
       if (resp->status != 200) {
         ErrorBody e = ParseError(resp->body);
-        return kes::Status::Unavailable("azure: failed to list keys: " + e.inner + " (" +
-                                        (e.message.empty() ? "status " + std::to_string(resp->status)
-                                                           : e.message) +
-                                        ")");
+        return kes::Status::Unavailable(
+            "azure: failed to list keys: " + e.inner + " (" +
+            (e.message.empty() ? "status " + std::to_string(resp->status) : e.message) + ")");
       }
       auto page = ParseSecretList(resp->body);
-      if (!page.ok()) return kes::Status::Unavailable("azure: failed to list keys: " +
-                                                      page.status().message());
+      if (!page.ok())
+        return kes::Status::Unavailable("azure: failed to list keys: " + page.status().message());
       for (std::string& n : page->names) names.push_back(std::move(n));
       if (page->next_link.empty()) break;
       // The bearer token goes only to the vault itself.
       auto next = net::Url::Parse(page->next_link);
       if (!next.ok() || next->Origin() != endpoint_.Origin()) {
-        return kes::Status::Unavailable("azure: failed to list keys: nextLink '" +
-                                        page->next_link + "' leaves the vault");
+        return kes::Status::Unavailable("azure: failed to list keys: nextLink '" + page->next_link +
+                                        "' leaves the vault");
       }
       url = *std::move(next);
     }
@@ -387,8 +386,8 @@ class AzureKeyStore : public KeyStore {
     Result<net::HttpResponse> resp = kes::Status::Internal("azure: no attempt");
     for (int attempt = 1;; ++attempt) {
       resp = http_.Do(req);
-      const bool retry = resp.ok() ? Retryable(resp->status)
-                                   : resp.status().code() == Code::kUnreachable;
+      const bool retry =
+          resp.ok() ? Retryable(resp->status) : resp.status().code() == Code::kUnreachable;
       if (!retry || attempt > timing_.max_retries) break;
       milliseconds wait = resp.ok() ? RetryAfter(*resp) : milliseconds(-1);
       if (wait.count() < 0) wait = Backoff(attempt);
@@ -430,8 +429,7 @@ class AzureKeyStore : public KeyStore {
 
 }  // namespace
 
-Result<std::unique_ptr<KeyStore>> Open(const Config& config, const Env& env,
-                                       const Timing& timing) {
+Result<std::unique_ptr<KeyStore>> Open(const Config& config, const Env& env, const Timing& timing) {
   auto endpoint = net::Url::Parse(config.endpoint);
   if (!endpoint.ok()) return endpoint.status().WithContext("azure: invalid endpoint");
   // The SDK refuses bearer tokens over plain HTTP on every call; refuse once.
@@ -450,8 +448,9 @@ Result<std::unique_ptr<KeyStore>> Open(const Config& config, const Env& env,
   if (std::string host = env("AZURE_AUTHORITY_HOST"); !host.empty()) {
     auto url = net::Url::Parse(host);
     if (!url.ok() || url->scheme != "https") {
-      return Status::Invalid("azure: failed to create default Azure credential: "
-                             "AZURE_AUTHORITY_HOST must be an https URL");
+      return Status::Invalid(
+          "azure: failed to create default Azure credential: "
+          "AZURE_AUTHORITY_HOST must be an https URL");
     }
     identity.authority = host.ends_with('/') ? host : host + "/";
   }
@@ -462,15 +461,17 @@ Result<std::unique_ptr<KeyStore>> Open(const Config& config, const Env& env,
     if (!net::Url::Parse(imds).ok()) {
       return Status::Invalid("azure: invalid AZURE_POD_IDENTITY_AUTHORITY_HOST");
     }
-    spdlog::warn("azure: managed identity tokens are requested from {} "
-                 "(AZURE_POD_IDENTITY_AUTHORITY_HOST)", imds);
+    spdlog::warn(
+        "azure: managed identity tokens are requested from {} "
+        "(AZURE_POD_IDENTITY_AUTHORITY_HOST)",
+        imds);
     identity.imds = std::move(imds);
   }
   net::HttpClientOptions identity_http = http;
   identity_http.allow_metadata_http = true;  // IMDS speaks plain HTTP on 169.254.169.254
 
-  auto store = std::make_unique<AzureKeyStore>(config, *endpoint, http, std::move(identity_http),
-                                               timing);
+  auto store =
+      std::make_unique<AzureKeyStore>(config, *endpoint, http, std::move(identity_http), timing);
   auto credential = NewCredential(config, env, identity, store->identity_http());
   if (!credential.ok()) return credential.status();
   store->SetCredential(std::move(*credential));

@@ -73,8 +73,8 @@ TokenSource ClientSecret(net::HttpClient* http, const std::string& authority,
                          const std::string& secret, std::string name) {
   const std::string url = authority + tenant + "/oauth2/v2.0/token";
   return {name, [=](const std::string& scope, Deadline deadline) {
-            return PostTokenRequest(http, name, url, client_id, "client_secret=" + FormEncode(secret),
-                                    scope, deadline);
+            return PostTokenRequest(http, name, url, client_id,
+                                    "client_secret=" + FormEncode(secret), scope, deadline);
           }};
 }
 
@@ -111,7 +111,8 @@ TokenSource ManagedIdentity(net::HttpClient* http, const IdentityOptions& option
   return {name, [=](const std::string& scope, Deadline deadline) -> Result<TokenAnswer> {
             std::string resource = scope;
             if (resource.ends_with("/.default")) resource.resize(resource.size() - 9);
-            std::string url = options.imds + "/metadata/identity/oauth2/token?api-version=2018-02-01" +
+            std::string url = options.imds +
+                              "/metadata/identity/oauth2/token?api-version=2018-02-01" +
                               "&resource=" + FormEncode(resource);
             if (!client_id.empty()) url += "&client_id=" + FormEncode(client_id);
             auto parsed = net::Url::Parse(url);
@@ -125,8 +126,8 @@ TokenSource ManagedIdentity(net::HttpClient* http, const IdentityOptions& option
             for (int attempt = 0;; ++attempt) {
               resp = http->Do(req);
               if (!resp.ok() && !*probed) {
-                return Status::Unreachable(name + ": no managed identity endpoint available: " +
-                                           resp.status().message());
+                return Status::Unreachable(
+                    name + ": no managed identity endpoint available: " + resp.status().message());
               }
               *probed = true;
               req.timeout = milliseconds(0);
@@ -143,8 +144,8 @@ TokenSource ManagedIdentity(net::HttpClient* http, const IdentityOptions& option
             }
             if (resp->status != 200) {
               std::string why = ParseAadError(resp->body);
-              return Status::Unavailable(name + " authentication failed: GET " +
-                                         options.imds + "/metadata/identity/oauth2/token: status " +
+              return Status::Unavailable(name + " authentication failed: GET " + options.imds +
+                                         "/metadata/identity/oauth2/token: status " +
                                          std::to_string(resp->status) +
                                          (why.empty() ? "" : ": " + why));
             }
