@@ -18,12 +18,14 @@ from __future__ import annotations
 import base64
 import datetime
 import hashlib
+import importlib.util
 import ipaddress
 import json
 import os
 import re
 import socket
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -648,3 +650,27 @@ UPSTREAM_VALUE = ("CiQKIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4fEAESJAogICEiI
 LEGACY_VALUE = json.dumps({"bytes": base64.b64encode(bytes(range(32))).decode(),
                            "algorithm": "AES256", "created_at": "2023-01-01T00:00:00Z",
                            "created_by": "legacy"})
+
+
+def use_key(srv: "KesServer", name: str) -> dict:
+    """generate + decrypt with key `name` through the KES API; returns the DEK."""
+    ctx = base64.b64encode(b"ctx").decode()
+    r = srv.put("/v1/key/generate/" + name, json={"context": ctx})
+    assert r.status_code == 200, r.text
+    dek = r.json()
+    r = srv.put("/v1/key/decrypt/" + name, json={"ciphertext": dek["ciphertext"], "context": ctx})
+    assert r.status_code == 200, r.text
+    assert r.json()["plaintext"] == dek["plaintext"]
+    return dek
+
+
+def load_tool_launcher(tool: str):
+    """tools/<tool>/launcher.py, loaded under its own name (every test endpoint
+    has a `launcher` module) with its folder importable."""
+    directory = Path(__file__).resolve().parents[2] / "tools" / tool
+    sys.path.insert(0, str(directory))
+    spec = importlib.util.spec_from_file_location(tool.replace("-", "_") + "_launcher",
+                                                  directory / "launcher.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -7,33 +7,21 @@ only because these pass.
 
 Loopback only; dummy credentials.
 """
-import importlib.util
 import json
-import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
+
+from kes_harness import load_tool_launcher
 
 azure_identity = pytest.importorskip("azure.identity")
 azure_secrets = pytest.importorskip("azure.keyvault.secrets")
 from azure.core.exceptions import (ClientAuthenticationError, HttpResponseError,  # noqa: E402
                                    ResourceNotFoundError)
 
-ENDPOINT_DIR = Path(__file__).resolve().parents[2] / "tools" / "azure-test-endpoint"
 MI_CLIENT = "33333333-3333-3333-3333-3333333333a1"
-
-
-def _load_launcher():
-    sys.path.insert(0, str(ENDPOINT_DIR))
-    spec = importlib.util.spec_from_file_location("azure_launcher", ENDPOINT_DIR / "launcher.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.AzureTestEndpoint
-
-
-AzureTestEndpoint = _load_launcher()
+AzureTestEndpoint = load_tool_launcher("azure-test-endpoint").AzureTestEndpoint
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,6 @@ kv.localhost, the resource is https://localhost:<port>.
 
 Nothing here reaches Azure: loopback only, dummy credentials.
 """
-import base64
-import importlib.util
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,22 +16,10 @@ import pytest
 import yaml
 
 from cli_helpers import clean_env, kes, out
-from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, KesServer, base_config
+from kes_harness import (LEGACY_VALUE, UPSTREAM_VALUE, KesServer, base_config,
+                         load_tool_launcher, use_key)
 
-SOURCE_DIR = Path(__file__).resolve().parents[2]
-ENDPOINT_DIR = SOURCE_DIR / "tools" / "azure-test-endpoint"
-
-
-def _load_launcher():
-    # Loaded under its own name: the AWS and Vault endpoints have a `launcher` too.
-    sys.path.insert(0, str(ENDPOINT_DIR))
-    spec = importlib.util.spec_from_file_location("azure_launcher", ENDPOINT_DIR / "launcher.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.AzureTestEndpoint
-
-
-AzureTestEndpoint = _load_launcher()
+AzureTestEndpoint = load_tool_launcher("azure-test-endpoint").AzureTestEndpoint
 MI_CLIENT = "22222222-2222-2222-2222-2222222222a1"
 
 
@@ -79,17 +64,6 @@ def start_kes(tmp_path, certs, server_cert):
     yield start
     for srv in started:
         srv.stop()
-
-
-def use_key(srv, name):
-    ctx = base64.b64encode(b"ctx").decode()
-    r = srv.put("/v1/key/generate/" + name, json={"context": ctx})
-    assert r.status_code == 200, r.text
-    dek = r.json()
-    r = srv.put("/v1/key/decrypt/" + name, json={"ciphertext": dek["ciphertext"], "context": ctx})
-    assert r.status_code == 200, r.text
-    assert r.json()["plaintext"] == dek["plaintext"]
-    return dek
 
 
 def stored(ep, name):

@@ -6,8 +6,6 @@ read back with the endpoint's root token, as Vault would show it.
 
 Nothing here reaches a real Vault: loopback only, dummy credentials.
 """
-import base64
-import importlib.util
 import json
 import os
 import threading
@@ -19,24 +17,10 @@ import pytest
 import yaml
 
 from cli_helpers import clean_env, kes, out
-from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, KesServer, base_config
+from kes_harness import (LEGACY_VALUE, UPSTREAM_VALUE, KesServer, base_config,
+                         load_tool_launcher, use_key)
 
-SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
-ENDPOINT_DIR = SOURCE_DIR / "tools" / "vault-test-endpoint"
-
-
-def _load_launcher():
-    # Loaded under its own name: the AWS endpoint has a `launcher` module too.
-    import sys
-    sys.path.insert(0, str(ENDPOINT_DIR))
-    spec = importlib.util.spec_from_file_location("vault_launcher", ENDPOINT_DIR / "launcher.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.VaultTestEndpoint
-
-
-VaultTestEndpoint = _load_launcher()
-
+VaultTestEndpoint = load_tool_launcher("vault-test-endpoint").VaultTestEndpoint
 
 
 @pytest.fixture(autouse=True)
@@ -99,17 +83,6 @@ def start_kes(tmp_path, certs, server_cert):
     yield start
     for srv in started:
         srv.stop()
-
-
-def use_key(srv, name):
-    ctx = base64.b64encode(b"ctx").decode()
-    r = srv.put("/v1/key/generate/" + name, json={"context": ctx})
-    assert r.status_code == 200, r.text
-    dek = r.json()
-    r = srv.put("/v1/key/decrypt/" + name, json={"ciphertext": dek["ciphertext"], "context": ctx})
-    assert r.status_code == 200, r.text
-    assert r.json()["plaintext"] == dek["plaintext"]
-    return dek
 
 
 def test_upstream_vault_yml_shape_starts_and_serves_keys(vault, start_kes):

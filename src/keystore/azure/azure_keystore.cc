@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "common/os.h"
 #include "crypto/secret_bytes.h"
 #include "keystore/azure/response.h"
 #include "keystore/list.h"
@@ -479,10 +480,7 @@ Result<std::unique_ptr<KeyStore>> Open(const Config& config, const Env& env, con
 }
 
 Result<std::unique_ptr<KeyStore>> Open(const Config& config) {
-  return Open(config, [](const char* name) {
-    const char* v = std::getenv(name);
-    return v == nullptr ? std::string() : std::string(v);
-  });
+  return Open(config, GetEnv);
 }
 
 }  // namespace kes::keystore::azure

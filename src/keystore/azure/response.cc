@@ -19,6 +19,14 @@ std::optional<json> ParseObject(std::string_view body) {
   return j;
 }
 
+// A page's "value" array (missing or null: empty); nullptr when mistyped.
+const json* ValueArray(const json& page) {
+  static const json kEmpty = json::array();
+  auto it = page.find("value");
+  if (it == page.end() || it->is_null()) return &kEmpty;
+  return it->is_array() ? &*it : nullptr;
+}
+
 // "https://host/secrets/<name>[/<version>]" -> the last non-empty segment.
 std::string LastSegment(std::string_view id) {
   while (id.ends_with('/')) id.remove_suffix(1);
@@ -65,10 +73,9 @@ Result<VersionPage> ParseVersions(std::string_view body) {
   if (!j) return Status::Unavailable("azure: invalid secret versions answer");
   VersionPage page;
   page.next_link = StringMember(*j, "nextLink");
-  auto it = j->find("value");
-  if (it == j->end() || it->is_null()) return page;
-  if (!it->is_array()) return Status::Unavailable("azure: invalid secret versions answer");
-  for (const json& v : *it) {
+  const json* items = ValueArray(*j);
+  if (items == nullptr) return Status::Unavailable("azure: invalid secret versions answer");
+  for (const json& v : *items) {
     SecretVersion sv;
     sv.version = LastSegment(StringMember(v, "id"));
     sv.created = OptionalInt(ObjectMember(v, "attributes"), "created");
@@ -109,10 +116,9 @@ Result<NamePage> ParseSecretList(std::string_view body) {
   if (!j) return Status::Unavailable("azure: invalid secret list answer");
   NamePage page;
   page.next_link = StringMember(*j, "nextLink");
-  auto it = j->find("value");
-  if (it == j->end() || it->is_null()) return page;
-  if (!it->is_array()) return Status::Unavailable("azure: invalid secret list answer");
-  for (const json& v : *it) {
+  const json* items = ValueArray(*j);
+  if (items == nullptr) return Status::Unavailable("azure: invalid secret list answer");
+  for (const json& v : *items) {
     std::string name = LastSegment(StringMember(v, "id"));
     if (!name.empty()) page.names.push_back(std::move(name));
   }
