@@ -479,8 +479,6 @@ Result<std::unique_ptr<KeyStore>> Open(const Config& config, const Env& env, con
   return std::unique_ptr<KeyStore>(std::move(store));
 }
 
-Result<std::unique_ptr<KeyStore>> Open(const Config& config) {
-  return Open(config, GetEnv);
-}
+Result<std::unique_ptr<KeyStore>> Open(const Config& config) { return Open(config, GetEnv); }
 
 }  // namespace kes::keystore::azure
