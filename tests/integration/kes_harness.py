@@ -674,3 +674,31 @@ def load_tool_launcher(tool: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+class CreateTraffic:
+    """While inside `with`, a thread creates keys traffic-0, traffic-1, ...
+    every 50 ms; `failures` collects the answers that were not 200."""
+
+    def __init__(self, srv: "KesServer"):
+        self.srv = srv
+        self.failures: List[str] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self):
+        i = 0
+        while not self._done.is_set():
+            r = self.srv.put("/v1/key/create/traffic-%d" % i)
+            if r.status_code != 200:
+                self.failures.append(r.text)
+            i += 1
+            time.sleep(0.05)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()

@@ -8,7 +8,6 @@ kv.localhost, the resource is https://localhost:<port>.
 
 Nothing here reaches Azure: loopback only, dummy credentials.
 """
-import threading
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 import yaml
 
 from cli_helpers import clean_env, kes, out
-from kes_harness import (LEGACY_VALUE, UPSTREAM_VALUE, KesServer, base_config,
+from kes_harness import (LEGACY_VALUE, UPSTREAM_VALUE, CreateTraffic, KesServer, base_config,
                          load_tool_launcher, use_key)
 
 AzureTestEndpoint = load_tool_launcher("azure-test-endpoint").AzureTestEndpoint
@@ -219,29 +218,13 @@ def test_token_renewal_and_revocation_under_traffic(azure, start_kes):
     # new challenge and fetch a fresh token.
     azure.admin("POST", "/__admin/settings", {"token_ttl": 302})
     srv = start_kes(secret_section(azure))
-    failures, done = [], threading.Event()
-
-    def traffic():
-        i = 0
-        while not done.is_set():
-            r = srv.put("/v1/key/create/traffic-%d" % i)
-            if r.status_code != 200:
-                failures.append(r.text)
-            i += 1
-            time.sleep(0.05)
-
-    t = threading.Thread(target=traffic)
-    t.start()
-    try:
+    with CreateTraffic(srv) as traffic:
         time.sleep(3)
         azure.admin("POST", "/__admin/tokens/revoke")
         time.sleep(2)
         azure.admin("POST", "/__admin/tokens/revoke")
         time.sleep(1)
-    finally:
-        done.set()
-        t.join()
-    assert not failures, failures[:3]
+    assert not traffic.failures, traffic.failures[:3]
     assert len(azure.admin("GET", "/__admin/state")["issued"]) >= 3
     rejected = [r for r in kv_requests(azure) if r["status"] == 401 and r["authorization"]]
     assert rejected  # revoked tokens met the challenge and were replaced

@@ -8,7 +8,6 @@ Nothing here reaches a real Vault: loopback only, dummy credentials.
 """
 import json
 import os
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 import yaml
 
 from cli_helpers import clean_env, kes, out
-from kes_harness import (LEGACY_VALUE, UPSTREAM_VALUE, KesServer, base_config,
+from kes_harness import (LEGACY_VALUE, UPSTREAM_VALUE, CreateTraffic, KesServer, base_config,
                          load_tool_launcher, use_key)
 
 VaultTestEndpoint = load_tool_launcher("vault-test-endpoint").VaultTestEndpoint
@@ -138,20 +137,7 @@ def test_short_tokens_renewed_and_revoked_ones_replaced_under_traffic(vault, sta
     # Login tokens live 5 s: below 30 s upstream's loop logs in again every
     # 3 s; revoking every token makes KES log in again at the next 403.
     srv = start_kes(vault_section(vault))
-    failures, done = [], threading.Event()
-
-    def traffic():
-        i = 0
-        while not done.is_set():
-            r = srv.put("/v1/key/create/traffic-%d" % i)
-            if r.status_code != 200:
-                failures.append(r.text)
-            i += 1
-            time.sleep(0.05)
-
-    t = threading.Thread(target=traffic)
-    t.start()
-    try:
+    with CreateTraffic(srv) as traffic:
         time.sleep(7)
         accessors = {r["accessor"] for r in vault.requests_log() if r.get("accessor")}
         assert accessors
@@ -161,10 +147,7 @@ def test_short_tokens_renewed_and_revoked_ones_replaced_under_traffic(vault, sta
             except Exception:
                 pass  # already expired
         time.sleep(3)
-    finally:
-        done.set()
-        t.join()
-    assert not failures
+    assert not traffic.failures
     logins = [r for r in vault.requests_log() if r["path"].endswith("/login")]
     assert len(logins) >= 2
 
