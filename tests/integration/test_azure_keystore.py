@@ -201,10 +201,12 @@ def test_5xx_and_unreachable_vault_cached_keys_serve(azure, start_kes):
     azure.admin("POST", "/__faults", {"kind": "error", "status": 503, "count": 2,
                                       "service": "keyvault"})
     assert srv.put("/v1/key/create/after-503").status_code == 200
-    # Every answer a 500 (after the retries: 502), then no vault at all:
-    # the cached key keeps serving.
+    # Every answer a 500 (after the retries: 502; `Retry-After: 0` is
+    # honoured, so they follow at once), then no vault at all: the cached key
+    # keeps serving.
     azure.admin("POST", "/__faults", {"kind": "error", "status": 500, "count": 1000,
-                                      "service": "keyvault", "path": "/secrets/x"})
+                                      "service": "keyvault", "path": "/secrets/x",
+                                      "retry_after": 0})
     assert srv.put("/v1/key/create/x").status_code == 502
     assert len([r for r in kv_requests(azure) if r["path"].startswith("/secrets/x")]) == 8
     use_key(srv, "cached")
@@ -219,9 +221,9 @@ def test_token_renewal_and_revocation_under_traffic(azure, start_kes):
     azure.admin("POST", "/__admin/settings", {"token_ttl": 302})
     srv = start_kes(secret_section(azure))
     with CreateTraffic(srv) as traffic:
-        time.sleep(3)
+        time.sleep(2.5)
         azure.admin("POST", "/__admin/tokens/revoke")
-        time.sleep(2)
+        time.sleep(1)
         azure.admin("POST", "/__admin/tokens/revoke")
         time.sleep(1)
     assert not traffic.failures, traffic.failures[:3]
