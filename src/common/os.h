@@ -16,5 +16,7 @@ std::string GoErrnoText(int err);
 std::string GoPathError(std::string_view op, std::string_view path, int err);
 // The file's bytes; errors are Go's os.ReadFile texts (kInvalidArgument).
 Result<std::string> ReadWholeFile(const std::string& path);
+// The environment variable's value; empty when unset.
+std::string GetEnv(const char* name);
 
 }  // namespace kes

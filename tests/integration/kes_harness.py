@@ -18,12 +18,14 @@ from __future__ import annotations
 import base64
 import datetime
 import hashlib
+import importlib.util
 import ipaddress
 import json
 import os
 import re
 import socket
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -665,10 +667,12 @@ def use_key(srv: "KesServer", name: str) -> dict:
 def tool_module(tool: str, module: str = "launcher"):
     """tools/<tool>/<module>.py, loaded under a name of its own: every test
     endpoint has a launcher.py, and they must not shadow each other."""
-    import importlib.util
     source = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
+    directory = source / "tools" / tool
+    if str(directory) not in sys.path:
+        sys.path.insert(0, str(directory))  # the tool's own modules import each other
     name = tool.replace("-", "_") + "_" + module
-    spec = importlib.util.spec_from_file_location(name, source / "tools" / tool / f"{module}.py")
+    spec = importlib.util.spec_from_file_location(name, directory / f"{module}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -6,7 +6,6 @@ read back with the endpoint's root token, as Vault would show it.
 
 Nothing here reaches a real Vault: loopback only, dummy credentials.
 """
-import importlib.util
 import json
 import os
 import socket
@@ -18,24 +17,10 @@ import pytest
 import yaml
 
 from cli_helpers import clean_env, kes, out
-from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, CreateTraffic, base_config, use_key
+from kes_harness import (LEGACY_VALUE, UPSTREAM_VALUE, CreateTraffic, base_config,
+                         tool_module, use_key)
 
-SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
-ENDPOINT_DIR = SOURCE_DIR / "tools" / "vault-test-endpoint"
-
-
-def _load_launcher():
-    # Loaded under its own name: the AWS endpoint has a `launcher` module too.
-    import sys
-    sys.path.insert(0, str(ENDPOINT_DIR))
-    spec = importlib.util.spec_from_file_location("vault_launcher", ENDPOINT_DIR / "launcher.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.VaultTestEndpoint
-
-
-VaultTestEndpoint = _load_launcher()
-
+VaultTestEndpoint = tool_module("vault-test-endpoint").VaultTestEndpoint
 
 
 @pytest.fixture(autouse=True)
@@ -187,20 +172,12 @@ def test_sealed_5xx_and_unreachable_vault_cached_keys_serve(vault, start_kes):
     use_key(srv, "cached")
 
 
-def _load_aws_launcher():
-    spec = importlib.util.spec_from_file_location(
-        "aws_launcher", SOURCE_DIR / "tools" / "aws-test-endpoint" / "launcher.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.AwsTestEndpoint
-
-
 def test_migrate_between_fs_vault_and_aws_in_both_directions(vault, tmp_path, certs,
                                                              server_cert):
     # fs -> Vault -> AWS -> fs and fs -> AWS -> Vault -> fs: every direction
     # between the three; stored values (current and legacy formats) are
     # copied unchanged.
-    aws_endpoint = _load_aws_launcher()
+    aws_endpoint = tool_module("aws-test-endpoint").AwsTestEndpoint
     src_dir = tmp_path / "src-keys"
     src_dir.mkdir()
     (src_dir / "upstream").write_text(UPSTREAM_VALUE)

@@ -778,10 +778,7 @@ Result<std::unique_ptr<KeyStore>> Open(const Config& config,
 }
 
 Result<std::unique_ptr<KeyStore>> Open(const Config& config) {
-  return Open(config, [](const char* name) {
-    const char* v = std::getenv(name);
-    return v == nullptr ? std::string() : std::string(v);
-  });
+  return Open(config, GetEnv);
 }
 
 }  // namespace kes::keystore::vault
