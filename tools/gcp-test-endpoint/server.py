@@ -191,11 +191,11 @@ def authenticate(handler, state, entry):
     token = auth[len("Bearer "):]
     with state.lock:
         issued = state.tokens.get(token)
-    if issued is not None:
+    if issued is not None or token.startswith("ya29."):
         entry["auth"] = "token"
-        entry["principal"] = issued["principal"]
-        if issued["expiry"] <= state.clock():
+        if issued is None or issued["expiry"] <= state.clock():  # revoked or expired
             raise ApiError(401, "UNAUTHENTICATED", UNAUTHENTICATED)
+        entry["principal"] = issued["principal"]
         scopes = issued["scopes"]
     else:
         entry["auth"] = "jwt"

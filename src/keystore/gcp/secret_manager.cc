@@ -70,7 +70,7 @@ class SecretManagerKeyStore : public KeyStore {
     auto failed = [&](const std::string& why) {
       return kes::Status::Unavailable("gcp: failed to create '" + std::string(name) + "': " + why);
     };
-    auto created = Call("POST", SecretPath(name), "secretId=" + aws::UriEncode(name, false),
+    auto created = Call("POST", SecretPath(""), "secretId=" + aws::UriEncode(name, false),
                         R"({"replication":{"automatic":{}}})", deadline);
     if (!created.ok())
       return created.status().WithContext("gcp: failed to create '" + std::string(name) + "'");
