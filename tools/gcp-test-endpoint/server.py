@@ -69,6 +69,7 @@ class State:
         self.accounts = accounts  # email -> {"kid", "key": (n, e)}
         self.manager = manager
         self.token_ttl = token_ttl
+        self.token_valid_for = token_ttl
         self.tokens = {}  # access token -> {"expiry", "scopes", "principal"}
         self.clock_offset = 0.0
         self.faults = aws_faults.FaultBoard(Rule)
@@ -104,7 +105,7 @@ class State:
     def issue(self, principal, scopes):
         token = "ya29.kes-test-" + secrets.token_urlsafe(24)
         with self.lock:
-            self.tokens[token] = {"expiry": self.clock() + self.token_ttl, "scopes": scopes,
+            self.tokens[token] = {"expiry": self.clock() + self.token_valid_for, "scopes": scopes,
                                   "principal": principal}
             return token, self.token_ttl
 
@@ -304,8 +305,11 @@ def admin(state, method, path, body):
             state.clock_offset = float(doc["offset"])
             return 200, {"clock_offset": state.clock_offset}
         if path == "/__admin/token-ttl" and method == "POST":
+            # valid_for < seconds: tokens die before their expires_in says
+            # (clock skew, latency), which only an early renewal survives.
             state.token_ttl = int(doc["seconds"])
-            return 200, {"token_ttl": state.token_ttl}
+            state.token_valid_for = float(doc.get("valid_for", state.token_ttl))
+            return 200, {"token_ttl": state.token_ttl, "valid_for": state.token_valid_for}
         if path == "/__admin/revoke" and method == "POST":
             with state.lock:
                 state.tokens.clear()
