@@ -170,13 +170,13 @@ def test_missing_environment_variable_fails_start(tmp_path, certs, server_cert):
 
 def test_unsupported_backend_fails_with_one_clear_line(tmp_path, certs, server_cert):
     cfg = base_config(certs, server_cert, tmp_path / "unused")
-    cfg["keystore"] = {"gcp": {"secretmanager": {"project_id": "p"}}}
+    cfg["keystore"] = {"azure": {"keyvault": {"endpoint": "e"}}}
     srv = KesServer(tmp_path / "srv", cfg, server_cert, certs)
     with pytest.raises(RuntimeError):
         srv.start(timeout=30)
     assert srv.proc.returncode == 1
-    assert "keystore 'gcp.secretmanager' is not supported by this build of kes-cpp; " \
-           "supported: fs, vault, aws.secretsmanager" in srv.stderr_text()
+    assert "keystore 'azure.keyvault' is not supported by this build of kes-cpp; " \
+           "supported: fs, vault, gcp.secretmanager, aws.secretsmanager" in srv.stderr_text()
 
 
 def test_vanished_directory_makes_the_keystore_unreachable(kes_server):

@@ -707,7 +707,6 @@ TEST(ConnectKeyStore, FsAndUnsupported) {
       {"fortanix:\n    sdkms:\n      endpoint: e\n      credentials: {key: k}\n", "fortanix.sdkms"},
       {"gemalto:\n    keysecure:\n      endpoint: e\n      credentials: {token: t}\n",
        "gemalto.keysecure"},
-      {"gcp:\n    secretmanager:\n      project_id: p\n", "gcp.secretmanager"},
       {"azure:\n    keyvault:\n      endpoint: e\n", "azure.keyvault"},
       {"entrust:\n    keycontrol:\n      endpoint: e\n      vault_id: v\n      box_id: b\n"
        "      credentials: {username: u, password: p}\n",
@@ -721,7 +720,7 @@ TEST(ConnectKeyStore, FsAndUnsupported) {
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.status().message(), "keystore '" + kind +
                                         "' is not supported by this build of kes-cpp; "
-                                        "supported: fs, vault, aws.secretsmanager, etcd");
+                                        "supported: fs, vault, gcp.secretmanager, aws.secretsmanager, etcd");
   }
   stdfs::remove_all(dir);
 }
