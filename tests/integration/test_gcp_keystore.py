@@ -12,15 +12,14 @@ import base64
 import json
 import threading
 import time
-from pathlib import Path
 
 import pytest
-import yaml
 
-from cli_helpers import clean_env, kes, out
+from cli_helpers import clean_env
 from gcp_helpers import (CLOUD_PLATFORM, PROJECT, PROJECT_NUMBER, ServiceAccount, admin,
                          start_endpoint, state)
-from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, KesServer, base_config
+from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE
+from keystore_helpers import KeystoreServers, migrate_fs_to_and_back, use_key
 
 
 @pytest.fixture(scope="module")
@@ -54,28 +53,9 @@ def section(gcp, account=None, endpoint=None):
 
 @pytest.fixture
 def start_kes(tmp_path, certs, server_cert):
-    started = []
-
-    def start(sec, **extra):
-        cfg = base_config(certs, server_cert, Path("/nonexistent"), **extra)
-        cfg["keystore"] = {"gcp": {"secretmanager": sec}}
-        srv = KesServer(tmp_path / ("kes%d" % len(started)), cfg, server_cert, certs)
-        started.append(srv)
-        return srv.start()
-
-    yield start
-    for srv in started:
-        srv.stop()
-
-
-def use_key(srv, name):
-    ctx = base64.b64encode(b"ctx").decode()
-    r = srv.put("/v1/key/generate/" + name, json={"context": ctx})
-    assert r.status_code == 200, r.text
-    dek = r.json()
-    r = srv.put("/v1/key/decrypt/" + name, json={"ciphertext": dek["ciphertext"], "context": ctx})
-    assert r.status_code == 200, r.text
-    assert r.json()["plaintext"] == dek["plaintext"]
+    servers = KeystoreServers(tmp_path, certs, server_cert)
+    yield lambda sec, **extra: servers.start({"gcp": {"secretmanager": sec}}, **extra)
+    servers.stop_all()
 
 
 def api_log(gcp):
@@ -255,27 +235,9 @@ def test_rejected_jwt_is_a_backend_error(gcp, account, start_kes, tmp_path):
 
 
 def test_migrate_fs_to_gcp_and_back(gcp, account, tls, tmp_path, certs, server_cert):
-    src_dir = tmp_path / "src-keys"
-    src_dir.mkdir()
-    (src_dir / "upstream").write_text(UPSTREAM_VALUE)
-    (src_dir / "legacy").write_text(LEGACY_VALUE)
-    fs_cfg = tmp_path / "fs.yml"
-    fs_cfg.write_text(yaml.safe_dump(base_config(certs, server_cert, src_dir)))
-    gcp_cfg = tmp_path / "gcp.yml"
-    cfg = base_config(certs, server_cert, Path("/nonexistent"))
-    cfg["keystore"] = {"gcp": {"secretmanager": section(gcp, account)}}
-    gcp_cfg.write_text(yaml.safe_dump(cfg))
-    back_dir = tmp_path / "back-keys"
-    back_cfg = tmp_path / "back.yml"
-    back_cfg.write_text(yaml.safe_dump(base_config(certs, server_cert, back_dir)))
+    def stored(name):
+        return base64.b64decode(state(gcp)[name]["versions"][0]["data"]).decode()
 
-    env = clean_env(SSL_CERT_FILE=tls.ca)
-    p = kes(["migrate", "--from", str(fs_cfg), "--to", str(gcp_cfg)], env)
-    assert p.returncode == 0, p.stderr
-    assert "Migrated      2 keys successfully!" in out(p)
-    stored = state(gcp)["legacy"]["versions"][0]["data"]
-    assert base64.b64decode(stored).decode() == LEGACY_VALUE  # copied unchanged
-    p = kes(["migrate", "--from", str(gcp_cfg), "--to", str(back_cfg)], env)
-    assert p.returncode == 0, p.stderr
-    assert (back_dir / "upstream").read_text() == UPSTREAM_VALUE
-    assert (back_dir / "legacy").read_text() == LEGACY_VALUE
+    keystore = {"gcp": {"secretmanager": section(gcp, account)}}
+    migrate_fs_to_and_back(tmp_path, certs, server_cert, keystore,
+                           clean_env(SSL_CERT_FILE=tls.ca), stored)

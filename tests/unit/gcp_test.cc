@@ -62,10 +62,7 @@ bool VerifyRs256(EVP_PKEY* key, std::string_view signed_part, const std::string&
   return ok;
 }
 
-struct Reply {
-  int status = 200;
-  std::string body = "{}";
-};
+using Reply = testing::JsonReply;
 
 Reply ApiError(int code, const std::string& status, const std::string& msg) {
   return {code, json({{"error", {{"code", code}, {"message", msg}, {"status", status}}}}).dump()};
@@ -73,17 +70,7 @@ Reply ApiError(int code, const std::string& status, const std::string& msg) {
 
 class FakeSecretManager {
  public:
-  FakeSecretManager() {
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~FakeSecretManager() {
-    listener_.Close();
-    thread_.join();
-    std::lock_guard lock(mu_);
-    for (int fd : conns_) ::shutdown(fd, SHUT_RDWR);
-    for (auto& t : workers_) t.join();
-  }
-  std::string host() const { return "127.0.0.1:" + std::to_string(listener_.port()); }
+  std::string host() const { return "127.0.0.1:" + std::to_string(server_.port()); }
 
   std::mutex mu_;
   EVP_PKEY* account_key = nullptr;  // verifies JWTs when set
@@ -95,37 +82,8 @@ class FakeSecretManager {
   std::vector<json> jwt_claims;
 
  private:
-  void Run() {
-    for (;;) {
-      int c = listener_.Accept();
-      if (c < 0) return;
-      std::lock_guard lock(mu_);
-      conns_.push_back(c);
-      workers_.emplace_back([this, c] {
-        std::string buf;
-        while (auto req = testing::ReadHttpRequest(c, buf)) {
-          Reply r;
-          {
-            std::lock_guard lock(mu_);
-            r = Handle(req->head, req->body);
-          }
-          std::string out = "HTTP/1.1 " + std::to_string(r.status) +
-                            " X\r\nContent-Type: application/json\r\nContent-Length: " +
-                            std::to_string(r.body.size()) + "\r\n\r\n" + r.body;
-          if (write(c, out.data(), out.size()) < 0) break;
-        }
-        ::close(c);
-      });
-    }
-  }
-
   static std::string Header(const std::string& head, const std::string& name) {
-    std::string lower = head;
-    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    size_t p = lower.find("\r\n" + name + ": ");
-    if (p == std::string::npos) return "";
-    p += name.size() + 4;
-    return head.substr(p, head.find("\r\n", p) - p);
+    return testing::HeaderValue(head, name);
   }
 
   bool Authorized(const std::string& head) {
@@ -151,6 +109,7 @@ class FakeSecretManager {
   }
 
   Reply Handle(const std::string& head, const std::string& body) {
+    std::lock_guard lock(mu_);
     const size_t sp = head.find(' ');
     const std::string method = head.substr(0, sp);
     std::string target = head.substr(sp + 1, head.find(' ', sp + 1) - sp - 1);
@@ -218,10 +177,9 @@ class FakeSecretManager {
     return ApiError(404, "NOT_FOUND", "no route " + path);
   }
 
-  testing::LoopbackListener listener_;
-  std::thread thread_;
-  std::vector<int> conns_;
-  std::vector<std::thread> workers_;
+  // Last: stopped (its threads joined) before the state above goes.
+  testing::LoopbackJsonServer server_{
+      [this](const std::string& head, const std::string& body) { return Handle(head, body); }};
 };
 
 Config MetadataConfig(const FakeSecretManager& fake) {
