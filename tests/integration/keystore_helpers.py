@@ -2,6 +2,8 @@
 processes started with a given `keystore:` section, a key round trip through
 the API, and `kes migrate` from fs to the backend and back."""
 import base64
+import threading
+import time
 from pathlib import Path
 
 import yaml
@@ -41,6 +43,30 @@ def use_key(srv, name):
     assert r.status_code == 200, r.text
     assert r.json()["plaintext"] == dek["plaintext"]
     return dek
+
+
+def failures_under_create_traffic(srv, during):
+    """Creates keys traffic-0, traffic-1, ... every 50 ms on a thread while
+    `during()` runs; returns the bodies of the creates that failed."""
+    failures, done = [], threading.Event()
+
+    def traffic():
+        i = 0
+        while not done.is_set():
+            r = srv.put("/v1/key/create/traffic-%d" % i)
+            if r.status_code != 200:
+                failures.append(r.text)
+            i += 1
+            time.sleep(0.05)
+
+    t = threading.Thread(target=traffic)
+    t.start()
+    try:
+        during()
+    finally:
+        done.set()
+        t.join()
+    return failures
 
 
 def migrate_fs_to_and_back(tmp_path, certs, server_cert, keystore, env, stored):

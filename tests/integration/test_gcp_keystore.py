@@ -10,7 +10,6 @@ Nothing here reaches Google: loopback only, dummy credentials.
 """
 import base64
 import json
-import threading
 import time
 
 import pytest
@@ -19,7 +18,8 @@ from cli_helpers import clean_env
 from gcp_helpers import (CLOUD_PLATFORM, PROJECT, PROJECT_NUMBER, ServiceAccount, admin,
                          start_endpoint, state)
 from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE
-from keystore_helpers import KeystoreServers, migrate_fs_to_and_back, use_key
+from keystore_helpers import (KeystoreServers, failures_under_create_traffic,
+                              migrate_fs_to_and_back, use_key)
 
 
 @pytest.fixture(scope="module")
@@ -160,28 +160,16 @@ def test_metadata_credentials_renewed_and_replaced_under_traffic(gcp, start_kes,
     monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:%d" % gcp.metadata_port)
     admin(gcp, "POST", "/__admin/token-ttl", {"seconds": 4, "valid_for": 3.6})
     srv = start_kes(section(gcp))
-    failures, done = [], threading.Event()
+    before_revoke = 0
 
-    def traffic():
-        i = 0
-        while not done.is_set():
-            r = srv.put("/v1/key/create/traffic-%d" % i)
-            if r.status_code != 200:
-                failures.append(r.text)
-            i += 1
-            time.sleep(0.05)
-
-    t = threading.Thread(target=traffic)
-    t.start()
-    try:
+    def revoke_midway():
+        nonlocal before_revoke
         time.sleep(6)
         before_revoke = len(admin(gcp, "GET", "/__admin/requests")["requests"])
         admin(gcp, "POST", "/__admin/revoke")
         time.sleep(2)
-    finally:
-        done.set()
-        t.join()
-    assert not failures
+
+    assert not failures_under_create_traffic(srv, revoke_midway)
     log = admin(gcp, "GET", "/__admin/requests")["requests"]
     fetches = [r for r in log if r["service"] == "metadata" and r["path"].endswith("/token")]
     assert len(fetches) >= 3

@@ -9,7 +9,6 @@ Nothing here reaches a real Vault: loopback only, dummy credentials.
 import importlib.util
 import json
 import os
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -17,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import clean_env
-from keystore_helpers import KeystoreServers, migrate_fs_to_and_back, use_key
+from keystore_helpers import (KeystoreServers, failures_under_create_traffic,
+                              migrate_fs_to_and_back, use_key)
 from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE
 
 SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
@@ -144,20 +144,8 @@ def test_short_tokens_renewed_and_revoked_ones_replaced_under_traffic(vault, sta
     # Login tokens live 5 s: below 30 s upstream's loop logs in again every
     # 3 s; revoking every token makes KES log in again at the next 403.
     srv = start_kes(vault_section(vault))
-    failures, done = [], threading.Event()
 
-    def traffic():
-        i = 0
-        while not done.is_set():
-            r = srv.put("/v1/key/create/traffic-%d" % i)
-            if r.status_code != 200:
-                failures.append(r.text)
-            i += 1
-            time.sleep(0.05)
-
-    t = threading.Thread(target=traffic)
-    t.start()
-    try:
+    def revoke_midway():
         time.sleep(7)
         accessors = {r["accessor"] for r in vault.requests_log() if r.get("accessor")}
         assert accessors
@@ -167,10 +155,8 @@ def test_short_tokens_renewed_and_revoked_ones_replaced_under_traffic(vault, sta
             except Exception:
                 pass  # already expired
         time.sleep(3)
-    finally:
-        done.set()
-        t.join()
-    assert not failures
+
+    assert not failures_under_create_traffic(srv, revoke_midway)
     logins = [r for r in vault.requests_log() if r["path"].endswith("/login")]
     assert len(logins) >= 2
 
