@@ -243,9 +243,10 @@ class SecretManagerKeyStore : public KeyStore {
       resp = http_.Do(req);
       crypto::Zeroize(req.body.data(), req.body.size());
       crypto::Zeroize(req.headers[0].second.data(), req.headers[0].second.size());
-      if (!resp.ok() || resp->status != 401) break;
-      token_.Invalidate(*token);
+      const bool rejected = resp.ok() && resp->status == 401;
+      if (rejected) token_.Invalidate(*token);
       crypto::Zeroize(token->data(), token->size());
+      if (!rejected) break;
     }
     return resp;
   }
