@@ -265,6 +265,11 @@ TEST(GcpCredentials, SelfSignedJwtIsUpstreamsShapeAndVerifies) {
                   {"iat", 1700000000},
                   {"exp", 1700003600}}));
   EXPECT_EQ(jwt->find_first_of("+/="), std::string::npos);  // base64url, no padding
+  // `scopes: [""]` (the docs' reference config) is sent as it is, as upstream does.
+  auto empty = SignSelfSignedJwt(*key, {""}, 1700000000);
+  ASSERT_TRUE(empty.ok());
+  const size_t ea = empty->find('.'), eb = empty->rfind('.');
+  EXPECT_EQ(json::parse(Base64UrlDecode(empty->substr(ea + 1, eb - ea - 1)))["scope"], "");
   EXPECT_TRUE(VerifyRs256(key->key.get(), std::string_view(*jwt).substr(0, b),
                           Base64UrlDecode(jwt->substr(b + 1))));
 }
