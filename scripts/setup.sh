@@ -18,6 +18,7 @@ packages=(
   openssl curl python3 python3-pytest python3-requests python3-urllib3
   python3-botocore awscli python3-yaml python3-hvac
   python3-azure  # Azure Key Vault endpoint proof: azure.keyvault.secrets + azure.identity
+  python3-google-auth  # proves the GCP Secret Manager test endpoint (JWTs, token, metadata)
   # the Debian package: man pages from --help, checks, and a real Prometheus
   help2man lintian man-db zsh prometheus haproxy
   # HTTP/2 clients: the h2 suite run and the hostile-frame tests

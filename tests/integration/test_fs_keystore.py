@@ -170,7 +170,7 @@ def test_missing_environment_variable_fails_start(tmp_path, certs, server_cert):
 
 def test_unsupported_backend_fails_with_one_clear_line(tmp_path, certs, server_cert):
     cfg = base_config(certs, server_cert, tmp_path / "unused")
-    cfg["keystore"] = {"gcp": {"secretmanager": {"project_id": "p"}}}
+    cfg["keystore"] = {"azure": {"keyvault": {"endpoint": "e"}}}
     srv = KesServer(tmp_path / "srv", cfg, server_cert, certs)
     with pytest.raises(RuntimeError):
         srv.start(timeout=30)

@@ -705,7 +705,6 @@ TEST(ConnectKeyStore, FsAndUnsupported) {
   const std::vector<std::pair<std::string, std::string>> unsupported = {
       {"gemalto:\n    keysecure:\n      endpoint: e\n      credentials: {token: t}\n",
        "gemalto.keysecure"},
-      {"gcp:\n    secretmanager:\n      project_id: p\n", "gcp.secretmanager"},
       {"azure:\n    keyvault:\n      endpoint: e\n", "azure.keyvault"},
   };
   for (const auto& [section, kind] : unsupported) {

@@ -1,6 +1,8 @@
 // Test helpers for in-process HTTP/1.1 servers on 127.0.0.1: a listening
-// socket on an ephemeral port, and reading one request (head and
-// Content-Length body) from a connection. Used by net_test and aws_test.
+// socket on an ephemeral port, reading one request (head and
+// Content-Length body) from a connection, and a threaded server answering
+// JSON from a handler (the fake Vault and Secret Manager). Used by net_test,
+// aws_test, vault_test and gcp_test.
 #pragma once
 
 #include <arpa/inet.h>
@@ -10,8 +12,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace kes::testing {
 
@@ -80,5 +86,69 @@ inline std::optional<HttpRequestBytes> ReadHttpRequest(int fd, std::string& buf)
   buf.erase(0, end + 4 + body_len);
   return req;
 }
+
+// The value of header `name` (lower case) in a request head, or empty.
+inline std::string HeaderValue(const std::string& head, const std::string& name) {
+  std::string lower = head;
+  for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  size_t p = lower.find("\r\n" + name + ": ");
+  if (p == std::string::npos) return "";
+  p += name.size() + 4;
+  return head.substr(p, head.find("\r\n", p) - p);
+}
+
+struct JsonReply {
+  int status = 200;
+  std::string body = "{}";
+};
+
+// Serves every connection on its own thread (keep-alive), answering each
+// request with handler(head, body) as application/json.
+class LoopbackJsonServer {
+ public:
+  using Handler = std::function<JsonReply(const std::string& head, const std::string& body)>;
+  explicit LoopbackJsonServer(Handler handler) : handler_(std::move(handler)) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~LoopbackJsonServer() {
+    listener_.Close();
+    thread_.join();
+    std::lock_guard lock(mu_);
+    for (int fd : conns_) ::shutdown(fd, SHUT_RDWR);
+    for (auto& t : workers_) t.join();
+  }
+  LoopbackJsonServer(const LoopbackJsonServer&) = delete;
+  LoopbackJsonServer& operator=(const LoopbackJsonServer&) = delete;
+
+  int port() const { return listener_.port(); }
+
+ private:
+  void Run() {
+    for (;;) {
+      int c = listener_.Accept();
+      if (c < 0) return;
+      std::lock_guard lock(mu_);
+      conns_.push_back(c);
+      workers_.emplace_back([this, c] {
+        std::string buf;
+        while (auto req = ReadHttpRequest(c, buf)) {
+          JsonReply r = handler_(req->head, req->body);
+          std::string out = "HTTP/1.1 " + std::to_string(r.status) +
+                            " X\r\nContent-Type: application/json\r\nContent-Length: " +
+                            std::to_string(r.body.size()) + "\r\n\r\n" + r.body;
+          if (write(c, out.data(), out.size()) < 0) break;
+        }
+        ::close(c);
+      });
+    }
+  }
+
+  Handler handler_;
+  LoopbackListener listener_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<int> conns_;
+  std::vector<std::thread> workers_;
+};
 
 }  // namespace kes::testing

@@ -32,24 +32,11 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-struct Reply {
-  int status = 200;
-  std::string body;
-};
+using Reply = testing::JsonReply;
 
 class FakeVault {
  public:
-  FakeVault() {
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~FakeVault() {
-    listener_.Close();
-    thread_.join();
-    std::lock_guard lock(mu_);
-    for (int fd : conns_) ::shutdown(fd, SHUT_RDWR);
-    for (auto& t : workers_) t.join();
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(listener_.port()); }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_.port()); }
 
   // Knobs and observations, all under mu_.
   std::mutex mu_;
@@ -77,33 +64,8 @@ class FakeVault {
   }
 
  private:
-  void Run() {
-    for (;;) {
-      int c = listener_.Accept();
-      if (c < 0) return;
-      std::lock_guard lock(mu_);
-      conns_.push_back(c);
-      workers_.emplace_back([this, c] {
-        std::string buf;
-        while (auto req = testing::ReadHttpRequest(c, buf)) {
-          Reply r = Handle(req->head, req->body);
-          std::string out = "HTTP/1.1 " + std::to_string(r.status) +
-                            " X\r\nContent-Type: application/json\r\nContent-Length: " +
-                            std::to_string(r.body.size()) + "\r\n\r\n" + r.body;
-          if (write(c, out.data(), out.size()) < 0) break;
-        }
-        ::close(c);
-      });
-    }
-  }
-
   static std::string Header(const std::string& head, const std::string& name) {
-    std::string lower = head;
-    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    size_t p = lower.find("\r\n" + name + ": ");
-    if (p == std::string::npos) return "";
-    p += name.size() + 4;
-    return head.substr(p, head.find("\r\n", p) - p);
+    return testing::HeaderValue(head, name);
   }
 
   static Reply Error(int status, const std::string& msg = "") {
@@ -259,10 +221,9 @@ class FakeVault {
     return Error(404, "no handler for route \"" + path.substr(4) + "\". route entry not found.");
   }
 
-  testing::LoopbackListener listener_;
-  std::thread thread_;
-  std::vector<int> conns_;
-  std::vector<std::thread> workers_;
+  // Last: stopped (its threads joined) before the state above goes.
+  testing::LoopbackJsonServer server_{
+      [this](const std::string& head, const std::string& body) { return Handle(head, body); }};
 };
 
 std::string NoEnv(const char*) { return ""; }

@@ -1,25 +1,9 @@
-// `keystore.gcp.secretmanager` (config.md §3.10): validated so that
-// upstream files load; this build cannot connect to it.
-#include "keystore/registry.h"
+#include "keystore/gcp/config.h"
+
+#include "keystore/gcp/secret_manager.h"
 
 namespace kes::keystore::gcp {
 namespace {
-
-struct Config : BackendConfig {
-  std::string project_id, endpoint;
-  std::vector<std::string> scopes;
-  std::string client_email, client_id, private_key_id, private_key;
-
-  std::string_view Kind() const override { return "gcp.secretmanager"; }
-  Status Validate() override {
-    if (project_id.empty()) {
-      return Status::Invalid(
-          "kesconf: invalid GCP secretmanager keystore: no project ID specified");
-    }
-    return Status::Ok();
-  }
-  Result<std::unique_ptr<KeyStore>> Connect() const override { return NotBuilt(Kind()); }
-};
 
 std::unique_ptr<BackendConfig> Decode(yaml::YamlDecoder& d, const YAML::Node& node) {
   auto c = std::make_unique<Config>();
@@ -43,8 +27,17 @@ std::unique_ptr<BackendConfig> Decode(yaml::YamlDecoder& d, const YAML::Node& no
 
 }  // namespace
 
+Status Config::Validate() {
+  if (project_id.empty()) {
+    return Status::Invalid("kesconf: invalid GCP secretmanager keystore: no project ID specified");
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<KeyStore>> Config::Connect() const { return Open(*this); }
+
 const Backend& Registration() {
-  static const Backend backend{"gcp", "gcp.secretmanager", false, &Decode};
+  static const Backend backend{"gcp", "gcp.secretmanager", true, &Decode};
   return backend;
 }
 
