@@ -345,6 +345,13 @@ def _admin_route(state, method, path, doc, bad):
         return ok(200, {"denied": sorted(actions)})
     if path == "/__admin/secrets" and method == "GET":
         return ok(200, {"secrets": list(state.secrets.values())})
+    if path == "/__admin/secrets" and method == "POST":
+        api = Api(state)
+        for secret in doc["secrets"]:
+            status, _, reply = api.create(json.dumps(dict({"dataType": "seed"}, **secret)))
+            if status != 201:
+                return status, JSON_TYPE, reply
+        return ok(200, {"secrets": len(state.secrets)})
     return bad(f"no admin route {method} {path}", 404)
 
 
