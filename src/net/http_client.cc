@@ -171,7 +171,30 @@ Status HttpClient::CheckUrl(const Url& url) const {
                          "': use https://");
 }
 
-Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
+namespace {
+
+// Go's temporary network errors and (unexpected) EOF, in curl's terms.
+TransportFailure Classify(CURLcode rc) {
+  switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+      return TransportFailure::kTemporary;
+    default:
+      return TransportFailure::kPermanent;
+  }
+}
+
+}  // namespace
+
+Result<HttpResponse> HttpClient::Do(const HttpRequest& request) { return Do(request, nullptr); }
+
+Result<HttpResponse> HttpClient::Do(const HttpRequest& request, TransportFailure* failure) {
+  if (failure != nullptr) *failure = TransportFailure::kNone;
   KES_TRY(CheckUrl(request.url));
   for (const auto& [k, v] : request.headers) {
     if (k.find_first_of("\r\n:") != std::string::npos ||
@@ -286,6 +309,7 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
     curl_easy_cleanup(h);  // the connection state is unknown: do not reuse
     if (sink.overflow)
       return Status::Unavailable("net: response from " + request.url.Origin() + " too large");
+    if (failure != nullptr) *failure = Classify(rc);
     return Status::Unreachable("net: " + request.method + " " + request.url.Origin() + ": " +
                                curl_easy_strerror(rc));
   }

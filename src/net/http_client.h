@@ -79,6 +79,11 @@ struct HttpClientOptions {
   size_t max_response_bytes = 4 << 20;
 };
 
+// Whether a transport failure may pass if the request is sent again: a
+// timeout, a reset or a connection closed early (Go's "temporary" errors and
+// io.EOF) may; a refused connection, a DNS or a TLS failure will not.
+enum class TransportFailure { kNone, kTemporary, kPermanent };
+
 // A transport failure (DNS, connect, TLS, timeout, reset) is returned as
 // Code::kUnreachable; any HTTP answer, whatever its status, is a response.
 class HttpClient {
@@ -89,6 +94,9 @@ class HttpClient {
   HttpClient& operator=(const HttpClient&) = delete;
 
   Result<HttpResponse> Do(const HttpRequest& request);
+  // Same, and says which kind of transport failure ended the call (kNone when
+  // there was an answer or the request never left). For retry loops.
+  Result<HttpResponse> Do(const HttpRequest& request, TransportFailure* failure);
 
   // Checks the transport policy for `url` without sending anything.
   Status CheckUrl(const Url& url) const;
