@@ -176,7 +176,7 @@ def test_unsupported_backend_fails_with_one_clear_line(tmp_path, certs, server_c
         srv.start(timeout=30)
     assert srv.proc.returncode == 1
     assert "keystore 'gcp.secretmanager' is not supported by this build of kes-cpp; " \
-           "supported: fs, vault, aws.secretsmanager" in srv.stderr_text()
+           "supported: fs, vault, gemalto.keysecure, aws.secretsmanager" in srv.stderr_text()
 
 
 def test_vanished_directory_makes_the_keystore_unreachable(kes_server):

