@@ -176,11 +176,11 @@ def test_server_errors_and_an_unreachable_server_while_cached_keys_serve(ep, tls
 
 
 def test_jwt_renewal_while_traffic_flows_and_revoked_jwts_are_replaced(tmp_path, tls, start_kes):
-    with start_endpoint(tmp_path / "short", tls, "--duration", "2") as short:
+    with start_endpoint(tmp_path / "short", tls, "--duration", "3") as short:
         short.ctx = ssl.create_default_context(cafile=tls.ca)
         srv = start_kes(section(short, tls))
         with Traffic(srv) as traffic:
-            # JWTs live 2 s: the loop logs in again every second.
+            # JWTs live 3 s: the loop logs in again every 1.5 s.
             assert poll(lambda: admin(short, "GET", "/__admin/state")["logins"] >= 3)
             log = admin(short, "GET", "/__admin/requests")["requests"]
             assert not [r for r in log if r["status"] == 401]

@@ -280,10 +280,10 @@ TEST(GemaltoKeyStore, ErrorsAreMappedAndNamed) {
 }
 
 TEST(GemaltoKeyStore, RenewsAtHalfTheLifetimeAndStopsPromptlyOnClose) {
-  Endpoint ep({"--duration", "2"});
+  Endpoint ep({"--duration", "3"});
   auto ks = Open(ConfigFor(ep));
   ASSERT_TRUE(ks.ok()) << ks.status().message();
-  // Logins every second: the JWT never expires under the calls.
+  // Logins every 1.5 s: the JWT never expires under the calls.
   EXPECT_TRUE(testing::Eventually([&] { return ep.Logins() >= 3; }));
   ASSERT_TRUE((*ks)->Create("after-renewals", "v", kNoDeadline).ok());
   for (const json& r : ep.Admin("GET", "/__admin/requests")["requests"]) {
