@@ -175,7 +175,11 @@ class Endpoint {
     argv.push_back(nullptr);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
+    // No pipe of ctest's stays open in the child: a crashed test must not
+    // leave ctest waiting for its output to end.
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 2, (dir_ / "endpoint.log").c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid_ = -1;
     posix_spawn_file_actions_destroy(&actions);
     testing::Eventually([&] { return std::filesystem::exists(port_file) || Exited(); });
@@ -286,7 +290,8 @@ TEST(GemaltoKeyStore, RenewsAtHalfTheLifetimeAndStopsPromptlyOnClose) {
   // Logins every 1.5 s: the JWT never expires under the calls.
   EXPECT_TRUE(testing::Eventually([&] { return ep.Logins() >= 3; }));
   ASSERT_TRUE((*ks)->Create("after-renewals", "v", kNoDeadline).ok());
-  for (const json& r : ep.Admin("GET", "/__admin/requests")["requests"]) {
+  const json log = ep.Admin("GET", "/__admin/requests");
+  for (const json& r : log["requests"]) {
     EXPECT_NE(r["status"], 401) << r.dump();
   }
   // A long JWT: Close must not wait for the next renewal.

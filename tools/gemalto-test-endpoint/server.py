@@ -13,6 +13,7 @@ Loopback only, standard library only. See README.md beside this file.
 """
 import collections
 import json
+import os
 import secrets
 import sys
 import threading
@@ -356,6 +357,12 @@ def _admin_route(state, method, path, doc, bad):
 
 
 # ---- start-up ----------------------------------------------------------------
+def _exit_with_parent(parent):
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+
+
 def main(argv=None):
     p = loopback.argument_parser(__doc__, "write the port and the refresh token as JSON here")
     p.add_argument("--refresh-token", default=DEFAULT_REFRESH_TOKEN,
@@ -365,12 +372,16 @@ def main(argv=None):
     p.add_argument("--tls-cert", help="PEM certificate chain: serve HTTPS")
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
     p.add_argument("--verbose", action="store_true", help="log every request on stderr")
+    p.add_argument("--exit-with-parent", action="store_true",
+                   help="exit when the process that started it is gone (a crashed test)")
     args = p.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
         p.error("--tls-cert and --tls-key go together")
     if args.duration <= 0:
         p.error("--duration must be positive")
     loopback.require_loopback(args.host)
+    if args.exit_with_parent:
+        threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     state = State(args.refresh_token, args.domain, args.duration)
     tls = loopback.server_tls_context(args.tls_cert, args.tls_key) if args.tls_cert else None
     listener = loopback.Listener(args.host, args.port, Handler, tls, state=state, name="main",
