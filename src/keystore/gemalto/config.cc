@@ -1,22 +1,10 @@
-// `keystore.gemalto.keysecure` (config.md §3.10): validated so that
-// upstream files load; this build cannot connect to it.
-#include "keystore/registry.h"
+#include "keystore/gemalto/config.h"
+
+#include "crypto/secret_bytes.h"
+#include "keystore/gemalto/gemalto_keystore.h"
 
 namespace kes::keystore::gemalto {
 namespace {
-
-struct Config : BackendConfig {
-  std::string endpoint, token, domain, tls_ca;
-
-  std::string_view Kind() const override { return "gemalto.keysecure"; }
-  Status Validate() override {
-    const std::string p = "kesconf: invalid gemalto keysecure keystore: ";
-    if (endpoint.empty()) return Status::Invalid(p + "no endpoint specified");
-    if (token.empty()) return Status::Invalid(p + "no token specified");
-    return Status::Ok();
-  }
-  Result<std::unique_ptr<KeyStore>> Connect() const override { return NotBuilt(Kind()); }
-};
 
 std::unique_ptr<BackendConfig> Decode(yaml::YamlDecoder& d, const YAML::Node& node) {
   auto c = std::make_unique<Config>();
@@ -40,8 +28,19 @@ std::unique_ptr<BackendConfig> Decode(yaml::YamlDecoder& d, const YAML::Node& no
 
 }  // namespace
 
+Config::~Config() { crypto::Zeroize(token.data(), token.size()); }
+
+Status Config::Validate() {
+  const std::string p = "kesconf: invalid gemalto keysecure keystore: ";
+  if (endpoint.empty()) return Status::Invalid(p + "no endpoint specified");
+  if (token.empty()) return Status::Invalid(p + "no token specified");
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<KeyStore>> Config::Connect() const { return Open(*this); }
+
 const Backend& Registration() {
-  static const Backend backend{"gemalto", "gemalto.keysecure", false, &Decode};
+  static const Backend backend{"gemalto", "gemalto.keysecure", true, &Decode};
   return backend;
 }
 
