@@ -20,16 +20,4 @@ const std::vector<const Backend*>& Backends() {
   return all;
 }
 
-Status NotBuilt(std::string_view kind) {
-  std::string supported;
-  for (const Backend* b : Backends()) {
-    if (!b->built) continue;
-    if (!supported.empty()) supported += ", ";
-    supported += b->kind;
-  }
-  return Status(Code::kUnsupported, 400,
-                "keystore '" + std::string(kind) +
-                    "' is not supported by this build of kes-cpp; supported: " + supported);
-}
-
 }  // namespace kes::keystore

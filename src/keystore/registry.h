@@ -41,9 +41,6 @@ struct Backend {
   std::string_view key;
   // What Kind() names ("aws.secretsmanager").
   std::string_view kind;
-  // False for a backend whose section is validated (so upstream files
-  // load) but that this build cannot connect to.
-  bool built;
   // Decodes the value of `keystore.<key>`. Returns nullptr when the value
   // does not configure the backend (null, or a null inner section such as
   // `aws:` without `secretsmanager:`).
@@ -52,9 +49,5 @@ struct Backend {
 
 // Every registered backend, in upstream's detection order.
 const std::vector<const Backend*>& Backends();
-
-// The error of a backend whose section this build validates but cannot
-// connect to.
-Status NotBuilt(std::string_view kind);
 
 }  // namespace kes::keystore

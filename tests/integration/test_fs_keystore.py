@@ -168,15 +168,18 @@ def test_missing_environment_variable_fails_start(tmp_path, certs, server_cert):
     assert "kesconf: referenced env. variable 'KES_TEST_UNSET_VAR' in line '" in srv.stderr_text()
 
 
-def test_unsupported_backend_fails_with_one_clear_line(tmp_path, certs, server_cert):
+def test_a_keystore_that_cannot_connect_fails_start_with_one_clear_line(tmp_path, certs,
+                                                                       server_cert):
     cfg = base_config(certs, server_cert, tmp_path / "unused")
-    cfg["keystore"] = {"azure": {"keyvault": {"endpoint": "e"}}}
+    cfg["keystore"] = {"entrust": {"keycontrol": {
+        "endpoint": "e", "vault_id": "v", "box_id": "b",
+        "credentials": {"username": "u", "password": "p"}}}}
     srv = KesServer(tmp_path / "srv", cfg, server_cert, certs)
     with pytest.raises(RuntimeError):
         srv.start(timeout=30)
     assert srv.proc.returncode == 1
-    assert "keystore 'gcp.secretmanager' is not supported by this build of kes-cpp; " \
-           "supported: fs, vault, " in srv.stderr_text()
+    assert "keycontrol: invalid endpoint" in srv.stderr_text()
+    assert "not supported" not in srv.stderr_text()
 
 
 def test_vanished_directory_makes_the_keystore_unreachable(kes_server):

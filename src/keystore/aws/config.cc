@@ -36,7 +36,7 @@ std::unique_ptr<BackendConfig> Decode(yaml::YamlDecoder& d, const YAML::Node& no
 }  // namespace
 
 const Backend& Registration() {
-  static const Backend backend{"aws", "aws.secretsmanager", true, &Decode};
+  static const Backend backend{"aws", "aws.secretsmanager", &Decode};
   return backend;
 }
 

@@ -55,7 +55,7 @@ Status Config::Validate() {
 Result<std::unique_ptr<KeyStore>> Config::Connect() const { return Open(*this); }
 
 const Backend& Registration() {
-  static const Backend backend{"azure", "azure.keyvault", true, &Decode};
+  static const Backend backend{"azure", "azure.keyvault", &Decode};
   return backend;
 }
 

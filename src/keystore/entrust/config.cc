@@ -42,7 +42,7 @@ std::unique_ptr<BackendConfig> Decode(yaml::YamlDecoder& d, const YAML::Node& no
 }  // namespace
 
 const Backend& Registration() {
-  static const Backend backend{"entrust", "entrust.keycontrol", true, &Decode};
+  static const Backend backend{"entrust", "entrust.keycontrol", &Decode};
   return backend;
 }
 

@@ -47,7 +47,7 @@ Status Config::Validate() {
 Result<std::unique_ptr<KeyStore>> Config::Connect() const { return NewEtcdKeyStore(options); }
 
 const Backend& Registration() {
-  static const Backend backend{"etcd", "etcd", true, &Decode};
+  static const Backend backend{"etcd", "etcd", &Decode};
   return backend;
 }
 

@@ -38,7 +38,7 @@ Status Config::Validate() {
 Result<std::unique_ptr<KeyStore>> Config::Connect() const { return Open(*this); }
 
 const Backend& Registration() {
-  static const Backend backend{"fortanix", "fortanix.sdkms", true, &Decode};
+  static const Backend backend{"fortanix", "fortanix.sdkms", &Decode};
   return backend;
 }
 

@@ -13,7 +13,7 @@ Result<std::unique_ptr<KeyStore>> Config::Connect() const { return Open(path); }
 
 const Backend& Registration() {
   static const Backend backend{
-      "fs", "fs", true, [](yaml::YamlDecoder& d, const YAML::Node& n) {
+      "fs", "fs", [](yaml::YamlDecoder& d, const YAML::Node& n) {
         auto c = std::make_unique<Config>();
         const bool present =
             d.Mapping(n, "keystore.fs", "kesconf.ymlFS",

@@ -37,7 +37,7 @@ Status Config::Validate() {
 Result<std::unique_ptr<KeyStore>> Config::Connect() const { return Open(*this); }
 
 const Backend& Registration() {
-  static const Backend backend{"gcp", "gcp.secretmanager", true, &Decode};
+  static const Backend backend{"gcp", "gcp.secretmanager", &Decode};
   return backend;
 }
 

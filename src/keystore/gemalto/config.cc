@@ -40,7 +40,7 @@ Status Config::Validate() {
 Result<std::unique_ptr<KeyStore>> Config::Connect() const { return Open(*this); }
 
 const Backend& Registration() {
-  static const Backend backend{"gemalto", "gemalto.keysecure", true, &Decode};
+  static const Backend backend{"gemalto", "gemalto.keysecure", &Decode};
   return backend;
 }
 

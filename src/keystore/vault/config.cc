@@ -111,7 +111,7 @@ Status Config::Validate() {
 Result<std::unique_ptr<KeyStore>> Config::Connect() const { return Open(*this); }
 
 const Backend& Registration() {
-  static const Backend backend{"vault", "vault", true, &Decode};
+  static const Backend backend{"vault", "vault", &Decode};
   return backend;
 }
 
