@@ -132,20 +132,48 @@ struct KeyCache::Impl {
     if (it != shard.flights.end() && --it->second->refs == 0) shard.flights.erase(it);
   }
 
+  // A stored value that does not decode is a backend fault (API 502), never
+  // a client error: LoadKeyRing reports it as kUnavailable.
   Result<KeyRef> Fetch(std::string_view name) {
     backend_gets.fetch_add(1, std::memory_order_relaxed);
-    Result<std::string> stored = store->Get(name);
-    if (!stored.ok()) return stored.status();
-    Result<crypto::KeyVersion> parsed = crypto::ParseKeyVersion(*stored);
-    crypto::Zeroize(stored->data(), stored->size());
-    if (!parsed.ok()) {
-      // A stored value that does not decode is a backend fault (API 502),
-      // never a client error.
-      return kes::Status::Unavailable("failed to parse key '" + std::string(name) +
-                                      "': " + parsed.status().message());
-    }
-    return KeyRef(std::make_shared<const crypto::KeyVersion>(std::move(parsed).value()));
+    Result<KeyRing> ring = LoadKeyRing(*store, name);
+    if (!ring.ok()) return ring.status();
+    return KeyRef(std::make_shared<const KeyRing>(std::move(ring).value()));
   }
+
+  // Runs `f` holding the name's flight lock: serializes it with misses,
+  // refreshes, rotations and configurations of the same name.
+  template <typename F>
+  auto WithFlight(std::string_view name, F f) {
+    Shard& shard = ShardOf(name);
+    std::shared_ptr<Flight> flight = JoinFlight(shard, name);
+    auto result = [&] {
+      std::lock_guard lock(flight->mu);
+      return f();
+    }();
+    LeaveFlight(shard, name);
+    return result;
+  }
+
+  // Whether `name` may be refreshed now (at most once per second); records
+  // the refresh.
+  bool RefreshAllowed(std::string_view name) {
+    using Clock = std::chrono::steady_clock;
+    const Clock::time_point now = Clock::now();
+    std::lock_guard lock(refresh_mu);
+    if (last_refresh.size() > 4096) {
+      std::erase_if(last_refresh, [&](const auto& kv) { return now - kv.second >= kRefreshGap; });
+    }
+    auto [it, inserted] = last_refresh.try_emplace(std::string(name), now);
+    if (inserted) return true;
+    if (now - it->second < kRefreshGap) return false;
+    it->second = now;
+    return true;
+  }
+
+  static constexpr std::chrono::seconds kRefreshGap{1};
+  std::mutex refresh_mu;
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point, Hash, Equal> last_refresh;
 
   void RunTimers() {
     using Clock = std::chrono::steady_clock;
@@ -214,19 +242,25 @@ KeyRef KeyCache::TryGet(std::string_view name) { return impl_->Lookup(name); }
 
 Result<KeyRef> KeyCache::Get(std::string_view name) {
   if (KeyRef key = impl_->Lookup(name)) return key;
-
-  Shard& shard = impl_->ShardOf(name);
-  std::shared_ptr<Flight> flight = impl_->JoinFlight(shard, name);
-  Result<KeyRef> result = [&]() -> Result<KeyRef> {
-    std::lock_guard lock(flight->mu);
+  return impl_->WithFlight(name, [&]() -> Result<KeyRef> {
     // Another caller may have filled the entry while we waited.
     if (KeyRef key = impl_->Lookup(name)) return key;
     Result<KeyRef> fetched = impl_->Fetch(name);
     if (fetched.ok()) impl_->Insert(name, *fetched);
     return fetched;
-  }();
-  impl_->LeaveFlight(shard, name);
-  return result;
+  });
+}
+
+Result<KeyRef> KeyCache::Refresh(std::string_view name, uint32_t wanted) {
+  return impl_->WithFlight(name, [&]() -> Result<KeyRef> {
+    KeyRef cached = impl_->Lookup(name);
+    // A refresh that completed while we waited may already know `wanted`.
+    if (cached && cached->latest() >= wanted) return cached;
+    if (cached && !impl_->RefreshAllowed(name)) return cached;
+    Result<KeyRef> fetched = impl_->Fetch(name);
+    if (fetched.ok()) impl_->Insert(name, *fetched);
+    return fetched;
+  });
 }
 
 kes::Status KeyCache::Create(std::string_view name, const crypto::KeyVersion& key) {
@@ -234,16 +268,44 @@ kes::Status KeyCache::Create(std::string_view name, const crypto::KeyVersion& ke
   if (!encoded.ok()) return encoded.status();
   kes::Status s = impl_->store->Create(name, *encoded);
   crypto::Zeroize(encoded->data(), encoded->size());
+  if (s.ok()) RemoveInternalEntries(*impl_->store, name, RingGenesis(key));
   return s;
 }
 
 kes::Status KeyCache::Delete(std::string_view name) {
+  // The key's own entry first: its removal is the visible commit (§4.7).
   kes::Status s = impl_->store->Delete(name);
-  if (s.ok()) impl_->Evict(name);
+  if (s.ok()) {
+    RemoveInternalEntries(*impl_->store, name, std::nullopt);
+    impl_->Evict(name);
+  }
   return s;
 }
 
-Result<ListPage> KeyCache::List(std::string_view prefix) { return impl_->store->List(prefix, 0); }
+Result<KeyRef> KeyCache::Rotate(std::string_view name, std::string_view creator) {
+  return impl_->WithFlight(name, [&]() -> Result<KeyRef> {
+    Result<KeyRing> ring = RotateKeyRing(*impl_->store, name, creator);
+    impl_->Evict(name);
+    if (!ring.ok()) return ring.status();
+    return KeyRef(std::make_shared<const KeyRing>(std::move(ring).value()));
+  });
+}
+
+Result<KeyRef> KeyCache::Configure(std::string_view name, uint32_t min_decryption_version,
+                                   std::string_view creator) {
+  return impl_->WithFlight(name, [&]() -> Result<KeyRef> {
+    Result<KeyRing> ring = ConfigureKeyRing(*impl_->store, name, min_decryption_version, creator);
+    impl_->Evict(name);
+    if (!ring.ok()) return ring.status();
+    return KeyRef(std::make_shared<const KeyRing>(std::move(ring).value()));
+  });
+}
+
+Result<ListPage> KeyCache::List(std::string_view prefix) {
+  Result<ListPage> page = impl_->store->List(prefix, 0);
+  if (page.ok()) std::erase_if(page->names, [](const std::string& n) { return IsInternalEntryName(n); });
+  return page;
+}
 
 Result<KeyStoreState> KeyCache::Status() {
   if (impl_->offline.load()) {

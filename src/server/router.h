@@ -27,6 +27,10 @@ enum class RouteId {
   kKeyEncrypt,
   kKeyDecrypt,
   kKeyHmac,
+  kKeyRotate,
+  kKeyVersions,
+  kKeyConfig,
+  kKeyRewrap,
   kPolicyDescribe,
   kPolicyRead,
   kPolicyList,
@@ -36,7 +40,7 @@ enum class RouteId {
   kLogError,
   kLogAudit,
 };
-inline constexpr size_t kRouteCount = 22;
+inline constexpr size_t kRouteCount = 26;
 
 enum class AuthKind {
   kOpen,          // never authenticates (/version)
@@ -55,7 +59,7 @@ struct Route {
   bool subtree() const { return !path.empty() && path.back() == '/'; }
 };
 
-// All 22 routes, in a fixed order (index == RouteId).
+// All 26 routes, in a fixed order (index == RouteId).
 const std::array<Route, kRouteCount>& Routes();
 inline const Route& RouteOf(RouteId id) { return Routes()[static_cast<size_t>(id)]; }
 // The route registered under exactly `path` (as in the config's api: keys).
