@@ -20,15 +20,14 @@ std::optional<VersionedCiphertext> ParseVersionHeader(std::span<const uint8_t> c
 }
 
 void AddVersionHeader(uint32_t version, std::vector<uint8_t>& raw) {
-  const uint8_t header[kVersionHeaderSize] = {
-      kMagic[0],
-      kMagic[1],
-      kMagic[2],
-      kMagic[3],
-      static_cast<uint8_t>(version >> 24),
-      static_cast<uint8_t>(version >> 16),
-      static_cast<uint8_t>(version >> 8),
-      static_cast<uint8_t>(version)};
+  const uint8_t header[kVersionHeaderSize] = {kMagic[0],
+                                              kMagic[1],
+                                              kMagic[2],
+                                              kMagic[3],
+                                              static_cast<uint8_t>(version >> 24),
+                                              static_cast<uint8_t>(version >> 16),
+                                              static_cast<uint8_t>(version >> 8),
+                                              static_cast<uint8_t>(version)};
   raw.insert(raw.begin(), header, header + kVersionHeaderSize);
 }
 

@@ -282,28 +282,27 @@ kes::Status KeyCache::Delete(std::string_view name) {
   return s;
 }
 
-Result<KeyRef> KeyCache::Rotate(std::string_view name, std::string_view creator) {
-  return impl_->WithFlight(name, [&]() -> Result<KeyRef> {
-    Result<KeyRing> ring = RotateKeyRing(*impl_->store, name, creator);
+Result<RotatedVersion> KeyCache::Rotate(std::string_view name, std::string_view creator) {
+  return impl_->WithFlight(name, [&] {
+    Result<RotatedVersion> r = RotateKeyRing(*impl_->store, name, creator);
     impl_->Evict(name);
-    if (!ring.ok()) return ring.status();
-    return KeyRef(std::make_shared<const KeyRing>(std::move(ring).value()));
+    return r;
   });
 }
 
-Result<KeyRef> KeyCache::Configure(std::string_view name, uint32_t min_decryption_version,
-                                   std::string_view creator) {
-  return impl_->WithFlight(name, [&]() -> Result<KeyRef> {
-    Result<KeyRing> ring = ConfigureKeyRing(*impl_->store, name, min_decryption_version, creator);
+Result<RingSummary> KeyCache::Configure(std::string_view name, uint32_t min_decryption_version,
+                                        std::string_view creator) {
+  return impl_->WithFlight(name, [&] {
+    Result<RingSummary> r = ConfigureKeyRing(*impl_->store, name, min_decryption_version, creator);
     impl_->Evict(name);
-    if (!ring.ok()) return ring.status();
-    return KeyRef(std::make_shared<const KeyRing>(std::move(ring).value()));
+    return r;
   });
 }
 
 Result<ListPage> KeyCache::List(std::string_view prefix) {
   Result<ListPage> page = impl_->store->List(prefix, 0);
-  if (page.ok()) std::erase_if(page->names, [](const std::string& n) { return IsInternalEntryName(n); });
+  if (page.ok())
+    std::erase_if(page->names, [](const std::string& n) { return IsInternalEntryName(n); });
   return page;
 }
 

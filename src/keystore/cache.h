@@ -61,9 +61,9 @@ class KeyCache {
   kes::Status Delete(std::string_view name);
   // Adds a version / writes a minimum decryption version (key_ring.h),
   // serialized per name within this process; evicts the entry.
-  Result<KeyRef> Rotate(std::string_view name, std::string_view creator);
-  Result<KeyRef> Configure(std::string_view name, uint32_t min_decryption_version,
-                           std::string_view creator);
+  Result<RotatedVersion> Rotate(std::string_view name, std::string_view creator);
+  Result<RingSummary> Configure(std::string_view name, uint32_t min_decryption_version,
+                                std::string_view creator);
   // Key names only: internal entries of rings are never listed.
   Result<ListPage> List(std::string_view prefix);
   // kUnreachable immediately while offline, else the backend's Status.

@@ -86,36 +86,68 @@ Result<std::optional<KeyConfig>> LoadConfigEntry(KeyStore& store, std::string_vi
   return std::optional<KeyConfig>(std::move(*parsed));
 }
 
-// The configuration in force: the highest genuine record, found by
-// doubling then bisecting (records are dense from 1).
-Result<std::optional<KeyConfig>> LoadLatestConfig(KeyStore& store, std::string_view name,
-                                                  const Genesis& genesis) {
-  KES_ASSIGN_OR_RETURN(std::optional<KeyConfig> best, LoadConfigEntry(store, name, 1, genesis));
+// The highest genuine entry of a dense sequence first, first+1, ... (at
+// most `max`), found by doubling then bisecting: O(log n) reads. `probe(i)`
+// returns the entry or nullopt. Sets `*number` to its number (0: none).
+template <typename T, typename Probe>
+Result<std::optional<T>> FindHighest(uint32_t first, uint32_t max, Probe probe, uint32_t* number) {
+  *number = 0;
+  KES_ASSIGN_OR_RETURN(std::optional<T> best, probe(first));
   if (!best) return best;
-  uint32_t lo = 1;  // genuine
-  uint32_t hi = 2;  // unknown, then the first known absent one
+  uint32_t lo = first;  // genuine
+  uint32_t hi = first;  // becomes the first one known to be absent
   while (true) {
-    if (hi > kMaxKeyConfigs) {
-      hi = kMaxKeyConfigs + 1;
-      break;
-    }
-    KES_ASSIGN_OR_RETURN(std::optional<KeyConfig> c, LoadConfigEntry(store, name, hi, genesis));
-    if (!c) break;
-    best = std::move(c);
+    hi = std::min<uint64_t>(uint64_t{hi} * 2, uint64_t{max} + 1);
+    if (hi > max) break;
+    KES_ASSIGN_OR_RETURN(std::optional<T> e, probe(hi));
+    if (!e) break;
+    best = std::move(e);
     lo = hi;
-    hi *= 2;
   }
   while (hi - lo > 1) {
     const uint32_t mid = lo + (hi - lo) / 2;
-    KES_ASSIGN_OR_RETURN(std::optional<KeyConfig> c, LoadConfigEntry(store, name, mid, genesis));
-    if (c) {
-      best = std::move(c);
+    KES_ASSIGN_OR_RETURN(std::optional<T> e, probe(mid));
+    if (e) {
+      best = std::move(e);
       lo = mid;
     } else {
       hi = mid;
     }
   }
+  *number = lo;
   return best;
+}
+
+// The configuration in force: the highest genuine record.
+Result<std::optional<KeyConfig>> LoadLatestConfig(KeyStore& store, std::string_view name,
+                                                  const Genesis& genesis) {
+  uint32_t k = 0;
+  return FindHighest<KeyConfig>(
+      1, kMaxKeyConfigs, [&](uint32_t i) { return LoadConfigEntry(store, name, i, genesis); }, &k);
+}
+
+// What a rotation or configuration needs to know (§4.5 step 1): version 1's
+// genesis, the latest version number and the configuration in force, read
+// from the backend in O(log n) reads without loading every version.
+struct RingHead {
+  Genesis genesis{};
+  uint32_t latest = 1;
+  std::optional<KeyConfig> config;
+};
+
+Result<RingHead> LoadRingHead(KeyStore& store, std::string_view name) {
+  KES_ASSIGN_OR_RETURN(crypto::KeyVersion v1, LoadVersion1(store, name));
+  RingHead head;
+  head.genesis = RingGenesis(v1);
+  uint32_t latest = 0;
+  KES_ASSIGN_OR_RETURN(
+      std::optional<crypto::KeyVersion> top,
+      FindHighest<crypto::KeyVersion>(
+          2, kMaxKeyVersions,
+          [&](uint32_t i) { return LoadVersionEntry(store, name, i, head.genesis); }, &latest));
+  head.latest = top ? latest : 1;
+  KES_ASSIGN_OR_RETURN(head.config, LoadLatestConfig(store, name, head.genesis));
+  return head;
 }
 
 // Whether `entry` holds a parsable value of another incarnation (genesis).
@@ -161,9 +193,9 @@ Status CheckStillPresent(KeyStore& store, std::string_view name, std::string_vie
 
 Genesis RingGenesis(const crypto::KeyVersion& version1) {
   static constexpr std::string_view kLabel = "kes:ring:genesis";
-  std::array<uint8_t, 32> mac = crypto::HmacSha256(
-      version1.key.bytes(),
-      std::span(reinterpret_cast<const uint8_t*>(kLabel.data()), kLabel.size()));
+  std::array<uint8_t, 32> mac =
+      crypto::HmacSha256(version1.key.bytes(),
+                         std::span(reinterpret_cast<const uint8_t*>(kLabel.data()), kLabel.size()));
   Genesis g;
   std::copy_n(mac.begin(), g.size(), g.begin());
   return g;
@@ -344,50 +376,49 @@ Result<KeyRing> LoadKeyRing(KeyStore& store, std::string_view name) {
   return ring;
 }
 
-Result<KeyRing> RotateKeyRing(KeyStore& store, std::string_view name, std::string_view creator) {
+Result<RotatedVersion> RotateKeyRing(KeyStore& store, std::string_view name,
+                                     std::string_view creator) {
   for (int attempt = 0; attempt < kCommitAttempts; ++attempt) {
-    KES_ASSIGN_OR_RETURN(KeyRing ring, LoadKeyRing(store, name));
-    const uint32_t n = ring.latest() + 1;
+    KES_ASSIGN_OR_RETURN(RingHead head, LoadRingHead(store, name));
+    const uint32_t n = head.latest + 1;
     if (n > kMaxKeyVersions) return TooManyVersions();
     KES_ASSIGN_OR_RETURN(crypto::KeyVersion next,
                          crypto::NewKeyVersion(crypto::DefaultKeyType(), creator));
-    KES_ASSIGN_OR_RETURN(std::string value, EncodeVersionEntry(next, n, ring.genesis));
+    KES_ASSIGN_OR_RETURN(std::string value, EncodeVersionEntry(next, n, head.genesis));
     const std::string entry = VersionEntryName(name, n);
-    Status s = CreateEntry(store, entry, value, ring.genesis);
+    Status s = CreateEntry(store, entry, value, head.genesis);
     crypto::Zeroize(value.data(), value.size());
     if (s.code() == Code::kAlreadyExists) continue;  // a concurrent rotation won n
     KES_TRY(s);
-    KES_TRY(CheckStillPresent(store, name, entry, ring.genesis));
-    ring.versions.push_back(std::move(next));
-    return ring;
+    KES_TRY(CheckStillPresent(store, name, entry, head.genesis));
+    RotatedVersion out{n, std::move(next)};
+    return out;
   }
   return KeyVersionConflict();
 }
 
-Result<KeyRing> ConfigureKeyRing(KeyStore& store, std::string_view name, uint32_t m,
-                                 std::string_view creator) {
+Result<RingSummary> ConfigureKeyRing(KeyStore& store, std::string_view name, uint32_t m,
+                                     std::string_view creator) {
   for (int attempt = 0; attempt < kCommitAttempts; ++attempt) {
-    KES_ASSIGN_OR_RETURN(KeyRing ring, LoadKeyRing(store, name));
-    if (m < 1 || m > ring.latest()) {
+    KES_ASSIGN_OR_RETURN(RingHead head, LoadRingHead(store, name));
+    if (m < 1 || m > head.latest) {
       return Status::Invalid("minimum decryption version must be between 1 and " +
-                             std::to_string(ring.latest()));
+                             std::to_string(head.latest));
     }
     KeyConfig config;
-    config.sequence = ring.config_sequence + 1;
+    config.sequence = head.config ? head.config->sequence + 1 : 1;
     if (config.sequence > kMaxKeyConfigs) return TooManyVersions();
     config.min_decryption_version = m;
     config.created_at = Timestamp::Now();
     config.created_by = std::string(creator);
-    config.genesis = ring.genesis;
+    config.genesis = head.genesis;
     KES_ASSIGN_OR_RETURN(std::string value, EncodeKeyConfig(config));
     const std::string entry = ConfigEntryName(name, config.sequence);
-    Status s = CreateEntry(store, entry, value, ring.genesis);
+    Status s = CreateEntry(store, entry, value, head.genesis);
     if (s.code() == Code::kAlreadyExists) continue;
     KES_TRY(s);
-    KES_TRY(CheckStillPresent(store, name, entry, ring.genesis));
-    ring.config_sequence = config.sequence;
-    ring.min_decryption_version = m;
-    return ring;
+    KES_TRY(CheckStillPresent(store, name, entry, head.genesis));
+    return RingSummary{head.latest, m};
   }
   return KeyVersionConflict();
 }
@@ -397,11 +428,13 @@ void RemoveInternalEntries(KeyStore& store, std::string_view name,
   // Each sequence is dense from its start, so the first gap ends it.
   auto sweep = [&](uint32_t first, uint32_t last, auto entry_name) {
     for (uint32_t i = first; i <= last; ++i) {
+      // Read first: some backends (AWS) also accept deletes of absent names.
       const std::string entry = entry_name(name, i);
-      if (keep && !IsOrphan(store, entry, *keep)) {
-        // Absent, or belongs to the live incarnation: stop here.
-        return;
-      }
+      Result<std::string> stored = store.Get(entry);
+      if (!stored.ok()) return;  // the end of the sequence, or unreachable
+      crypto::Zeroize(stored->data(), stored->size());
+      // An entry of the live incarnation ends the sweep.
+      if (keep && !IsOrphan(store, entry, *keep)) return;
       Status s = store.Delete(entry);
       if (!s.ok()) return;
     }

@@ -104,20 +104,30 @@ Result<crypto::DataKey> GenerateWithRing(const KeyRing& ring, uint32_t version,
 
 // Ring errors that are client errors carry their API status and text.
 Status BelowMinimumDecryption();  // 400 decryption failed: key version is below ...
-Status KeyVersionConflict();  // 409 key version conflict
-Status TooManyVersions();     // 409 key has too many versions
+Status KeyVersionConflict();      // 409 key version conflict
+Status TooManyVersions();         // 409 key has too many versions
 
 // Reads the ring of `name` (§4.4): KeyNotFound if `name` is missing; a
 // corrupt entry is kUnavailable (the API's 502 "failed to read key").
 Result<KeyRing> LoadKeyRing(KeyStore& store, std::string_view name);
 
-// Adds version N+1 (§4.5) created by `creator`; returns the new ring.
-Result<KeyRing> RotateKeyRing(KeyStore& store, std::string_view name, std::string_view creator);
+// Adds version N+1 (§4.5) created by `creator`. Reads only what it needs
+// (O(log N) entries), not every version.
+struct RotatedVersion {
+  uint32_t number = 0;
+  crypto::KeyVersion key;
+};
+Result<RotatedVersion> RotateKeyRing(KeyStore& store, std::string_view name,
+                                     std::string_view creator);
 
 // Writes a configuration record setting the minimum decryption version
 // (§4.6); `m` must lie in 1..latest (else 400 with the spec's text).
-Result<KeyRing> ConfigureKeyRing(KeyStore& store, std::string_view name, uint32_t m,
-                                 std::string_view creator);
+struct RingSummary {
+  uint32_t latest = 1;
+  uint32_t min_decryption_version = 1;
+};
+Result<RingSummary> ConfigureKeyRing(KeyStore& store, std::string_view name, uint32_t m,
+                                     std::string_view creator);
 
 // Best effort: deletes the internal entries of `name` whose genesis is not
 // `keep` (all of them when `keep` is empty): after a delete of the key, or

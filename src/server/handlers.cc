@@ -5,10 +5,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <type_traits>
-
-#include <nlohmann/json.hpp>
 
 #include "common/strings.h"
 #include "common/time.h"
@@ -17,9 +16,9 @@
 #include "crypto/key_version.h"
 #include "crypto/random.h"
 #include "crypto/secret_bytes.h"
+#include "crypto/versioned_ciphertext.h"
 #include "identity/identity.h"
 #include "keystore/key_ring.h"
-#include "crypto/versioned_ciphertext.h"
 #include "server/json.h"
 #include "server/system_info.h"
 
@@ -91,8 +90,8 @@ Response RingError(const Status& s, std::string_view fallback, const Request& re
 // names a version above the cached latest. `enforce_minimum`: versions below
 // the minimum decryption version are refused (all but HMAC).
 asio::awaitable<Result<uint32_t>> PinnedVersion(const State& st, Services& sv, const Request& req,
-                                               std::string_view pinned, bool enforce_minimum,
-                                               Result<keystore::KeyRef>& key) {
+                                                std::string_view pinned, bool enforce_minimum,
+                                                Result<keystore::KeyRef>& key) {
   const std::optional<uint32_t> v = keystore::ParseVersionNumber(pinned);
   if (!v) co_return Status::Invalid("key version '" + std::string(pinned) + "' is invalid");
   if (*v > (*key)->latest()) {
@@ -482,15 +481,15 @@ void WriteVersionInfo(JsonWriter& w, const crypto::KeyVersion& kv) {
 asio::awaitable<Response> KeyRotate(const Request& req, const State& st, Services& sv) {
   if (!identity::IsValidName(req.resource))
     co_return Response::Error(400, InvalidKeyName(req.resource));
-  auto ring = co_await Offload(*sv.workers,
-                               [&] { return st.cache->Rotate(req.resource, req.identity); });
+  auto ring =
+      co_await Offload(*sv.workers, [&] { return st.cache->Rotate(req.resource, req.identity); });
   if (!ring.ok()) co_return RingError(ring.status(), "failed to rotate key", req, sv);
-  const std::string version = std::to_string((*ring)->latest());
+  const std::string version = std::to_string(ring->number);
   AuditKeyEvent(req, sv, "rotated to version " + version);
   std::string body;
   JsonWriter w(body);
   w.BeginObject().Key("name").String(req.resource).Key("version").String(version);
-  WriteVersionInfo(w, (*ring)->versions.back());
+  WriteVersionInfo(w, ring->key);
   w.EndObject();
   co_return Response::Json(std::move(body));
 }
@@ -544,21 +543,21 @@ asio::awaitable<Response> KeyConfigure(const Request& req, const State& st, Serv
   if (req.body_too_large) co_return Response::Error(400, "invalid request body");
   const std::optional<uint32_t> m = ParseMinDecryptionVersion(req.body);
   if (!m) co_return Response::Error(400, "invalid request body");
-  auto ring = co_await Offload(
-      *sv.workers, [&] { return st.cache->Configure(req.resource, *m, req.identity); });
+  auto ring = co_await Offload(*sv.workers,
+                               [&] { return st.cache->Configure(req.resource, *m, req.identity); });
   if (!ring.ok()) co_return RingError(ring.status(), "failed to update key", req, sv);
   AuditEvent(req, sv,
              "minimum decryption version of secret key '" + req.resource + "' set to " +
-                 std::to_string((*ring)->min_decryption_version));
+                 std::to_string(ring->min_decryption_version));
   std::string body;
   JsonWriter(body)
       .BeginObject()
       .Key("name")
       .String(req.resource)
       .Key("latest_version")
-      .String(std::to_string((*ring)->latest()))
+      .String(std::to_string(ring->latest))
       .Key("min_decryption_version")
-      .String(std::to_string((*ring)->min_decryption_version))
+      .String(std::to_string(ring->min_decryption_version))
       .EndObject();
   co_return Response::Json(std::move(body));
 }
