@@ -11,6 +11,7 @@
 #include "cli/term.h"
 #include "config/config.h"
 #include "crypto/secret_bytes.h"
+#include "keystore/key_ring.h"
 
 namespace kes::cli {
 namespace {
@@ -90,8 +91,12 @@ int MigrateCommand(const Args& args) {
     if (!page.ok()) return Fail(page.status().message());
     for (const auto& name : page->names) {
       if (Interrupted().load()) return Fail("context canceled");
+      // Internal entries of rotated keys (rotation.md §4.9) go with their
+      // key and are not counted as keys.
+      const auto owner = keystore::InternalEntryOwner(name);
+      const std::string& matched = owner ? std::string(*owner) : name;
       // A malformed pattern silently matches nothing (Go's filepath.Match).
-      if (fnmatch(pattern.c_str(), name.c_str(), 0) != 0) continue;
+      if (fnmatch(pattern.c_str(), matched.c_str(), 0) != 0) continue;
       auto value = (*src)->Get(name);
       if (!value.ok()) return Fail(value.status().message());
       Status s = (*dst)->Create(name, *value);
@@ -107,6 +112,7 @@ int MigrateCommand(const Args& args) {
       }
       crypto::Zeroize(value->data(), value->size());
       if (!s.ok()) return Fail(s.message());
+      if (owner) continue;
       ++migrated;
       auto now = std::chrono::steady_clock::now();
       if (now - last_report >= std::chrono::seconds(1)) {

@@ -522,3 +522,62 @@ def test_new_routes_follow_policies(kes_server, certs):
     for p in ("/v1/key/rotate/", "/v1/key/versions/", "/v1/key/config/", "/v1/key/rewrap/"):
         assert p in api
     assert api["/v1/key/rotate/"]["max_body"] == 0
+
+
+# --- §9, §11.20: the CLI ----------------------------------------------------------
+
+def test_cli_rotate_info_rewrap(fs_backend):
+    from cli_helpers import err, kes, kes_tty, out, server_env
+    srv = fs_backend.start()
+    env = server_env(srv)
+    assert kes(["key", "create", "cli-a", "cli-b"], env).returncode == 0
+    old = json.loads(out(kes(["key", "encrypt", "cli-a", "hello"], env)))["ciphertext"]
+    # Upstream output for a never-rotated key.
+    info = json.loads(out(kes(["key", "info", "--json", "cli-a"], env)))
+    assert "version" not in info and "versions" not in info
+    p = kes(["key", "rotate", "cli-a", "cli-b"], env)
+    assert p.returncode == 0, err(p)
+    lines = [json.loads(line) for line in out(p).splitlines()]
+    assert [(j["name"], j["version"]) for j in lines] == [("cli-a", "2"), ("cli-b", "2")]
+    rc, text = kes_tty(["key", "rotate", "cli-a"], env)
+    assert rc == 0 and "cli-a  version 3" in text
+    p = kes(["key", "rotate", "missing"], env)
+    assert p.returncode == 1 and 'failed to rotate key "missing": key does not exist' in err(p)
+    info = json.loads(out(kes(["key", "info", "--json", "cli-a"], env)))
+    assert info["version"] == "3" and info["min_decryption_version"] == "1"
+    assert [v["version"] for v in info["versions"]] == ["1", "2", "3"]
+    rc, text = kes_tty(["key", "info", "cli-a"], env)
+    assert rc == 0 and "Version     3" in text and "Min Version 1" in text
+    assert "State" in text and text.count("enabled") == 3
+    r = json.loads(out(kes(["key", "rewrap", "cli-a", old], env)))
+    assert r["version"] == "3"
+    assert base64.b64decode(r["ciphertext"])[:8] == b"kesv\x00\x00\x00\x03"
+    pt = json.loads(out(kes(["key", "decrypt", "cli-a", r["ciphertext"]], env)))
+    assert base64.b64decode(pt["plaintext"]) == b"hello"
+    r1 = json.loads(out(kes(["key", "rewrap", "--version", "1", "cli-a", r["ciphertext"]], env)))
+    assert r1["version"] == "1"
+
+
+def test_migrate_carries_every_version(fs_backend, tmp_path, certs, server_cert):
+    import yaml
+    from cli_helpers import err, kes, out, server_env
+    srv = fs_backend.start()
+    ok(srv.put("/v1/key/create/mig-a"))
+    ok(srv.put("/v1/key/create/other"))
+    rotate(srv, "mig-a")
+    rotate(srv, "other")
+    ok(srv.put("/v1/key/config/mig-a", json={"min_decryption_version": "2"}))
+    ct = encrypt(srv, "mig-a", b"moved")["ciphertext"]
+    srv.stop()
+    dst = tmp_path / "dst-keys"
+    cfg_from, cfg_to = tmp_path / "from.yml", tmp_path / "to.yml"
+    cfg_from.write_text(yaml.safe_dump(base_config(certs, server_cert, fs_backend.keys_dir)))
+    cfg_to.write_text(yaml.safe_dump(base_config(certs, server_cert, dst)))
+    p = kes(["migrate", "--from", str(cfg_from), "--to", str(cfg_to), "mig-*"])
+    assert p.returncode == 0, err(p)
+    assert out(p).endswith("Migrated      1 keys successfully!\n")
+    assert sorted(f.name for f in dst.iterdir()) == ["mig-a", "mig-a-c1-", "mig-a-v2-"]
+    fs_backend.keys_dir = dst
+    moved = fs_backend.start()
+    assert ok(decrypt(moved, "mig-a", base64.b64decode(ct)))["plaintext"] == b64(b"moved")
+    assert ok(moved.get("/v1/key/versions/mig-a"))["min_decryption_version"] == "2"
