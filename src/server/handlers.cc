@@ -89,15 +89,23 @@ Response RingError(const Status& s, std::string_view fallback, const Request& re
 // The version a request pins (rotation.md §6.3), refreshing `key` once if it
 // names a version above the cached latest. `enforce_minimum`: versions below
 // the minimum decryption version are refused (all but HMAC).
+// `ignore_if_unrotated`: a key that still has one version after the refresh
+// ignores the pin (existing routes, I1).
 asio::awaitable<Result<uint32_t>> PinnedVersion(const State& st, Services& sv, const Request& req,
                                                 std::string_view pinned, bool enforce_minimum,
+                                                bool ignore_if_unrotated,
                                                 Result<keystore::KeyRef>& key) {
   const std::optional<uint32_t> v = keystore::ParseVersionNumber(pinned);
   if (!v) co_return Status::Invalid("key version '" + std::string(pinned) + "' is invalid");
   if (*v > (*key)->latest()) {
     key = co_await RefreshKey(st, sv, req.resource, *v);
     if (!key.ok()) co_return key.status();
-    if (*v > (*key)->latest()) co_return Status(Code::kNotFound, 404, "key version does not exist");
+    if (*v > (*key)->latest()) {
+      if (!ignore_if_unrotated || (*key)->rotated()) {
+        co_return Status(Code::kNotFound, 404, "key version does not exist");
+      }
+      co_return (*key)->latest();  // still one version: ignored (I1)
+    }
   }
   if (enforce_minimum && *v < (*key)->min_decryption_version) {
     co_return Status::Invalid("key version is below the minimum decryption version");
@@ -405,8 +413,12 @@ asio::awaitable<Response> KeyCrypto(const Request& req, const State& st, Service
     // HMAC stays on version 1 unless pinned: MinIO derives credentials
     // from it (rotation.md §3).
     if (id == RouteId::kKeyHmac) version = 1;
-    if (!pinned.empty()) {
-      auto v = co_await PinnedVersion(st, sv, req, pinned, id != RouteId::kKeyHmac, key);
+    // A never-rotated key ignores the field, as upstream does (I1), unless
+    // it names a version another server may just have added.
+    const bool may_pin = (*key)->rotated() || keystore::ParseVersionNumber(pinned).value_or(0) > 1;
+    if (!pinned.empty() && may_pin) {
+      auto v = co_await PinnedVersion(st, sv, req, pinned, id != RouteId::kKeyHmac,
+                                      /*ignore_if_unrotated=*/true, key);
       if (!v.ok()) co_return RingError(v.status(), "failed to read key", req, sv);
       version = *v;
     }
@@ -584,7 +596,8 @@ asio::awaitable<Response> KeyRewrap(const Request& req, const State& st, Service
   }
   uint32_t target = (*key)->latest();
   if (!pinned.empty()) {
-    auto v = co_await PinnedVersion(st, sv, req, pinned, /*enforce_minimum=*/true, key);
+    auto v = co_await PinnedVersion(st, sv, req, pinned, /*enforce_minimum=*/true,
+                                    /*ignore_if_unrotated=*/false, key);
     if (!v.ok()) co_return RingError(v.status(), "failed to read key", req, sv);
     target = *v;
   }

@@ -458,7 +458,9 @@ TEST(KeyCache, SingleFlightOnMiss) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok.load(), kThreads);
-  EXPECT_EQ(shared->gets.load(), 1);
+  // One fill: the key plus the two not-found probes of its ring
+  // (`k-v2-`, `k-c1-`; rotation.md §4.4).
+  EXPECT_EQ(shared->gets.load(), 3);
   EXPECT_EQ(cache.backend_gets(), 1u);
   for (const KeyRef& r : refs) EXPECT_EQ(r, refs[0]);  // one parsed key shared by all
   // A warm cache makes no backend call.
