@@ -113,6 +113,28 @@ int Import(const Args& args) {
   return 0;
 }
 
+// The `<name> <ciphertext> [<context>]` arguments of `kes key decrypt` and
+// `kes key rewrap`; an exit code on a usage error.
+struct CiphertextArgs {
+  std::vector<uint8_t> ciphertext;
+  std::vector<uint8_t> context;
+};
+std::optional<int> ParseCiphertextArgs(const std::vector<std::string>& a, const std::string& cmd,
+                                       CiphertextArgs& out) {
+  if (a.empty()) return FailSee("no key name specified", cmd);
+  if (a.size() == 1) return FailSee("no ciphertext specified", cmd);
+  if (a.size() > 3) return FailSee("too many arguments", cmd);
+  auto ciphertext = DecodeArg(a[1]);
+  if (!ciphertext.ok()) return FailSee("invalid ciphertext: " + ciphertext.status().message(), cmd);
+  out.ciphertext = std::move(*ciphertext);
+  if (a.size() == 3) {
+    auto ctx = DecodeArg(a[2]);
+    if (!ctx.ok()) return FailSee("invalid context: " + ctx.status().message(), cmd);
+    out.context = std::move(*ctx);
+  }
+  return std::nullopt;
+}
+
 // One line per version under a header, columns padded to their widest cell.
 std::string VersionTable(const client::KeyVersions& versions) {
   std::vector<std::array<std::string, 5>> rows = {
@@ -234,20 +256,11 @@ int Rewrap(const Args& args) {
   std::string* version = f.String("version");
   if (auto rc = ParseFlags(f, args, cmd)) return *rc;
   const auto& a = f.args();
-  if (a.empty()) return FailSee("no key name specified", cmd);
-  if (a.size() == 1) return FailSee("no ciphertext specified", cmd);
-  if (a.size() > 3) return FailSee("too many arguments", cmd);
-  auto ciphertext = DecodeArg(a[1]);
-  if (!ciphertext.ok()) return FailSee("invalid ciphertext: " + ciphertext.status().message(), cmd);
-  std::vector<uint8_t> context;
-  if (a.size() == 3) {
-    auto ctx = DecodeArg(a[2]);
-    if (!ctx.ok()) return FailSee("invalid context: " + ctx.status().message(), cmd);
-    context = std::move(*ctx);
-  }
+  CiphertextArgs in;
+  if (auto rc = ParseCiphertextArgs(a, cmd, in)) return *rc;
   auto client = Connect({*c.insecure, {}, {}});
   if (!client.ok()) return Fail(client.status().message());
-  auto r = (*client)->Rewrap(a[0], *ciphertext, context, *version);
+  auto r = (*client)->Rewrap(a[0], in.ciphertext, in.context, *version);
   if (!r.ok()) return FailKeyRequest(r.status(), "failed to rewrap ciphertext: ");
   const std::string b64 = crypto::Base64Encode(r->ciphertext);
   if (IsTerminal()) {
@@ -315,20 +328,11 @@ int Decrypt(const Args& args) {
   Common c = AddCommon(f);
   if (auto rc = ParseFlags(f, args, cmd)) return *rc;
   const auto& a = f.args();
-  if (a.empty()) return FailSee("no key name specified", cmd);
-  if (a.size() == 1) return FailSee("no ciphertext specified", cmd);
-  if (a.size() > 3) return FailSee("too many arguments", cmd);
-  auto ciphertext = DecodeArg(a[1]);
-  if (!ciphertext.ok()) return FailSee("invalid ciphertext: " + ciphertext.status().message(), cmd);
-  std::vector<uint8_t> context;
-  if (a.size() == 3) {
-    auto ctx = DecodeArg(a[2]);
-    if (!ctx.ok()) return FailSee("invalid context: " + ctx.status().message(), cmd);
-    context = std::move(*ctx);
-  }
+  CiphertextArgs in;
+  if (auto rc = ParseCiphertextArgs(a, cmd, in)) return *rc;
   auto client = Connect({*c.insecure, {}, {}});
   if (!client.ok()) return Fail(client.status().message());
-  auto pt = (*client)->Decrypt(a[0], *ciphertext, context);
+  auto pt = (*client)->Decrypt(a[0], in.ciphertext, in.context);
   if (!pt.ok()) return FailKeyRequest(pt.status(), "failed to decrypt ciphertext: ");
   std::string b64 = crypto::Base64Encode(pt->span());
   if (IsTerminal()) {

@@ -22,6 +22,7 @@ from kes_harness import KesServer, base_config, error_body, spec_dir
 SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(SOURCE_DIR / "tools" / "aws-test-endpoint"))
 from launcher import AwsTestEndpoint  # noqa: E402
+from test_aws_keystore import isolated_aws_env  # noqa: E402,F401  (autouse)
 
 B64 = base64.b64encode
 
@@ -33,16 +34,6 @@ def b64(data: bytes) -> str:
 def vectors(group):
     with open(spec_dir() / "vectors" / "kes-test-vectors.json") as f:
         return json.load(f)[group]
-
-
-@pytest.fixture(autouse=True)
-def isolated_aws_env(tmp_path, monkeypatch):
-    for k in list(os.environ):
-        if k.startswith("AWS_"):
-            monkeypatch.delenv(k)
-    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
-    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 class Backend:
@@ -367,13 +358,15 @@ def test_kill_during_rotations_leaves_a_consistent_ring(fs_backend):
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         futures = [pool.submit(spin, i) for i in range(4)]
         deadline = time.monotonic() + 60
-        while len(done) < 10 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert len(done) >= 10
-        srv.proc.send_signal(signal.SIGKILL)
-        srv.proc.wait()
+        try:
+            while len(done) < 10 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:  # the callers stop once the server is gone
+            srv.proc.send_signal(signal.SIGKILL)
+            srv.proc.wait()
         for f in futures:
             f.result(timeout=60)
+    assert len(done) >= 10
 
     again = fs_backend.start()  # removes stale temporaries at start-up
     info = ok(again.get("/v1/key/versions/crash"))
