@@ -135,6 +135,13 @@ std::optional<int> ParseCiphertextArgs(const std::vector<std::string>& a, const 
   return std::nullopt;
 }
 
+// A version as the server sends it (rotation.md §6.4, §6.5).
+json VersionJson(const client::KeyVersionInfo& v) {
+  json j = {{"version", v.version}, {"algorithm", v.algorithm}, {"created_at", v.created_at}};
+  if (!v.created_by.empty()) j["created_by"] = v.created_by;
+  return j;
+}
+
 // One line per version under a header, columns padded to their widest cell.
 std::string VersionTable(const client::KeyVersions& versions) {
   std::vector<std::array<std::string, 5>> rows = {
@@ -197,8 +204,7 @@ int Info(const Args& args) {
     if (versions) {
       json list = json::array();
       for (const auto& v : versions->versions) {
-        json e = {{"version", v.version}, {"algorithm", v.algorithm}, {"created_at", v.created_at}};
-        if (!v.created_by.empty()) e["created_by"] = v.created_by;
+        json e = VersionJson(v);
         e["enabled"] = v.enabled;
         list.push_back(std::move(e));
       }
@@ -237,11 +243,8 @@ int Rotate(const Args& args) {
       Out(name + "  version " + r->latest.version + "\n");
       continue;
     }
-    json j = {{"name", r->name},
-              {"version", r->latest.version},
-              {"algorithm", r->latest.algorithm},
-              {"created_at", r->latest.created_at}};
-    if (!r->latest.created_by.empty()) j["created_by"] = r->latest.created_by;
+    json j = {{"name", r->name}};
+    j.update(VersionJson(r->latest));
     Out(j.dump() + "\n");
   }
   return 0;
