@@ -556,8 +556,47 @@ Status Client::ImportKey(std::string_view name, std::span<const uint8_t> key,
 
 Result<KeyInfo> Client::DescribeKey(std::string_view name) {
   KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "GET", Path("/v1/key/describe", name)));
-  return KeyInfo{StringMember(j, "name"), StringMember(j, "algorithm"),
-                 StringMember(j, "created_at"), StringMember(j, "created_by")};
+  return KeyInfo{StringMember(j, "name"),       StringMember(j, "algorithm"),
+                 StringMember(j, "created_at"), StringMember(j, "created_by"),
+                 StringMember(j, "version"),    StringMember(j, "min_decryption_version")};
+}
+
+namespace {
+KeyVersionInfo VersionInfoOf(const json& j) {
+  KeyVersionInfo v{StringMember(j, "version"), StringMember(j, "algorithm"),
+                   StringMember(j, "created_at"), StringMember(j, "created_by"), true};
+  if (auto it = j.find("enabled"); it != j.end() && it->is_boolean()) v.enabled = it->get<bool>();
+  return v;
+}
+}  // namespace
+
+Result<RotatedKey> Client::RotateKey(std::string_view name) {
+  KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "PUT", Path("/v1/key/rotate", name)));
+  return RotatedKey{StringMember(j, "name"), VersionInfoOf(j)};
+}
+
+Result<KeyVersions> Client::ListKeyVersions(std::string_view name) {
+  KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "GET", Path("/v1/key/versions", name)));
+  KeyVersions out{StringMember(j, "name"),
+                  StringMember(j, "latest_version"),
+                  StringMember(j, "min_decryption_version"),
+                  {}};
+  if (auto it = j.find("versions"); it != j.end() && it->is_array()) {
+    for (const json& v : *it) {
+      if (v.is_object()) out.versions.push_back(VersionInfoOf(v));
+    }
+  }
+  return out;
+}
+
+Result<Rewrapped> Client::Rewrap(std::string_view name, std::span<const uint8_t> ciphertext,
+                                 std::span<const uint8_t> context, std::string_view version) {
+  json body = {{"ciphertext", Base64(ciphertext)}};
+  if (!context.empty()) body["context"] = Base64(context);
+  if (!version.empty()) body["version"] = std::string(version);
+  KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "PUT", Path("/v1/key/rewrap", name), body.dump()));
+  KES_ASSIGN_OR_RETURN(std::vector<uint8_t> ct, FromBase64(j, "ciphertext"));
+  return Rewrapped{std::move(ct), StringMember(j, "version")};
 }
 
 Status Client::DeleteKey(std::string_view name) {

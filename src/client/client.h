@@ -64,6 +64,32 @@ struct KeyInfo {
   std::string algorithm;   // "AES256", "ChaCha20" or empty
   std::string created_at;  // RFC 3339 as sent
   std::string created_by;
+  // kes-cpp key versions (rotation.md §6.2): empty unless the key is rotated.
+  std::string version;
+  std::string min_decryption_version;
+};
+
+// kes-cpp key versions (rotation.md §6.4-§6.8).
+struct KeyVersionInfo {
+  std::string version;
+  std::string algorithm;
+  std::string created_at;
+  std::string created_by;
+  bool enabled = true;
+};
+struct KeyVersions {
+  std::string name;
+  std::string latest_version;
+  std::string min_decryption_version;
+  std::vector<KeyVersionInfo> versions;
+};
+struct RotatedKey {
+  std::string name;
+  KeyVersionInfo latest;
+};
+struct Rewrapped {
+  std::vector<uint8_t> ciphertext;
+  std::string version;
 };
 
 struct DEK {
@@ -149,6 +175,11 @@ class Client {
                                        std::span<const uint8_t> context);
   Result<crypto::SecretBytes> Decrypt(std::string_view name, std::span<const uint8_t> ciphertext,
                                       std::span<const uint8_t> context);
+  Result<RotatedKey> RotateKey(std::string_view name);
+  Result<KeyVersions> ListKeyVersions(std::string_view name);
+  // `version` empty: the latest.
+  Result<Rewrapped> Rewrap(std::string_view name, std::span<const uint8_t> ciphertext,
+                           std::span<const uint8_t> context, std::string_view version);
   Result<std::vector<uint8_t>> HMAC(std::string_view name, std::span<const uint8_t> message);
 
   Result<PolicyInfo> DescribePolicy(std::string_view name);

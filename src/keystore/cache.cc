@@ -113,6 +113,12 @@ struct KeyCache::Impl : ChangeListener {
   // ChangeListener: the backend's change feed.
   void Changed(std::string_view name) override {
     changes.fetch_add(1);
+    // A new version or configuration record of a ring (another node's
+    // rotation) changes the cached ring of its key.
+    if (std::optional<std::string_view> owner = InternalEntryOwner(name)) {
+      Evict(*owner);
+      return;
+    }
     Evict(name);
   }
   void ChangedAll() override {
@@ -148,20 +154,68 @@ struct KeyCache::Impl : ChangeListener {
     if (it != shard.flights.end() && --it->second->refs == 0) shard.flights.erase(it);
   }
 
+  // A stored value that does not decode is a backend fault (API 502), never
+  // a client error: LoadKeyRing reports it as kUnavailable.
   Result<KeyRef> Fetch(std::string_view name, Deadline deadline) {
     backend_gets.fetch_add(1, std::memory_order_relaxed);
-    Result<std::string> stored = store->Get(name, deadline);
-    if (!stored.ok()) return stored.status();
-    Result<crypto::KeyVersion> parsed = crypto::ParseKeyVersion(*stored);
-    crypto::Zeroize(stored->data(), stored->size());
-    if (!parsed.ok()) {
-      // A stored value that does not decode is a backend fault (API 502),
-      // never a client error.
-      return kes::Status::Unavailable("failed to parse key '" + std::string(name) +
-                                      "': " + parsed.status().message());
-    }
-    return KeyRef(std::make_shared<const crypto::KeyVersion>(std::move(parsed).value()));
+    Result<KeyRing> ring = LoadKeyRing(*store, name, deadline);
+    if (!ring.ok()) return ring.status();
+    return KeyRef(std::make_shared<const KeyRing>(std::move(ring).value()));
   }
+
+  // Fetches the ring and caches it, unless a change was seen while fetching
+  // (another node's delete or rotation): the fetched value may be stale, so
+  // it is returned but not cached.
+  Result<KeyRef> FetchAndCache(std::string_view name, Deadline deadline) {
+    const uint64_t seen = changes.load();
+    Result<KeyRef> fetched = Fetch(name, deadline);
+    if (fetched.ok() && changes.load() == seen) Insert(name, *fetched);
+    return fetched;
+  }
+
+  // Runs `f` holding the name's flight lock: serializes it with misses,
+  // refreshes, rotations and configurations of the same name. Waits for the
+  // lock no later than `deadline`.
+  template <typename F>
+  auto WithFlight(std::string_view name, Deadline deadline, F f) -> decltype(f()) {
+    Shard& shard = ShardOf(name);
+    std::shared_ptr<Flight> flight = JoinFlight(shard, name);
+    // Left however this ends: a backend that throws (Offload turns that into
+    // an error) must not leave the flight behind.
+    struct Leave {
+      Impl& impl;
+      Shard& shard;
+      std::string_view name;
+      ~Leave() { impl.LeaveFlight(shard, name); }
+    } leave{*this, shard, name};
+    std::unique_lock lock(flight->mu, std::defer_lock);
+    if (deadline == kNoDeadline) {
+      lock.lock();
+    } else if (!lock.try_lock_until(deadline)) {
+      return DeadlineExceeded();
+    }
+    return f();
+  }
+
+  // Whether `name` may be refreshed now (at most once per second); records
+  // the refresh.
+  bool RefreshAllowed(std::string_view name) {
+    using Clock = std::chrono::steady_clock;
+    const Clock::time_point now = Clock::now();
+    std::lock_guard lock(refresh_mu);
+    if (last_refresh.size() > 4096) {
+      std::erase_if(last_refresh, [&](const auto& kv) { return now - kv.second >= kRefreshGap; });
+    }
+    auto [it, inserted] = last_refresh.try_emplace(std::string(name), now);
+    if (inserted) return true;
+    if (now - it->second < kRefreshGap) return false;
+    it->second = now;
+    return true;
+  }
+
+  static constexpr std::chrono::seconds kRefreshGap{1};
+  std::mutex refresh_mu;
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point, Hash, Equal> last_refresh;
 
   void RunTimers() {
     using Clock = std::chrono::steady_clock;
@@ -231,33 +285,21 @@ KeyRef KeyCache::TryGet(std::string_view name) { return impl_->Lookup(name); }
 
 Result<KeyRef> KeyCache::Get(std::string_view name, Deadline deadline) {
   if (KeyRef key = impl_->Lookup(name)) return key;
+  return impl_->WithFlight(name, deadline, [&]() -> Result<KeyRef> {
+    // Another caller may have filled the entry while we waited.
+    if (KeyRef key = impl_->Lookup(name)) return key;
+    return impl_->FetchAndCache(name, deadline);
+  });
+}
 
-  Shard& shard = impl_->ShardOf(name);
-  std::shared_ptr<Flight> flight = impl_->JoinFlight(shard, name);
-  // Left however this ends: a backend that throws (Offload turns that into
-  // an error) must not leave the flight behind.
-  struct Leave {
-    Impl& impl;
-    Shard& shard;
-    std::string_view name;
-    ~Leave() { impl.LeaveFlight(shard, name); }
-  } leave{*impl_, shard, name};
-  // Waits for a fetch of the same name by another caller, but not past the
-  // deadline.
-  std::unique_lock lock(flight->mu, std::defer_lock);
-  if (deadline == kNoDeadline) {
-    lock.lock();
-  } else if (!lock.try_lock_until(deadline)) {
-    return DeadlineExceeded();
-  }
-  // Another caller may have filled the entry while we waited.
-  if (KeyRef key = impl_->Lookup(name)) return key;
-  // A change seen while fetching (another node's delete) may have made the
-  // fetched value stale: return it, but do not cache it.
-  const uint64_t changes = impl_->changes.load();
-  Result<KeyRef> fetched = impl_->Fetch(name, deadline);
-  if (fetched.ok() && impl_->changes.load() == changes) impl_->Insert(name, *fetched);
-  return fetched;
+Result<KeyRef> KeyCache::Refresh(std::string_view name, uint32_t wanted, Deadline deadline) {
+  return impl_->WithFlight(name, deadline, [&]() -> Result<KeyRef> {
+    KeyRef cached = impl_->Lookup(name);
+    // A refresh that completed while we waited may already know `wanted`.
+    if (cached && cached->latest() >= wanted) return cached;
+    if (cached && !impl_->RefreshAllowed(name)) return cached;
+    return impl_->FetchAndCache(name, deadline);
+  });
 }
 
 kes::Status KeyCache::Create(std::string_view name, const crypto::KeyVersion& key,
@@ -266,17 +308,44 @@ kes::Status KeyCache::Create(std::string_view name, const crypto::KeyVersion& ke
   if (!encoded.ok()) return encoded.status();
   kes::Status s = impl_->store->Create(name, *encoded, deadline);
   crypto::Zeroize(encoded->data(), encoded->size());
+  if (s.ok()) RemoveInternalEntries(*impl_->store, name, RingGenesis(key), deadline);
   return s;
 }
 
 kes::Status KeyCache::Delete(std::string_view name, Deadline deadline) {
+  // The key's own entry first: its removal is the visible commit (§4.7).
   kes::Status s = impl_->store->Delete(name, deadline);
-  if (s.ok()) impl_->Evict(name);
+  if (s.ok()) {
+    RemoveInternalEntries(*impl_->store, name, std::nullopt, deadline);
+    impl_->Evict(name);
+  }
   return s;
 }
 
+Result<RotatedVersion> KeyCache::Rotate(std::string_view name, std::string_view creator,
+                                        Deadline deadline) {
+  return impl_->WithFlight(name, deadline, [&]() -> Result<RotatedVersion> {
+    Result<RotatedVersion> r = RotateKeyRing(*impl_->store, name, creator, deadline);
+    impl_->Evict(name);
+    return r;
+  });
+}
+
+Result<RingSummary> KeyCache::Configure(std::string_view name, uint32_t min_decryption_version,
+                                        std::string_view creator, Deadline deadline) {
+  return impl_->WithFlight(name, deadline, [&]() -> Result<RingSummary> {
+    Result<RingSummary> r =
+        ConfigureKeyRing(*impl_->store, name, min_decryption_version, creator, deadline);
+    impl_->Evict(name);
+    return r;
+  });
+}
+
 Result<ListPage> KeyCache::List(std::string_view prefix, Deadline deadline) {
-  return impl_->store->List(prefix, 0, deadline);
+  Result<ListPage> page = impl_->store->List(prefix, 0, deadline);
+  if (page.ok())
+    std::erase_if(page->names, [](const std::string& n) { return IsInternalEntryName(n); });
+  return page;
 }
 
 Result<KeyStoreState> KeyCache::Status(Deadline deadline) {

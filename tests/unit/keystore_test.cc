@@ -452,6 +452,23 @@ TEST(KeyCache, ChangeFeedEvictsAndReportsItsState) {
   EXPECT_EQ(cache.watching(), std::optional<bool>(false));
 }
 
+// Another node's rotation shows in the feed as its new internal entry
+// ("k-v2-", "k-c1-"): the ring of "k" is evicted, other keys stay.
+TEST(KeyCache, ChangeOfAnInternalEntryEvictsItsKey) {
+  auto shared = std::make_shared<FakeStore::Shared>();
+  shared->values["k"] = kStoredKey;
+  shared->values["k-v2"] = kStoredKey;  // a key whose name looks like an entry
+  KeyCache cache(std::make_unique<FakeStore>(shared), NoTimers());
+  ASSERT_NE(shared->listener, nullptr);
+  for (std::string_view entry : {"k-v2-", "k-c1-"}) {
+    ASSERT_TRUE(cache.Get("k", kNoDeadline).ok());
+    ASSERT_TRUE(cache.Get("k-v2", kNoDeadline).ok());
+    shared->listener->Changed(entry);
+    EXPECT_EQ(cache.TryGet("k"), nullptr) << entry;
+    EXPECT_NE(cache.TryGet("k-v2"), nullptr) << entry;
+  }
+}
+
 TEST(KeyCache, AFetchOverlappingAChangeIsNotCached) {
   auto shared = std::make_shared<FakeStore::Shared>();
   shared->values["k"] = kStoredKey;
@@ -494,7 +511,9 @@ TEST(KeyCache, SingleFlightOnMiss) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok.load(), kThreads);
-  EXPECT_EQ(shared->gets.load(), 1);
+  // One fill: the key plus the two not-found probes of its ring
+  // (`k-v2-`, `k-c1-`; rotation.md §4.4).
+  EXPECT_EQ(shared->gets.load(), 3);
   EXPECT_EQ(cache.backend_gets(), 1u);
   for (const KeyRef& r : refs) EXPECT_EQ(r, refs[0]);  // one parsed key shared by all
   // A warm cache makes no backend call.
@@ -519,7 +538,8 @@ TEST(KeyCache, AWaiterGivesUpAtItsDeadlineWhileAnotherFetchHangs) {
   }
   shared->cv.notify_all();
   first.join();
-  EXPECT_EQ(shared->gets.load(), 1);
+  // One fill only: the key and its two ring probes (rotation.md §4.4).
+  EXPECT_EQ(shared->gets.load(), 3);
 }
 
 TEST(KeyCache, MissesAreNotCachedAndErrorsPropagate) {
