@@ -31,6 +31,7 @@ const char* kKeyUsage =
     "    dek                      Generate a new data encryption key.\n"
     "\n"
     "    rotate                   Add a new version to crypto keys.\n"
+    "    config                   Set the minimum decryption version of a crypto key.\n"
     "    rewrap                   Re-encrypt a ciphertext under a key's latest version.\n"
     "\n"
     "Options:\n"
@@ -133,6 +134,19 @@ std::optional<int> ParseCiphertextArgs(const std::vector<std::string>& a, const 
     out.context = std::move(*ctx);
   }
   return std::nullopt;
+}
+
+// `--version` of encrypt and dek (rotation.md §9): the key version to use.
+constexpr const char* kVersionOption =
+    "        --version <v>        Key version (default: latest).\n";
+
+// The key version a server named (only rotated keys have one): an extra
+// terminal line / JSON member, nothing otherwise (upstream's output).
+std::string VersionLine(const std::string& version) {
+  return version.empty() ? "" : "version:    " + version + "\n";
+}
+std::string VersionMember(const std::string& version) {
+  return version.empty() ? "" : ",\"version\":" + json(version).dump();
 }
 
 // A version as the server sends it (rotation.md §6.4, §6.5).
@@ -250,6 +264,34 @@ int Rotate(const Args& args) {
   return 0;
 }
 
+int Config(const Args& args) {
+  const std::string cmd = "kes key config";
+  FlagSet f(SubUsage("kes key config [options] --min-decryption-version <m> <name>",
+                     "        --min-decryption-version <m>\n"
+                     "                             Oldest key version that may decrypt.\n",
+                     "$ kes key config --min-decryption-version 2 my-key"));
+  Common c = AddCommon(f);
+  std::string* minimum = f.String("min-decryption-version");
+  if (auto rc = ParseFlags(f, args, cmd)) return *rc;
+  const auto& a = f.args();
+  if (a.empty()) return FailSee("no key name specified", cmd);
+  if (a.size() > 1) return FailSee("too many arguments", cmd);
+  if (minimum->empty()) return FailSee("no minimum decryption version specified", cmd);
+  auto client = Connect({*c.insecure, {}, {}});
+  if (!client.ok()) return Fail(client.status().message());
+  auto r = (*client)->ConfigureKey(a[0], *minimum);
+  if (!r.ok()) return FailKeyRequest(r.status(), "failed to configure key " + GoQuote(a[0]) + ": ");
+  if (IsTerminal()) {
+    Out("min decryption version: " + r->min_decryption_version + "\n");
+  } else {
+    Out(json({{"name", r->name},
+              {"latest_version", r->latest_version},
+              {"min_decryption_version", r->min_decryption_version}})
+            .dump());
+  }
+  return 0;
+}
+
 int Rewrap(const Args& args) {
   const std::string cmd = "kes key rewrap";
   FlagSet f(SubUsage("kes key rewrap [options] <name> <ciphertext> [<context>]",
@@ -302,9 +344,10 @@ int Remove(const Args& args) {
 
 int Encrypt(const Args& args) {
   const std::string cmd = "kes key encrypt";
-  FlagSet f(SubUsage("kes key encrypt [options] <name> <message>", "",
+  FlagSet f(SubUsage("kes key encrypt [options] <name> <message>", kVersionOption,
                      "$ kes key encrypt my-key \"Hello World\""));
   Common c = AddCommon(f);
+  std::string* version = f.String("version");
   if (auto rc = ParseFlags(f, args, cmd)) return *rc;
   const auto& a = f.args();
   if (a.empty()) return FailSee("no key name specified", cmd);
@@ -313,13 +356,13 @@ int Encrypt(const Args& args) {
   auto client = Connect({*c.insecure, {}, {}});
   if (!client.ok()) return Fail(client.status().message());
   std::span<const uint8_t> msg(reinterpret_cast<const uint8_t*>(a[1].data()), a[1].size());
-  auto ct = (*client)->Encrypt(a[0], msg, {});
+  auto ct = (*client)->Encrypt(a[0], msg, {}, *version);
   if (!ct.ok()) return FailKeyRequest(ct.status(), "failed to encrypt message: ");
-  std::string b64 = crypto::Base64Encode(*ct);
+  std::string b64 = crypto::Base64Encode(ct->ciphertext);
   if (IsTerminal()) {
-    Out("\nciphertext: " + b64 + "\n");
+    Out("\nciphertext: " + b64 + "\n" + VersionLine(ct->version));
   } else {
-    Out("{\"ciphertext\":\"" + b64 + "\"}");
+    Out("{\"ciphertext\":\"" + b64 + "\"" + VersionMember(ct->version) + "}");
   }
   return 0;
 }
@@ -349,8 +392,10 @@ int Decrypt(const Args& args) {
 
 int Dek(const Args& args) {
   const std::string cmd = "kes key dek";
-  FlagSet f(SubUsage("kes key dek [options] <name> [<context>]", "", "$ kes key dek my-key"));
+  FlagSet f(
+      SubUsage("kes key dek [options] <name> [<context>]", kVersionOption, "$ kes key dek my-key"));
   Common c = AddCommon(f);
+  std::string* version = f.String("version");
   if (auto rc = ParseFlags(f, args, cmd)) return *rc;
   const auto& a = f.args();
   if (a.empty()) return FailSee("no key name specified", cmd);
@@ -363,14 +408,15 @@ int Dek(const Args& args) {
   }
   auto client = Connect({*c.insecure, {}, {}});
   if (!client.ok()) return Fail(client.status().message());
-  auto dek = (*client)->GenerateKey(a[0], context);
+  auto dek = (*client)->GenerateKey(a[0], context, *version);
   if (!dek.ok()) return FailKeyRequest(dek.status(), "failed to derive key: ");
   std::string pt = crypto::Base64Encode(dek->plaintext.span());
   std::string ct = crypto::Base64Encode(dek->ciphertext);
   if (IsTerminal()) {
-    Out("\nplaintext:  " + pt + "\nciphertext: " + ct + "\n");
+    Out("\nplaintext:  " + pt + "\nciphertext: " + ct + "\n" + VersionLine(dek->version));
   } else {
-    Out("{\"plaintext\":\"" + pt + "\",\"ciphertext\":\"" + ct + "\"}");
+    Out("{\"plaintext\":\"" + pt + "\",\"ciphertext\":\"" + ct + "\"" +
+        VersionMember(dek->version) + "}");
   }
   crypto::Zeroize(pt.data(), pt.size());
   return 0;
@@ -394,6 +440,7 @@ int KeyCommand(const Args& args) {
   if (sub == "decrypt") return Decrypt(rest);
   if (sub == "dek") return Dek(rest);
   if (sub == "rotate") return Rotate(rest);
+  if (sub == "config") return Config(rest);
   if (sub == "rewrap") return Rewrap(rest);
   if (sub.starts_with("-")) {
     return FailSee("unknown flag: " + sub, "kes key");

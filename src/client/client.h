@@ -87,7 +87,9 @@ struct RotatedKey {
   std::string name;
   KeyVersionInfo latest;
 };
-struct Rewrapped {
+// A ciphertext and the key version that made it (empty: the server did not
+// say, as for keys with one version).
+struct Ciphertext {
   std::vector<uint8_t> ciphertext;
   std::string version;
 };
@@ -95,6 +97,7 @@ struct Rewrapped {
 struct DEK {
   crypto::SecretBytes plaintext;
   std::vector<uint8_t> ciphertext;
+  std::string version;  // as Ciphertext::version
 };
 
 struct PolicyInfo {
@@ -170,16 +173,21 @@ class Client {
   Status DeleteKey(std::string_view name);
   // All names starting with `prefix` (sorted); follows continue_at pages.
   Result<std::vector<std::string>> ListKeys(std::string_view prefix);
-  Result<DEK> GenerateKey(std::string_view name, std::span<const uint8_t> context);
-  Result<std::vector<uint8_t>> Encrypt(std::string_view name, std::span<const uint8_t> plaintext,
-                                       std::span<const uint8_t> context);
+  // `version` empty: the latest; else the key version to use (rotation.md
+  // §6.3), sent as the request's "version".
+  Result<DEK> GenerateKey(std::string_view name, std::span<const uint8_t> context,
+                          std::string_view version = {});
+  Result<Ciphertext> Encrypt(std::string_view name, std::span<const uint8_t> plaintext,
+                             std::span<const uint8_t> context, std::string_view version = {});
   Result<crypto::SecretBytes> Decrypt(std::string_view name, std::span<const uint8_t> ciphertext,
                                       std::span<const uint8_t> context);
   Result<RotatedKey> RotateKey(std::string_view name);
   Result<KeyVersions> ListKeyVersions(std::string_view name);
+  // Sets the minimum decryption version; the answer has no `versions`.
+  Result<KeyVersions> ConfigureKey(std::string_view name, std::string_view min_decryption_version);
   // `version` empty: the latest.
-  Result<Rewrapped> Rewrap(std::string_view name, std::span<const uint8_t> ciphertext,
-                           std::span<const uint8_t> context, std::string_view version);
+  Result<Ciphertext> Rewrap(std::string_view name, std::span<const uint8_t> ciphertext,
+                            std::span<const uint8_t> context, std::string_view version);
   Result<std::vector<uint8_t>> HMAC(std::string_view name, std::span<const uint8_t> message);
 
   Result<PolicyInfo> DescribePolicy(std::string_view name);

@@ -394,7 +394,7 @@ Result<RotatedVersion> RotateKeyRing(KeyStore& store, std::string_view name,
     if (s.code() == Code::kAlreadyExists) continue;  // a concurrent rotation won n
     KES_TRY(s);
     KES_TRY(CheckStillPresent(store, name, entry, head.genesis, deadline));
-    RotatedVersion out{n, std::move(next)};
+    RotatedVersion out{n, std::move(next), head.config ? head.config->min_decryption_version : 1};
     return out;
   }
   return KeyVersionConflict();

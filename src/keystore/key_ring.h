@@ -117,6 +117,7 @@ Result<KeyRing> LoadKeyRing(KeyStore& store, std::string_view name, Deadline dea
 struct RotatedVersion {
   uint32_t number = 0;
   crypto::KeyVersion key;
+  uint32_t min_decryption_version = 1;  // in force at the rotation
 };
 Result<RotatedVersion> RotateKeyRing(KeyStore& store, std::string_view name,
                                      std::string_view creator, Deadline deadline);

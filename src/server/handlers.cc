@@ -106,7 +106,14 @@ std::optional<std::vector<uint8_t>> DecodeBase64Field(const std::optional<std::s
   return crypto::Base64Decode(*v);
 }
 
-void AuditEvent(const Request& req, Services& sv, const std::string& msg) {
+// The ring a key-version event reports (rotation.md §8); none for others.
+struct AuditedRing {
+  uint32_t version = 0;
+  uint32_t min_decryption_version = 0;
+};
+
+void AuditEvent(const Request& req, Services& sv, const std::string& msg,
+                std::optional<AuditedRing> ring = std::nullopt) {
   Logs::AuditEvent e;
   e.message = msg;
   e.method = req.method;
@@ -117,11 +124,20 @@ void AuditEvent(const Request& req, Services& sv, const std::string& msg) {
   e.elapsed_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                      std::chrono::steady_clock::now() - req.received)
                      .count();
+  std::string version, minimum;
+  if (ring) {
+    version = std::to_string(ring->version);
+    minimum = std::to_string(ring->min_decryption_version);
+    e.key_name = req.resource;
+    e.key_version = version;
+    e.key_min_decryption_version = minimum;
+  }
   sv.logs.Audit(e);
 }
 
-void AuditKeyEvent(const Request& req, Services& sv, std::string_view what) {
-  AuditEvent(req, sv, "secret key '" + req.resource + "' " + std::string(what));
+void AuditKeyEvent(const Request& req, Services& sv, std::string_view what,
+                   std::optional<AuditedRing> ring = std::nullopt) {
+  AuditEvent(req, sv, "secret key '" + req.resource + "' " + std::string(what), ring);
 }
 
 // Pattern -> prefix: "" and "*" list everything; one trailing '*' is removed.
@@ -559,7 +575,8 @@ asio::awaitable<Response> KeyRotate(const Request& req, const State& st, Service
       *sv.workers, [&] { return st.cache->Rotate(req.resource, req.identity, req.deadline); });
   if (!ring.ok()) co_return RingError(ring.status(), "failed to rotate key", req, sv);
   const std::string version = std::to_string(ring->number);
-  AuditKeyEvent(req, sv, "rotated to version " + version);
+  AuditKeyEvent(req, sv, "rotated to version " + version,
+                AuditedRing{ring->number, ring->min_decryption_version});
   std::string body;
   JsonWriter w(body);
   w.BeginObject().Key("name").String(req.resource).Key("version").String(version);
@@ -623,7 +640,8 @@ asio::awaitable<Response> KeyConfigure(const Request& req, const State& st, Serv
   if (!ring.ok()) co_return RingError(ring.status(), "failed to update key", req, sv);
   AuditEvent(req, sv,
              "minimum decryption version of secret key '" + req.resource + "' set to " +
-                 std::to_string(ring->min_decryption_version));
+                 std::to_string(ring->min_decryption_version),
+             AuditedRing{ring->latest, ring->min_decryption_version});
   std::string body;
   JsonWriter(body)
       .BeginObject()

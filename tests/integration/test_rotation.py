@@ -579,3 +579,77 @@ def test_migrate_carries_every_version(fs_backend, tmp_path, certs, server_cert)
     moved = fs_backend.start()
     assert ok(decrypt(moved, "mig-a", base64.b64decode(ct)))["plaintext"] == b64(b"moved")
     assert ok(moved.get("/v1/key/versions/mig-a"))["min_decryption_version"] == "2"
+
+
+def test_cli_config_and_pinned_versions(fs_backend):
+    from cli_helpers import err, kes, kes_tty, out, server_env
+    srv = fs_backend.start()
+    env = server_env(srv)
+    assert kes(["key", "create", "cv"], env).returncode == 0
+    # A never-rotated key: upstream's output, no version.
+    assert set(json.loads(out(kes(["key", "encrypt", "cv", "hi"], env)))) == {"ciphertext"}
+    assert set(json.loads(out(kes(["key", "dek", "cv"], env)))) == {"plaintext", "ciphertext"}
+    rc, text = kes_tty(["key", "dek", "cv"], env)
+    assert rc == 0 and "version:" not in text
+    rotate(srv, "cv")
+    e = json.loads(out(kes(["key", "encrypt", "cv", "hi"], env)))
+    assert e["version"] == "2" and base64.b64decode(e["ciphertext"])[:8] == b"kesv\x00\x00\x00\x02"
+    e1 = json.loads(out(kes(["key", "encrypt", "--version", "1", "cv", "hi"], env)))
+    assert e1["version"] == "1" and len(base64.b64decode(e1["ciphertext"])) == 2 + 44
+    d1 = json.loads(out(kes(["key", "dek", "--version", "1", "cv"], env)))
+    assert d1["version"] == "1" and len(base64.b64decode(d1["ciphertext"])) == 76
+    rc, text = kes_tty(["key", "dek", "cv"], env)
+    assert rc == 0 and text.endswith("\nversion:    2\n"), text
+    rc, text = kes_tty(["key", "encrypt", "--version", "1", "cv", "hi"], env)
+    assert rc == 0 and text.endswith("\nversion:    1\n"), text
+    p = kes(["key", "encrypt", "--version", "9", "cv", "hi"], env)
+    assert p.returncode == 1 and "failed to encrypt message: key version does not exist" in err(p)
+
+    p = kes(["key", "config", "--min-decryption-version", "2", "cv"], env)
+    assert p.returncode == 0, err(p)
+    assert json.loads(out(p)) == {"name": "cv", "latest_version": "2",
+                                  "min_decryption_version": "2"}
+    p = kes(["key", "decrypt", "cv", e1["ciphertext"]], env)
+    assert p.returncode == 1
+    assert ("failed to decrypt ciphertext: decryption failed: key version is below the minimum "
+            "decryption version") in err(p)
+    rc, text = kes_tty(["key", "config", "--min-decryption-version", "1", "cv"], env)
+    assert rc == 0 and text == "min decryption version: 1\n", text
+    pt = json.loads(out(kes(["key", "decrypt", "cv", e1["ciphertext"]], env)))
+    assert base64.b64decode(pt["plaintext"]) == b"hi"
+    p = kes(["key", "config", "--min-decryption-version", "3", "cv"], env)
+    assert p.returncode == 1
+    assert ('failed to configure key "cv": minimum decryption version must be between 1 and 2'
+            in err(p))
+    p = kes(["key", "config", "cv"], env)
+    assert p.returncode != 0 and "no minimum decryption version specified" in err(p)
+    p = kes(["key", "config", "--min-decryption-version", "1"], env)
+    assert p.returncode != 0 and "no key name specified" in err(p)
+
+
+# --- §8: audit events of rotations and configurations ---------------------------------
+
+def test_audit_events_name_the_key_version(fs_backend):
+    srv = fs_backend.start()
+    with thread_session(srv) as s:
+        stream = s.get(srv.base_url + "/v1/log/audit", stream=True, timeout=30)
+        assert stream.status_code == 200
+        lines = (json.loads(line) for line in stream.iter_lines() if line)
+        ok(srv.put("/v1/key/create/aud"))
+        created = next(lines)
+        assert created["request"]["path"] == "/v1/key/create/aud" and "key" not in created
+        rotate(srv, "aud")
+        rotated = next(lines)
+        assert rotated["request"]["path"] == "/v1/key/rotate/aud"
+        assert rotated["response"]["code"] == 200
+        assert rotated["key"] == {"name": "aud", "version": "2", "min_decryption_version": "1"}
+        ok(srv.put("/v1/key/config/aud", json={"min_decryption_version": "2"}))
+        configured = next(lines)
+        assert configured["request"]["path"] == "/v1/key/config/aud"
+        assert configured["key"] == {"name": "aud", "version": "2",
+                                     "min_decryption_version": "2"}
+        rotate(srv, "aud")
+        assert next(lines)["key"] == {"name": "aud", "version": "3",
+                                      "min_decryption_version": "2"}
+        stream.close()
+
