@@ -17,6 +17,7 @@ packages=(
   # tests: independent clients and real servers
   openssl curl python3 python3-pytest python3-requests python3-urllib3
   python3-botocore awscli python3-yaml python3-hvac
+  python3-cryptography  # upstream's decrypt rules in test_rotation.py (AES-GCM)
   # the Debian package: man pages from --help, checks, and a real Prometheus
   help2man lintian man-db zsh prometheus haproxy
   # HTTP/2 clients: the h2 suite run and the hostile-frame tests

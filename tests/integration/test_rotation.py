@@ -653,3 +653,149 @@ def test_audit_events_name_the_key_version(fs_backend):
                                       "min_decryption_version": "2"}
         stream.close()
 
+
+# --- §11.14: upstream's parse rules on the same fs directory ---------------------------
+
+def _varint(data, i):
+    shift = value = 0
+    while True:
+        b = data[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return value, i
+
+
+def _protobuf_fields(data):
+    """A minimal protobuf reader (varint and length-delimited fields)."""
+    fields, i = {}, 0
+    while i < len(data):
+        key, i = _varint(data, i)
+        if key & 7 == 0:
+            value, i = _varint(data, i)
+        elif key & 7 == 2:
+            n, i = _varint(data, i)
+            value, i = data[i:i + n], i + n
+        else:
+            raise ValueError("unexpected wire type %d" % (key & 7))
+        fields.setdefault(key >> 3, []).append(value)
+    return fields
+
+
+def upstream_read_key(path):
+    """What upstream's fs keystore reads for a key (crypto.md §4.1): the file
+    named like the key, base64 of KeyVersion; the secret key and its type."""
+    version = _protobuf_fields(base64.b64decode(path.read_bytes()))
+    secret = _protobuf_fields(version[1][0])
+    return secret[1][0], secret[2][0]
+
+
+def upstream_decrypt(key, ciphertext, context):
+    """Upstream's decrypt of an AES256 key (crypto.md §5, §6.1): not
+    MessagePack (0x95) nor JSON ('{'), so the raw form sealed||tag||iv||nonce
+    with subkey HMAC-SHA256(key, iv). Raises InvalidTag where upstream answers
+    400 "ciphertext is not authentic"."""
+    import hashlib
+    import hmac
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    assert ciphertext[0] != 0x95 and ciphertext[:1] != b"{"
+    iv, nonce = ciphertext[-28:-12], ciphertext[-12:]
+    subkey = hmac.new(key, iv, hashlib.sha256).digest()
+    return AESGCM(subkey).decrypt(nonce, ciphertext[:-28], context)
+
+
+def test_upstream_parse_rules_after_rotation(fs_backend):
+    from cryptography.exceptions import InvalidTag
+    srv = fs_backend.start()
+    secret = bytes(range(32))
+    ok(srv.put("/v1/key/import/up", json={"key": b64(secret), "cipher": "AES256"}))
+    entry = fs_backend.keys_dir / "up"
+    stored = entry.read_bytes()
+    old = base64.b64decode(encrypt(srv, "up", b"old data", b"ctx")["ciphertext"])
+    rotate(srv, "up")
+    rotate(srv, "up")
+    new = base64.b64decode(encrypt(srv, "up", b"new data", b"ctx")["ciphertext"])
+    pinned = encrypt(srv, "up", b"pinned", b"ctx", version="1")
+    # Upstream reads only "<name>": unchanged, still its one AES256 key.
+    assert entry.read_bytes() == stored
+    assert upstream_read_key(entry) == (secret, 1)
+    assert ok(srv.get("/v1/key/versions/up"))["versions"][0]["algorithm"] == "AES256"
+    # Version-1 data (old, or pinned to "1" after rotation) decrypts upstream.
+    assert upstream_decrypt(secret, old, b"ctx") == b"old data"
+    assert upstream_decrypt(secret, base64.b64decode(pinned["ciphertext"]), b"ctx") == b"pinned"
+    # Versioned data is "not authentic" to upstream (400; no SDK failover).
+    assert new[:8] == b"kesv\x00\x00\x00\x03"
+    with pytest.raises(InvalidTag):
+        upstream_decrypt(secret, new, b"ctx")
+    # Upstream's fs listing shows the internal entries (rotation.md §4.9).
+    assert sorted(p.name for p in fs_backend.keys_dir.iterdir()) == ["up", "up-v2-", "up-v3-"]
+
+
+# --- §11.18: the requests of the Go SDK (v0.3.1 and HEAD) ------------------------------
+
+def test_sdk_requests_against_a_rotated_key(backend):
+    """The SDK's request shapes (kms-go `kes`): v0.3.1 sends no version and
+    a null context when it has none; HEAD (#31) reads `version` from generate
+    into DEK.Version and sends a non-empty `version` on decrypt."""
+    srv = backend.start()
+    ok(srv.put("/v1/key/create/sdk"))
+    before = ok(srv.post("/v1/key/generate/sdk", data=json.dumps({"context": None})))
+    rotate(srv, "sdk")
+    ctx = b64(b'{"bucket":"b"}')
+    # v0.3.1
+    dek = ok(srv.post("/v1/key/generate/sdk", data=json.dumps({"context": ctx})))
+    assert ok(srv.post("/v1/key/decrypt/sdk", data=json.dumps(
+        {"ciphertext": dek["ciphertext"], "context": ctx}))) == {"plaintext": dek["plaintext"]}
+    assert ok(srv.post("/v1/key/decrypt/sdk", data=json.dumps(
+        {"ciphertext": before["ciphertext"], "context": None})))["plaintext"] == \
+        before["plaintext"]
+    # HEAD: DEK.Version is "2"; any version sent on decrypt is ignored.
+    assert dek["version"] == "2"
+    for version in ("", "2", "7"):
+        body = {"ciphertext": dek["ciphertext"], "context": ctx}
+        if version:
+            body["version"] = version
+        assert ok(srv.post("/v1/key/decrypt/sdk", data=json.dumps(body)))["plaintext"] == \
+            dek["plaintext"]
+
+
+# --- §11.19: MinIO's calls through a rotation and a restart -----------------------------
+
+def test_minio_calls_survive_rotation_and_restart(fs_backend):
+    """MinIO's use of KES, call for call: its IAM/config data and SSE-KMS
+    objects are sealed with DEKs from generate (context: the object's path
+    as JSON), read back with decrypt (no version: released MinIO stores
+    none), and its root credentials derive from HMAC of the default key."""
+    srv = fs_backend.start()
+    ok(srv.put("/v1/key/create/minio-default"))
+
+    def seal(path):
+        ctx = b64(json.dumps({"minio": path}, separators=(",", ":")).encode())
+        return ctx, ok(srv.post("/v1/key/generate/minio-default",
+                                data=json.dumps({"context": ctx})))
+
+    def unseal(server, ctx, dek):
+        return ok(server.post("/v1/key/decrypt/minio-default", data=json.dumps(
+            {"ciphertext": dek["ciphertext"], "context": ctx})))["plaintext"]
+
+    def root_mac(server):
+        return ok(server.post("/v1/key/hmac/minio-default",
+                              data=json.dumps({"message": b64(b"root credentials")})))["hmac"]
+
+    iam = seal(".minio.sys/config/iam/format.json")
+    obj_before = seal("bucket/object-before")
+    mac = root_mac(srv)
+    rotate(srv, "minio-default")
+    obj_after = seal("bucket/object-after")
+    assert obj_after[1]["version"] == "2"
+    for ctx, dek in (iam, obj_before, obj_after):
+        assert unseal(srv, ctx, dek) == dek["plaintext"]
+    assert root_mac(srv) == mac
+    # MinIO restarts against a restarted KES (empty cache): the IAM data,
+    # both objects and the root credentials are still the same.
+    srv.stop()
+    again = fs_backend.start()
+    for ctx, dek in (iam, obj_before, obj_after):
+        assert unseal(again, ctx, dek) == dek["plaintext"]
+    assert root_mac(again) == mac

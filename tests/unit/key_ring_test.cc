@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <numeric>
 
 #include "crypto/encoding.h"
@@ -119,6 +121,45 @@ TEST(KeyConfigRecord, SpecExampleRoundTrips) {
   auto encoded = EncodeKeyConfig(*c);
   ASSERT_TRUE(encoded.ok());
   EXPECT_EQ(*encoded, kConfig1);
+}
+
+// §11 item 5: a version-1 raw ciphertext that happens to start with a valid
+// header naming an existing version 2 still decrypts, through candidate (b).
+// AES-GCM encrypts by XOR with a keystream fixed by key, iv and nonce, so
+// the plaintext that makes the first 8 bytes "kesv" 00 00 00 02 is chosen
+// from an encryption of zeros under the same iv and nonce.
+TEST(RingDecrypt, HeaderCollisionFallsBackToVersionOne) {
+  auto v1 = crypto::NewKeyVersion(crypto::KeyType::kAES256, "creator");
+  auto v2 = crypto::NewKeyVersion(crypto::KeyType::kAES256, "creator");
+  ASSERT_TRUE(v1.ok() && v2.ok());
+  std::array<uint8_t, 16> iv;
+  std::array<uint8_t, 12> nonce;
+  std::iota(iv.begin(), iv.end(), 0);
+  std::iota(nonce.begin(), nonce.end(), 0x10);
+  const std::vector<uint8_t> context = {'c', 't', 'x'};
+  auto keystream = v1->key.EncryptWith(iv, nonce, std::vector<uint8_t>(16, 0), context);
+  ASSERT_TRUE(keystream.ok());
+  const std::array<uint8_t, 8> header = {'k', 'e', 's', 'v', 0, 0, 0, 2};
+  std::vector<uint8_t> plaintext(16, 0x5a);
+  for (size_t i = 0; i < header.size(); ++i) plaintext[i] = (*keystream)[i] ^ header[i];
+  auto ct = v1->key.EncryptWith(iv, nonce, plaintext, context);
+  ASSERT_TRUE(ct.ok());
+  ASSERT_TRUE(std::equal(header.begin(), header.end(), ct->begin()));
+  auto candidate = crypto::ParseVersionHeader(*ct);
+  ASSERT_TRUE(candidate);
+  EXPECT_EQ(candidate->version, 2u);
+
+  KeyRing ring;
+  ring.versions.push_back(std::move(*v1));
+  ring.versions.push_back(std::move(*v2));
+  auto pt = DecryptWithRing(ring, *ct, context);
+  ASSERT_TRUE(pt.ok()) << pt.status().message();
+  EXPECT_EQ(pt->version, 1u);
+  EXPECT_EQ(std::vector<uint8_t>(pt->plaintext.span().begin(), pt->plaintext.span().end()),
+            plaintext);
+  // With version 1 disabled the same input is authentic but refused.
+  ring.min_decryption_version = 2;
+  EXPECT_EQ(DecryptWithRing(ring, *ct, context).status(), BelowMinimumDecryption());
 }
 
 class RingTest : public ::testing::Test {
