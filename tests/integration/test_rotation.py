@@ -408,11 +408,15 @@ def test_two_servers_agree_within_the_cache_expiry(backend):
     assert_error(decrypt(b, "x", v1), 400,
                  "decryption failed: key version is below the minimum decryption version")
     assert ok(b.put("/v1/key/generate/x"))["version"] == "2"
-    # Bogus headers naming unknown versions cost at most one refresh per second.
+    # Bogus headers naming unknown versions cost at most one refresh per
+    # second (plus the fills after each 2 s expiry), not one per request.
     before = metric(b, "kes_cpp_keystore_backend_gets_total")
+    start = time.monotonic()
     for _ in range(200):
         assert decrypt(b, "x", b"kesv\x00\x00\x03\xe7" + os.urandom(60)).status_code == 400
-    assert metric(b, "kes_cpp_keystore_backend_gets_total") - before <= 10
+    elapsed = time.monotonic() - start
+    fills = metric(b, "kes_cpp_keystore_backend_gets_total") - before
+    assert fills <= 1.5 * elapsed + 3 and fills < 100, (fills, elapsed)
 
 
 def metric(srv, name):
