@@ -23,6 +23,7 @@ SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().pare
 sys.path.insert(0, str(SOURCE_DIR / "tools" / "aws-test-endpoint"))
 from launcher import AwsTestEndpoint  # noqa: E402
 from test_aws_keystore import isolated_aws_env  # noqa: E402,F401  (autouse)
+from test_fs_keystore import protobuf_fields  # noqa: E402
 
 B64 = base64.b64encode
 
@@ -660,39 +661,12 @@ def test_audit_events_name_the_key_version(fs_backend):
 
 # --- §11.14: upstream's parse rules on the same fs directory ---------------------------
 
-def _varint(data, i):
-    shift = value = 0
-    while True:
-        b = data[i]
-        i += 1
-        value |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            return value, i
-
-
-def _protobuf_fields(data):
-    """A minimal protobuf reader (varint and length-delimited fields)."""
-    fields, i = {}, 0
-    while i < len(data):
-        key, i = _varint(data, i)
-        if key & 7 == 0:
-            value, i = _varint(data, i)
-        elif key & 7 == 2:
-            n, i = _varint(data, i)
-            value, i = data[i:i + n], i + n
-        else:
-            raise ValueError("unexpected wire type %d" % (key & 7))
-        fields.setdefault(key >> 3, []).append(value)
-    return fields
-
-
 def upstream_read_key(path):
     """What upstream's fs keystore reads for a key (crypto.md §4.1): the file
     named like the key, base64 of KeyVersion; the secret key and its type."""
-    version = _protobuf_fields(base64.b64decode(path.read_bytes()))
-    secret = _protobuf_fields(version[1][0])
-    return secret[1][0], secret[2][0]
+    version = protobuf_fields(base64.b64decode(path.read_bytes()))
+    secret = protobuf_fields(version[1])
+    return secret[1], secret[2]
 
 
 def upstream_decrypt(key, ciphertext, context):
