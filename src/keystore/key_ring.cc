@@ -3,6 +3,7 @@
 #include "keystore/key_ring.h"
 
 #include <google/protobuf/stubs/logging.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 
@@ -36,7 +37,10 @@ void AppendVarint(std::vector<uint8_t>& out, uint32_t v) {
   out.push_back(static_cast<uint8_t>(v));
 }
 
+// The error log names the entry (rotation.md §8); the API says only
+// "failed to read key".
 Status Corrupt(std::string_view entry, std::string_view why) {
+  spdlog::error("key ring: corrupt internal entry '{}': {}", entry, why);
   return Status::Unavailable("corrupt key entry '" + std::string(entry) + "': " + std::string(why));
 }
 
@@ -66,7 +70,10 @@ Result<std::optional<crypto::KeyVersion>> LoadVersionEntry(KeyStore& store, std:
   Result<VersionEntry> parsed = ParseVersionEntry(*stored);
   crypto::Zeroize(stored->data(), stored->size());
   if (!parsed.ok()) return Corrupt(entry, parsed.status().message());
-  if (parsed->genesis != genesis) return std::optional<crypto::KeyVersion>();
+  if (parsed->genesis != genesis) {
+    spdlog::warn("key ring: ignoring orphan entry '{}' of an earlier key '{}'", entry, name);
+    return std::optional<crypto::KeyVersion>();
+  }
   if (parsed->number != n) return Corrupt(entry, "version number does not match its name");
   return std::optional<crypto::KeyVersion>(std::move(parsed->key));
 }
@@ -82,7 +89,10 @@ Result<std::optional<KeyConfig>> LoadConfigEntry(KeyStore& store, std::string_vi
   }
   Result<KeyConfig> parsed = ParseKeyConfig(*stored);
   if (!parsed.ok()) return Corrupt(entry, parsed.status().message());
-  if (parsed->genesis != genesis) return std::optional<KeyConfig>();
+  if (parsed->genesis != genesis) {
+    spdlog::warn("key ring: ignoring orphan entry '{}' of an earlier key '{}'", entry, name);
+    return std::optional<KeyConfig>();
+  }
   if (parsed->sequence != k) return Corrupt(entry, "sequence number does not match its name");
   return std::optional<KeyConfig>(std::move(*parsed));
 }
@@ -176,6 +186,7 @@ Status CreateEntry(KeyStore& store, std::string_view entry, std::string_view val
   if (s.code() == Code::kAlreadyExists && IsOrphan(store, entry, genesis, deadline)) {
     Status d = store.Delete(entry, deadline);
     if (!d.ok() && d.code() != Code::kNotFound) return d;
+    spdlog::warn("key ring: removed orphan entry '{}' to reuse its name", entry);
     s = store.Create(entry, value, deadline);
   }
   return s;
@@ -315,7 +326,8 @@ std::optional<uint32_t> ParseVersionNumber(std::string_view text) {
 Result<RingPlaintext> DecryptWithRing(const KeyRing& ring, std::span<const uint8_t> ciphertext,
                                       std::span<const uint8_t> context) {
   std::optional<RingPlaintext> opened;
-  if (auto header = crypto::ParseVersionHeader(ciphertext)) {
+  const std::optional<crypto::VersionedCiphertext> header = crypto::ParseVersionHeader(ciphertext);
+  if (header) {
     if (const crypto::KeyVersion* v = ring.version(header->version)) {
       if (auto pt = v->key.DecryptRaw(header->body, context); pt.ok()) {
         opened = RingPlaintext{std::move(pt).value(), header->version};
@@ -326,6 +338,7 @@ Result<RingPlaintext> DecryptWithRing(const KeyRing& ring, std::span<const uint8
     // Every upstream ciphertext is a version-1 ciphertext (I2).
     KES_ASSIGN_OR_RETURN(crypto::SecretBytes pt, ring.versions[0].key.Decrypt(ciphertext, context));
     opened = RingPlaintext{std::move(pt), 1};
+    if (header) spdlog::debug("key ring: a 'kesv' header candidate failed; version 1 opened it");
   }
   // Authenticity first: garbage stays "not authentic".
   if (opened->version < ring.min_decryption_version) return BelowMinimumDecryption();
@@ -440,6 +453,7 @@ void RemoveInternalEntries(KeyStore& store, std::string_view name,
       if (keep && !IsOrphan(store, entry, *keep, deadline)) return;
       Status s = store.Delete(entry, deadline);
       if (!s.ok()) return;
+      if (keep) spdlog::warn("key ring: removed orphan entry '{}'", entry);
     }
   };
   sweep(2, kMaxKeyVersions, VersionEntryName);

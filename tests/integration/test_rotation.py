@@ -107,6 +107,17 @@ def assert_error(resp, status, message):
     assert resp.content == error_body(message)
 
 
+def logged(srv, text, timeout=10):
+    """Whether `srv` logged `text` (the keystore code logs through spdlog to
+    stdout, the server's own error log goes to stderr) within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in srv.stdout_text() + srv.stderr_text():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def thread_session(srv):
     s = requests.Session()
     s.trust_env = False
@@ -466,10 +477,14 @@ def test_orphans_of_a_deleted_key_are_ignored_and_replaced(fs_backend):
     ok(srv.put("/v1/key/create/o"))  # removes the orphans
     assert ok(srv.get("/v1/key/versions/o"))["latest_version"] == "1"
     assert not (keys / "o-v2-").exists()
+    assert logged(srv, "removed orphan entry 'o-v2-'")  # §8: WARN
     # An orphan written back (another incarnation's genesis) is inert...
     (keys / "o-v2-").write_bytes(orphan_v2)
     (keys / "o-v3-").write_bytes(orphan_v3)
+    srv.stop()
+    srv = fs_backend.start()  # an empty cache reads the ring again
     assert ok(srv.get("/v1/key/versions/o"))["latest_version"] == "1"
+    assert logged(srv, "ignoring orphan entry 'o-v2-' of an earlier key 'o'")
     # ...and a rotation replaces it.
     assert rotate(srv, "o")["version"] == "2"
     assert (keys / "o-v2-").read_bytes() != orphan_v2
@@ -486,6 +501,7 @@ def test_corrupt_version_entries_fail_the_key(fs_backend):
     srv.stop()
     srv = fs_backend.start()
     assert_error(srv.get("/v1/key/describe/bad"), 502, "failed to read key")
+    assert logged(srv, "corrupt internal entry 'bad-v2-'")  # §8: named in the error log
     # Right genesis but the number of another entry.
     (keys / "bad-v2-").write_bytes(good_v3)
     srv.stop()
