@@ -179,7 +179,7 @@ bool IsOrphan(KeyStore& store, std::string_view entry, const Genesis& genesis, D
 
 // Creates `entry` (the commit point of §4.5 / §4.6). An orphan in the way is
 // deleted and the create retried once. kAlreadyExists means a concurrent
-// writer took this number.
+// writer took this number; 409 key version conflict that one overwrote it.
 Status CreateEntry(KeyStore& store, std::string_view entry, std::string_view value,
                    const Genesis& genesis, Deadline deadline) {
   Status s = store.Create(entry, value, deadline);
@@ -189,7 +189,16 @@ Status CreateEntry(KeyStore& store, std::string_view entry, std::string_view val
     spdlog::warn("key ring: removed orphan entry '{}' to reuse its name", entry);
     s = store.Create(entry, value, deadline);
   }
-  return s;
+  if (!s.ok()) return s;
+  // Read back (§4.8): on a keystore whose create is check-then-write (Vault
+  // K/V v1) another node may have written the same name just after us.
+  Result<std::string> stored = store.Get(entry, deadline);
+  if (!stored.ok()) {
+    return stored.status().code() == Code::kNotFound ? KeyVersionConflict() : stored.status();
+  }
+  const bool ours = crypto::ConstantTimeEqual(*stored, value);
+  crypto::Zeroize(stored->data(), stored->size());
+  return ours ? Status::Ok() : KeyVersionConflict();
 }
 
 // §4.5 step 4: after a commit, the key must still be the same incarnation;

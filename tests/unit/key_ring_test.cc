@@ -253,5 +253,41 @@ TEST_F(RingTest, OrphansAreIgnoredAndCorruptEntriesFail) {
   EXPECT_TRUE(left->names.empty());
 }
 
+// A keystore whose create is check-then-write (Vault K/V v1, §4.8): another
+// node writes the same internal entry just after this one's create.
+class OverwrittenStore : public KeyStore {
+ public:
+  explicit OverwrittenStore(KeyStore& inner) : inner_(inner) {}
+  std::string DisplayName() const override { return "overwritten"; }
+  Result<KeyStoreState> Status(Deadline d) override { return inner_.Status(d); }
+  kes::Status Create(std::string_view name, std::string_view value, Deadline d) override {
+    KES_TRY(inner_.Create(name, value, d));
+    if (!IsInternalEntryName(name)) return kes::Status::Ok();
+    KES_TRY(inner_.Delete(name, d));
+    return inner_.Create(name, std::string(value) + "x", d);  // the other node's value
+  }
+  Result<std::string> Get(std::string_view name, Deadline d) override {
+    return inner_.Get(name, d);
+  }
+  kes::Status Delete(std::string_view name, Deadline d) override { return inner_.Delete(name, d); }
+  Result<ListPage> List(std::string_view prefix, int limit, Deadline d) override {
+    return inner_.List(prefix, limit, d);
+  }
+
+ private:
+  KeyStore& inner_;
+};
+
+TEST_F(RingTest, AnOverwrittenEntryIsAConflict) {
+  OverwrittenStore racy(*store_);
+  EXPECT_EQ(RotateKeyRing(racy, "k", "me", kNoDeadline).status(), KeyVersionConflict());
+  ASSERT_TRUE(store_->Delete("k-v2-", kNoDeadline).ok());  // the fake's unparsable value
+  EXPECT_EQ(ConfigureKeyRing(racy, "k", 1, "me", kNoDeadline).status(), KeyVersionConflict());
+  ASSERT_TRUE(store_->Delete("k-c1-", kNoDeadline).ok());
+  // Where the create is atomic the read-back agrees.
+  EXPECT_TRUE(RotateKeyRing(*store_, "k", "me", kNoDeadline).ok());
+  EXPECT_TRUE(ConfigureKeyRing(*store_, "k", 2, "me", kNoDeadline).ok());
+}
+
 }  // namespace
 }  // namespace kes::keystore
