@@ -19,6 +19,7 @@ packages=(
   python3-botocore awscli python3-yaml python3-hvac
   python3-azure  # Azure Key Vault endpoint proof: azure.keyvault.secrets + azure.identity
   python3-google-auth  # proves the GCP Secret Manager test endpoint (JWTs, token, metadata)
+  python3-cryptography  # upstream's decrypt rules in test_rotation.py (AES-GCM)
   # the Debian package: man pages from --help, checks, and a real Prometheus
   help2man lintian man-db zsh prometheus haproxy
   # HTTP/2 clients: the h2 suite run and the hostile-frame tests

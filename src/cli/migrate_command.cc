@@ -5,12 +5,16 @@
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
+#include <string>
+#include <string_view>
 
 #include "cli/commands.h"
 #include "cli/connect.h"
 #include "cli/term.h"
 #include "config/config.h"
 #include "crypto/secret_bytes.h"
+#include "keystore/key_ring.h"
 
 namespace kes::cli {
 namespace {
@@ -89,8 +93,12 @@ int MigrateCommand(const Args& args) {
   if (!names.ok()) return Fail(names.status().message());
   for (const auto& name : names->names) {
     if (Interrupted().load()) return Fail("context canceled");
+    // Internal entries of rotated keys (rotation.md §4.9) go with their key
+    // and are not counted as keys.
+    const std::optional<std::string_view> owner = keystore::InternalEntryOwner(name);
+    const std::string matched(owner ? *owner : std::string_view(name));
     // A malformed pattern silently matches nothing (Go's filepath.Match).
-    if (fnmatch(pattern.c_str(), name.c_str(), 0) != 0) continue;
+    if (fnmatch(pattern.c_str(), matched.c_str(), 0) != 0) continue;
     auto value = (*src)->Get(name, kNoDeadline);
     if (!value.ok()) return Fail(value.status().message());
     Status s = (*dst)->Create(name, *value, kNoDeadline);
@@ -106,6 +114,7 @@ int MigrateCommand(const Args& args) {
     }
     crypto::Zeroize(value->data(), value->size());
     if (!s.ok()) return Fail(s.message());
+    if (owner) continue;
     ++migrated;
     auto now = std::chrono::steady_clock::now();
     if (now - last_report >= std::chrono::seconds(1)) {

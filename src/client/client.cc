@@ -465,8 +465,57 @@ Status Client::ImportKey(std::string_view name, std::span<const uint8_t> key,
 
 Result<KeyInfo> Client::DescribeKey(std::string_view name) {
   KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "GET", Path("/v1/key/describe", name)));
-  return KeyInfo{StringMember(j, "name"), StringMember(j, "algorithm"),
-                 StringMember(j, "created_at"), StringMember(j, "created_by")};
+  return KeyInfo{StringMember(j, "name"),       StringMember(j, "algorithm"),
+                 StringMember(j, "created_at"), StringMember(j, "created_by"),
+                 StringMember(j, "version"),    StringMember(j, "min_decryption_version")};
+}
+
+namespace {
+KeyVersionInfo VersionInfoOf(const json& j) {
+  KeyVersionInfo v{StringMember(j, "version"), StringMember(j, "algorithm"),
+                   StringMember(j, "created_at"), StringMember(j, "created_by"), true};
+  if (auto it = j.find("enabled"); it != j.end() && it->is_boolean()) v.enabled = it->get<bool>();
+  return v;
+}
+}  // namespace
+
+Result<RotatedKey> Client::RotateKey(std::string_view name) {
+  KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "PUT", Path("/v1/key/rotate", name)));
+  return RotatedKey{StringMember(j, "name"), VersionInfoOf(j)};
+}
+
+Result<KeyVersions> Client::ListKeyVersions(std::string_view name) {
+  KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "GET", Path("/v1/key/versions", name)));
+  KeyVersions out{StringMember(j, "name"),
+                  StringMember(j, "latest_version"),
+                  StringMember(j, "min_decryption_version"),
+                  {}};
+  if (auto it = j.find("versions"); it != j.end() && it->is_array()) {
+    for (const json& v : *it) {
+      if (v.is_object()) out.versions.push_back(VersionInfoOf(v));
+    }
+  }
+  return out;
+}
+
+Result<KeyVersions> Client::ConfigureKey(std::string_view name,
+                                         std::string_view min_decryption_version) {
+  const json body = {{"min_decryption_version", std::string(min_decryption_version)}};
+  KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "PUT", Path("/v1/key/config", name), body.dump()));
+  return KeyVersions{StringMember(j, "name"),
+                     StringMember(j, "latest_version"),
+                     StringMember(j, "min_decryption_version"),
+                     {}};
+}
+
+Result<Ciphertext> Client::Rewrap(std::string_view name, std::span<const uint8_t> ciphertext,
+                                  std::span<const uint8_t> context, std::string_view version) {
+  json body = {{"ciphertext", Base64(ciphertext)}};
+  if (!context.empty()) body["context"] = Base64(context);
+  if (!version.empty()) body["version"] = std::string(version);
+  KES_ASSIGN_OR_RETURN(json j, CallJson(*impl_, "PUT", Path("/v1/key/rewrap", name), body.dump()));
+  KES_ASSIGN_OR_RETURN(std::vector<uint8_t> ct, FromBase64(j, "ciphertext"));
+  return Ciphertext{std::move(ct), StringMember(j, "version")};
 }
 
 Status Client::DeleteKey(std::string_view name) {
@@ -477,30 +526,33 @@ Result<std::vector<std::string>> Client::ListKeys(std::string_view prefix) {
   return List(*impl_, "/v1/key/list", "names", prefix);
 }
 
-Result<DEK> Client::GenerateKey(std::string_view name, std::span<const uint8_t> context) {
+Result<DEK> Client::GenerateKey(std::string_view name, std::span<const uint8_t> context,
+                                std::string_view version) {
   json body = json::object();
   if (!context.empty()) body["context"] = Base64(context);
+  if (!version.empty()) body["version"] = std::string(version);
   KES_ASSIGN_OR_RETURN(Response r,
                        Call(*impl_, "POST", Path("/v1/key/generate", name), body.dump()));
   KES_ASSIGN_OR_RETURN(json j, ParseJson(r.body));
   crypto::Zeroize(r.body.data(), r.body.size());
   KES_ASSIGN_OR_RETURN(std::vector<uint8_t> plaintext, FromBase64(j, "plaintext"));
   KES_ASSIGN_OR_RETURN(std::vector<uint8_t> ciphertext, FromBase64(j, "ciphertext"));
-  DEK dek{crypto::SecretBytes(plaintext), std::move(ciphertext)};
+  DEK dek{crypto::SecretBytes(plaintext), std::move(ciphertext), StringMember(j, "version")};
   crypto::Zeroize(plaintext.data(), plaintext.size());
   return dek;
 }
 
-Result<std::vector<uint8_t>> Client::Encrypt(std::string_view name,
-                                             std::span<const uint8_t> plaintext,
-                                             std::span<const uint8_t> context) {
+Result<Ciphertext> Client::Encrypt(std::string_view name, std::span<const uint8_t> plaintext,
+                                   std::span<const uint8_t> context, std::string_view version) {
   json body = {{"plaintext", Base64(plaintext)}};
   if (!context.empty()) body["context"] = Base64(context);
+  if (!version.empty()) body["version"] = std::string(version);
   std::string text = body.dump();
   auto r = CallJson(*impl_, "POST", Path("/v1/key/encrypt", name), text);
   crypto::Zeroize(text.data(), text.size());
   if (!r.ok()) return r.status();
-  return FromBase64(*r, "ciphertext");
+  KES_ASSIGN_OR_RETURN(std::vector<uint8_t> ct, FromBase64(*r, "ciphertext"));
+  return Ciphertext{std::move(ct), StringMember(*r, "version")};
 }
 
 Result<crypto::SecretBytes> Client::Decrypt(std::string_view name,

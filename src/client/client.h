@@ -64,11 +64,40 @@ struct KeyInfo {
   std::string algorithm;   // "AES256", "ChaCha20" or empty
   std::string created_at;  // RFC 3339 as sent
   std::string created_by;
+  // kes-cpp key versions (rotation.md §6.2): empty unless the key is rotated.
+  std::string version;
+  std::string min_decryption_version;
+};
+
+// kes-cpp key versions (rotation.md §6.4-§6.8).
+struct KeyVersionInfo {
+  std::string version;
+  std::string algorithm;
+  std::string created_at;
+  std::string created_by;
+  bool enabled = true;
+};
+struct KeyVersions {
+  std::string name;
+  std::string latest_version;
+  std::string min_decryption_version;
+  std::vector<KeyVersionInfo> versions;
+};
+struct RotatedKey {
+  std::string name;
+  KeyVersionInfo latest;
+};
+// A ciphertext and the key version that made it (empty: the server did not
+// say, as for keys with one version).
+struct Ciphertext {
+  std::vector<uint8_t> ciphertext;
+  std::string version;
 };
 
 struct DEK {
   crypto::SecretBytes plaintext;
   std::vector<uint8_t> ciphertext;
+  std::string version;  // as Ciphertext::version
 };
 
 struct PolicyInfo {
@@ -144,11 +173,21 @@ class Client {
   Status DeleteKey(std::string_view name);
   // All names starting with `prefix` (sorted); follows continue_at pages.
   Result<std::vector<std::string>> ListKeys(std::string_view prefix);
-  Result<DEK> GenerateKey(std::string_view name, std::span<const uint8_t> context);
-  Result<std::vector<uint8_t>> Encrypt(std::string_view name, std::span<const uint8_t> plaintext,
-                                       std::span<const uint8_t> context);
+  // `version` empty: the latest; else the key version to use (rotation.md
+  // §6.3), sent as the request's "version".
+  Result<DEK> GenerateKey(std::string_view name, std::span<const uint8_t> context,
+                          std::string_view version = {});
+  Result<Ciphertext> Encrypt(std::string_view name, std::span<const uint8_t> plaintext,
+                             std::span<const uint8_t> context, std::string_view version = {});
   Result<crypto::SecretBytes> Decrypt(std::string_view name, std::span<const uint8_t> ciphertext,
                                       std::span<const uint8_t> context);
+  Result<RotatedKey> RotateKey(std::string_view name);
+  Result<KeyVersions> ListKeyVersions(std::string_view name);
+  // Sets the minimum decryption version; the answer has no `versions`.
+  Result<KeyVersions> ConfigureKey(std::string_view name, std::string_view min_decryption_version);
+  // `version` empty: the latest.
+  Result<Ciphertext> Rewrap(std::string_view name, std::span<const uint8_t> ciphertext,
+                            std::span<const uint8_t> context, std::string_view version);
   Result<std::vector<uint8_t>> HMAC(std::string_view name, std::span<const uint8_t> message);
 
   Result<PolicyInfo> DescribePolicy(std::string_view name);

@@ -415,7 +415,6 @@ Result<DataKey> SecretKey::GenerateDataKey(std::span<const uint8_t> context) con
 
 Result<SecretBytes> SecretKey::Decrypt(std::span<const uint8_t> ciphertext,
                                        std::span<const uint8_t> context) const {
-  KeyType algorithm = type();
   std::optional<LegacyCiphertext> legacy;
   if (!ciphertext.empty() && ciphertext[0] == 0x95) {
     legacy = ParseMsgpack(ciphertext);
@@ -423,20 +422,24 @@ Result<SecretBytes> SecretKey::Decrypt(std::span<const uint8_t> ciphertext,
     legacy = ParseJson(ciphertext);
   }
 
-  std::span<const uint8_t> sealed, iv, nonce;
-  if (legacy) {
-    // §6.5: only keys stored without an algorithm follow the recorded one.
-    if (untyped_) algorithm = legacy->algorithm;
-    sealed = legacy->sealed;
-    iv = legacy->iv;
-    nonce = legacy->nonce;
-  } else {
-    if (ciphertext.size() <= kIVSize + kNonceSize) return Status::NotAuthentic();
-    const size_t n = ciphertext.size() - kIVSize - kNonceSize;
-    sealed = ciphertext.first(n);
-    iv = ciphertext.subspan(n, kIVSize);
-    nonce = ciphertext.subspan(n + kIVSize, kNonceSize);
-  }
+  if (!legacy) return DecryptRaw(ciphertext, context);
+  // §6.5: only keys stored without an algorithm follow the recorded one.
+  const KeyType algorithm = untyped_ ? legacy->algorithm : type();
+  return OpenSealed(algorithm, legacy->sealed, legacy->iv, legacy->nonce, context);
+}
+
+Result<SecretBytes> SecretKey::DecryptRaw(std::span<const uint8_t> ciphertext,
+                                          std::span<const uint8_t> context) const {
+  if (ciphertext.size() <= kIVSize + kNonceSize) return Status::NotAuthentic();
+  const size_t n = ciphertext.size() - kIVSize - kNonceSize;
+  return OpenSealed(type(), ciphertext.first(n), ciphertext.subspan(n, kIVSize),
+                    ciphertext.subspan(n + kIVSize, kNonceSize), context);
+}
+
+Result<SecretBytes> SecretKey::OpenSealed(KeyType algorithm, std::span<const uint8_t> sealed,
+                                          std::span<const uint8_t> iv,
+                                          std::span<const uint8_t> nonce,
+                                          std::span<const uint8_t> context) const {
   if (sealed.size() < kTagSize || sealed.size() > (size_t{1} << 31)) {
     return Status::NotAuthentic();
   }

@@ -75,8 +75,15 @@ class SecretKey {
   // Every malformed or unauthentic input gives Status::NotAuthentic().
   Result<SecretBytes> Decrypt(std::span<const uint8_t> ciphertext,
                               std::span<const uint8_t> context) const;
+  // Decrypts the binary format only (the body of a versioned ciphertext,
+  // rotation.md §5.2 (a)).
+  Result<SecretBytes> DecryptRaw(std::span<const uint8_t> ciphertext,
+                                 std::span<const uint8_t> context) const;
 
  private:
+  Result<SecretBytes> OpenSealed(KeyType algorithm, std::span<const uint8_t> sealed,
+                                 std::span<const uint8_t> iv, std::span<const uint8_t> nonce,
+                                 std::span<const uint8_t> context) const;
   SecretKey(KeyType type, std::span<const uint8_t, kKeySize> key);
   void DeriveSubkey(KeyType algorithm, std::span<const uint8_t, kIVSize> iv,
                     SecretBytes& subkey) const;

@@ -128,7 +128,10 @@ struct KeyCache::Impl : ChangeListener {
   // cached value (this server's own create, an event replayed after a
   // reconnect) leaves it cached; a newer one evicts it and keeps a fetch or
   // create of the name in progress from caching what it got.
-  void Changed(std::string_view name, int64_t revision) override {
+  // A version or configuration entry of a ring (another node's rotation)
+  // counts as a change of its key.
+  void Changed(std::string_view entry, int64_t revision) override {
+    const std::string_view name = InternalEntryOwner(entry).value_or(entry);
     if (revision <= 0) revision = std::numeric_limits<int64_t>::max();
     Shard& shard = ShardOf(name);
     std::unique_lock lock(shard.mu);
@@ -172,21 +175,74 @@ struct KeyCache::Impl : ChangeListener {
     if (it != shard.flights.end() && --it->second->refs == 0) shard.flights.erase(it);
   }
 
+  // The ring and the revision of its key's own entry, read first: every
+  // later read of the ring sees at least that revision, so an event at or
+  // below it is already in the ring. A stored value that does not decode is
+  // a backend fault (API 502), never a client error: LoadKeyRing reports it
+  // as kUnavailable.
   Result<std::pair<KeyRef, int64_t>> Fetch(std::string_view name, Deadline deadline) {
     backend_gets.fetch_add(1, std::memory_order_relaxed);
-    Result<StoredValue> stored = store->GetWithRevision(name, deadline);
-    if (!stored.ok()) return stored.status();
-    Result<crypto::KeyVersion> parsed = crypto::ParseKeyVersion(stored->value);
-    crypto::Zeroize(stored->value.data(), stored->value.size());
-    if (!parsed.ok()) {
-      // A stored value that does not decode is a backend fault (API 502),
-      // never a client error.
-      return kes::Status::Unavailable("failed to parse key '" + std::string(name) +
-                                      "': " + parsed.status().message());
-    }
-    return std::pair(KeyRef(std::make_shared<const crypto::KeyVersion>(std::move(parsed).value())),
-                     stored->revision);
+    int64_t revision = 0;
+    Result<KeyRing> ring = LoadKeyRing(*store, name, deadline, &revision);
+    if (!ring.ok()) return ring.status();
+    return std::pair(KeyRef(std::make_shared<const KeyRing>(std::move(ring).value())), revision);
   }
+
+  // Fetches the ring and caches it, unless the change feed reported a newer
+  // change (another node's delete or rotation) during `flight`: the fetched
+  // value may be stale, so it is returned but not cached.
+  Result<KeyRef> FetchAndCache(std::string_view name, const Flight& flight, Deadline deadline) {
+    const uint64_t seen_epoch = epoch.load();
+    auto fetched = Fetch(name, deadline);
+    if (!fetched.ok()) return fetched.status();
+    Insert(name, fetched->first, fetched->second, flight, seen_epoch);
+    return fetched->first;
+  }
+
+  // Runs `f` holding the name's flight lock: serializes it with misses,
+  // refreshes, rotations and configurations of the same name. Waits for the
+  // lock no later than `deadline`.
+  template <typename F>
+  auto WithFlight(std::string_view name, Deadline deadline, F f)
+      -> decltype(f(std::declval<const Flight&>())) {
+    Shard& shard = ShardOf(name);
+    std::shared_ptr<Flight> flight = JoinFlight(shard, name);
+    // Left however this ends: a backend that throws (Offload turns that into
+    // an error) must not leave the flight behind.
+    struct Leave {
+      Impl& impl;
+      Shard& shard;
+      std::string_view name;
+      ~Leave() { impl.LeaveFlight(shard, name); }
+    } leave{*this, shard, name};
+    std::unique_lock lock(flight->mu, std::defer_lock);
+    if (deadline == kNoDeadline) {
+      lock.lock();
+    } else if (!lock.try_lock_until(deadline)) {
+      return DeadlineExceeded();
+    }
+    return f(*flight);
+  }
+
+  // Whether `name` may be refreshed now (at most once per second); records
+  // the refresh.
+  bool RefreshAllowed(std::string_view name) {
+    using Clock = std::chrono::steady_clock;
+    const Clock::time_point now = Clock::now();
+    std::lock_guard lock(refresh_mu);
+    if (last_refresh.size() > 4096) {
+      std::erase_if(last_refresh, [&](const auto& kv) { return now - kv.second >= kRefreshGap; });
+    }
+    auto [it, inserted] = last_refresh.try_emplace(std::string(name), now);
+    if (inserted) return true;
+    if (now - it->second < kRefreshGap) return false;
+    it->second = now;
+    return true;
+  }
+
+  static constexpr std::chrono::seconds kRefreshGap{1};
+  std::mutex refresh_mu;
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point, Hash, Equal> last_refresh;
 
   void RunTimers() {
     using Clock = std::chrono::steady_clock;
@@ -278,25 +334,21 @@ class KeyCache::FlightRef {
 
 Result<KeyRef> KeyCache::Get(std::string_view name, Deadline deadline) {
   if (KeyRef key = impl_->Lookup(name)) return key;
+  return impl_->WithFlight(name, deadline, [&](const Flight& flight) -> Result<KeyRef> {
+    // Another caller may have filled the entry while we waited.
+    if (KeyRef key = impl_->Lookup(name)) return key;
+    return impl_->FetchAndCache(name, flight, deadline);
+  });
+}
 
-  FlightRef flight(*impl_, name);
-  // Waits for a fetch of the same name by another caller, but not past the
-  // deadline.
-  std::unique_lock lock(flight->mu, std::defer_lock);
-  if (deadline == kNoDeadline) {
-    lock.lock();
-  } else if (!lock.try_lock_until(deadline)) {
-    return DeadlineExceeded();
-  }
-  // Another caller may have filled the entry while we waited.
-  if (KeyRef key = impl_->Lookup(name)) return key;
-  // A change seen while fetching (another node's delete) may have made the
-  // fetched value stale: Insert returns it uncached then.
-  const uint64_t epoch = impl_->epoch.load();
-  auto fetched = impl_->Fetch(name, deadline);
-  if (!fetched.ok()) return fetched.status();
-  impl_->Insert(name, fetched->first, fetched->second, *flight, epoch);
-  return fetched->first;
+Result<KeyRef> KeyCache::Refresh(std::string_view name, uint32_t wanted, Deadline deadline) {
+  return impl_->WithFlight(name, deadline, [&](const Flight& flight) -> Result<KeyRef> {
+    KeyRef cached = impl_->Lookup(name);
+    // A refresh that completed while we waited may already know `wanted`.
+    if (cached && cached->latest() >= wanted) return cached;
+    if (cached && !impl_->RefreshAllowed(name)) return cached;
+    return impl_->FetchAndCache(name, flight, deadline);
+  });
 }
 
 kes::Status KeyCache::Create(std::string_view name, const crypto::KeyVersion& key,
@@ -308,24 +360,55 @@ kes::Status KeyCache::Create(std::string_view name, const crypto::KeyVersion& ke
   Result<int64_t> revision = impl_->store->CreateWithRevision(name, *encoded, deadline);
   crypto::Zeroize(encoded->data(), encoded->size());
   if (!revision.ok()) return revision.status();
+  const Genesis genesis = RingGenesis(key);
+  RemoveInternalEntries(*impl_->store, name, genesis, deadline);
   // A backend with revisions has a change feed, which will report this very
-  // write: cached at its revision, the key is served without a read and the
-  // event leaves it cached. Others cache on first use, as upstream does.
+  // write: cached at its revision, the new one-version ring is served
+  // without a read and the event leaves it cached. Others cache on first
+  // use, as upstream does.
   if (*revision > 0) {
-    impl_->Insert(name, std::make_shared<const crypto::KeyVersion>(key.Clone()), *revision, *flight,
-                  epoch);
+    auto ring = std::make_shared<KeyRing>();
+    ring->versions.push_back(key.Clone());
+    ring->genesis = genesis;
+    impl_->Insert(name, std::move(ring), *revision, *flight, epoch);
   }
   return kes::Status::Ok();
 }
 
 kes::Status KeyCache::Delete(std::string_view name, Deadline deadline) {
+  // The key's own entry first: its removal is the visible commit (§4.7).
   kes::Status s = impl_->store->Delete(name, deadline);
-  if (s.ok()) impl_->Evict(name);
+  if (s.ok()) {
+    RemoveInternalEntries(*impl_->store, name, std::nullopt, deadline);
+    impl_->Evict(name);
+  }
   return s;
 }
 
+Result<RotatedVersion> KeyCache::Rotate(std::string_view name, std::string_view creator,
+                                        Deadline deadline) {
+  return impl_->WithFlight(name, deadline, [&](const Flight&) -> Result<RotatedVersion> {
+    Result<RotatedVersion> r = RotateKeyRing(*impl_->store, name, creator, deadline);
+    impl_->Evict(name);
+    return r;
+  });
+}
+
+Result<RingSummary> KeyCache::Configure(std::string_view name, uint32_t min_decryption_version,
+                                        std::string_view creator, Deadline deadline) {
+  return impl_->WithFlight(name, deadline, [&](const Flight&) -> Result<RingSummary> {
+    Result<RingSummary> r =
+        ConfigureKeyRing(*impl_->store, name, min_decryption_version, creator, deadline);
+    impl_->Evict(name);
+    return r;
+  });
+}
+
 Result<ListPage> KeyCache::List(std::string_view prefix, Deadline deadline) {
-  return impl_->store->List(prefix, 0, deadline);
+  Result<ListPage> page = impl_->store->List(prefix, 0, deadline);
+  if (page.ok())
+    std::erase_if(page->names, [](const std::string& n) { return IsInternalEntryName(n); });
+  return page;
 }
 
 Result<KeyStoreState> KeyCache::Status(Deadline deadline) {

@@ -17,6 +17,7 @@
 
 #include "common/status.h"
 #include "crypto/key_version.h"
+#include "keystore/key_ring.h"
 #include "keystore/keystore.h"
 
 namespace kes::keystore {
@@ -33,7 +34,8 @@ struct CacheOptions {
   std::chrono::nanoseconds probe_interval = std::chrono::seconds(10);
 };
 
-using KeyRef = std::shared_ptr<const crypto::KeyVersion>;
+// A cached key: its ring of versions (a never-rotated key has one).
+using KeyRef = std::shared_ptr<const KeyRing>;
 
 class KeyCache {
  public:
@@ -48,11 +50,23 @@ class KeyCache {
   // KeyNotFound passes through; a corrupt stored value or backend error is
   // an error (the API answers 502 "failed to read key").
   Result<KeyRef> Get(std::string_view name, Deadline deadline);
-  // Encodes and stores a new key (create-if-absent). Caches it only if the
-  // backend reports a revision (it has a change feed).
+  // Re-reads the ring when a request names version `wanted` above the cached
+  // latest (rotation.md §7): at most once per second per name, so bogus
+  // version headers cannot flood the backend. Returns the (possibly
+  // unchanged) ring.
+  Result<KeyRef> Refresh(std::string_view name, uint32_t wanted, Deadline deadline);
+  // Encodes and stores a new key (create-if-absent), then removes internal
+  // entries of an earlier key of that name. Does not cache it.
   kes::Status Create(std::string_view name, const crypto::KeyVersion& key, Deadline deadline);
-  // Deletes in the backend; on success evicts the entry.
+  // Deletes in the backend (the key, then its internal entries); on success
+  // evicts the entry.
   kes::Status Delete(std::string_view name, Deadline deadline);
+  // Adds a version / writes a minimum decryption version (key_ring.h),
+  // serialized per name within this process; evicts the entry.
+  Result<RotatedVersion> Rotate(std::string_view name, std::string_view creator, Deadline deadline);
+  Result<RingSummary> Configure(std::string_view name, uint32_t min_decryption_version,
+                                std::string_view creator, Deadline deadline);
+  // Key names only: internal entries of rings are never listed.
   Result<ListPage> List(std::string_view prefix, Deadline deadline);
   // kUnreachable immediately while offline, else the backend's Status.
   Result<KeyStoreState> Status(Deadline deadline);

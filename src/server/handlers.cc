@@ -4,15 +4,19 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <optional>
 
+#include "common/strings.h"
 #include "common/time.h"
 #include "common/version.h"
 #include "crypto/encoding.h"
 #include "crypto/key_version.h"
 #include "crypto/random.h"
 #include "crypto/secret_bytes.h"
+#include "crypto/versioned_ciphertext.h"
 #include "identity/identity.h"
+#include "keystore/key_ring.h"
 #include "server/json.h"
 #include "server/offload.h"
 #include "server/system_info.h"
@@ -50,13 +54,66 @@ asio::awaitable<Result<keystore::KeyRef>> LoadKey(const State& st, Services& sv,
                              [&] { return st.cache->Get(req.resource, req.deadline); });
 }
 
+asio::awaitable<Result<keystore::KeyRef>> RefreshKey(const State& st, Services& sv,
+                                                     const Request& req, uint32_t wanted) {
+  co_return co_await Offload(*sv.workers,
+                             [&] { return st.cache->Refresh(req.resource, wanted, req.deadline); });
+}
+
+// Ring errors that are client errors (4xx with their own text, e.g. 409 key
+// version conflict) pass through; the rest as BackendError.
+Response RingError(const Status& s, std::string_view fallback, const Request& req, Services& sv) {
+  if (s.code() == Code::kInvalidArgument || s.code() == Code::kNotFound) {
+    return Response::Error(s);
+  }
+  return BackendError(s, fallback, req, sv);
+}
+
+// The version a request pins (rotation.md §6.3), refreshing `key` once if it
+// names a version above the cached latest. `enforce_minimum`: versions below
+// the minimum decryption version are refused (all but HMAC).
+// `ignore_if_unrotated`: a key that still has one version after the refresh
+// ignores the pin (existing routes, I1).
+asio::awaitable<Result<uint32_t>> PinnedVersion(const State& st, Services& sv, const Request& req,
+                                                std::string_view pinned, bool enforce_minimum,
+                                                bool ignore_if_unrotated,
+                                                Result<keystore::KeyRef>& key) {
+  const std::optional<uint32_t> v = keystore::ParseVersionNumber(pinned);
+  if (!v) co_return Status::Invalid("key version '" + std::string(pinned) + "' is invalid");
+  if (*v > (*key)->latest()) {
+    key = co_await RefreshKey(st, sv, req, *v);
+    if (!key.ok()) co_return key.status();
+    if (*v > (*key)->latest()) {
+      if (!ignore_if_unrotated || (*key)->rotated()) {
+        co_return Status(Code::kNotFound, 404, "key version does not exist");
+      }
+      co_return (*key)->latest();  // still one version: ignored (I1)
+    }
+  }
+  if (enforce_minimum && *v < (*key)->min_decryption_version) {
+    co_return Status::Invalid("key version is below the minimum decryption version");
+  }
+  co_return *v;
+}
+
+// Responses name the version used only for rotated keys (I1).
+void WriteVersion(JsonWriter& w, const keystore::KeyRing& ring, uint32_t version) {
+  if (ring.rotated()) w.Key("version").String(std::to_string(version));
+}
+
 std::optional<std::vector<uint8_t>> DecodeBase64Field(const std::optional<std::string>& v) {
   if (!v) return std::vector<uint8_t>{};
   return crypto::Base64Decode(*v);
 }
 
-void AuditKeyEvent(const Request& req, Services& sv, std::string_view what) {
-  std::string msg = "secret key '" + req.resource + "' " + std::string(what);
+// The ring a key-version event reports (rotation.md §8); none for others.
+struct AuditedRing {
+  uint32_t version = 0;
+  uint32_t min_decryption_version = 0;
+};
+
+void AuditEvent(const Request& req, Services& sv, const std::string& msg,
+                std::optional<AuditedRing> ring = std::nullopt) {
   Logs::AuditEvent e;
   e.message = msg;
   e.method = req.method;
@@ -67,7 +124,20 @@ void AuditKeyEvent(const Request& req, Services& sv, std::string_view what) {
   e.elapsed_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                      std::chrono::steady_clock::now() - req.received)
                      .count();
+  std::string version, minimum;
+  if (ring) {
+    version = std::to_string(ring->version);
+    minimum = std::to_string(ring->min_decryption_version);
+    e.key_name = req.resource;
+    e.key_version = version;
+    e.key_min_decryption_version = minimum;
+  }
   sv.logs.Audit(e);
+}
+
+void AuditKeyEvent(const Request& req, Services& sv, std::string_view what,
+                   std::optional<AuditedRing> ring = std::nullopt) {
+  AuditEvent(req, sv, "secret key '" + req.resource + "' " + std::string(what), ring);
 }
 
 // Pattern -> prefix: "" and "*" list everything; one trailing '*' is removed.
@@ -235,7 +305,10 @@ asio::awaitable<Response> KeyDescribe(const Request& req, const State& st, Servi
     co_return Response::Error(400, InvalidKeyName(req.resource));
   auto key = co_await LoadKey(st, sv, req);
   if (!key.ok()) co_return BackendError(key.status(), "failed to read key", req, sv);
-  const crypto::KeyVersion& kv = **key;
+  // The latest version's attributes (rotation.md §6.2); a one-version ring
+  // answers exactly as upstream.
+  const keystore::KeyRing& ring = **key;
+  const crypto::KeyVersion& kv = ring.versions.back();
   std::string body;
   JsonWriter w(body);
   w.BeginObject()
@@ -246,6 +319,10 @@ asio::awaitable<Response> KeyDescribe(const Request& req, const State& st, Servi
       .Key("created_at")
       .String(kv.created_at.ToRfc3339());
   if (!kv.created_by.empty()) w.Key("created_by").String(kv.created_by);
+  if (ring.rotated()) {
+    w.Key("version").String(std::to_string(ring.latest()));
+    w.Key("min_decryption_version").String(std::to_string(ring.min_decryption_version));
+  }
   w.EndObject();
   co_return Response::Json(std::move(body));
 }
@@ -291,8 +368,10 @@ Response SensitiveJson(size_t capacity) {
   return resp;
 }
 
+// Not authentic, or authentic under a disabled version (rotation.md §5.2):
+// client errors with their own text; anything else is ours.
 Response DecryptFailure(const Status& s) {
-  if (s.code() == Code::kNotAuthentic) return Response::Error(s);
+  if (s.code() == Code::kNotAuthentic || s.http_status() == 400) return Response::Error(s);
   return Response::Error(500, "failed to decrypt ciphertext");
 }
 
@@ -301,10 +380,11 @@ asio::awaitable<Response> KeyCrypto(const Request& req, const State& st, Service
   if (!identity::IsValidName(req.resource))
     co_return Response::Error(400, InvalidKeyName(req.resource));
   const RouteId id = req.route->id;
-  static constexpr std::string_view kGenerate[] = {"context"};
-  static constexpr std::string_view kEncrypt[] = {"plaintext", "context"};
-  static constexpr std::string_view kDecrypt[] = {"ciphertext", "context"};
-  static constexpr std::string_view kHmac[] = {"message"};
+  // The last field is the optional key version (rotation.md §6.3), a string.
+  static constexpr std::string_view kGenerate[] = {"context", "version"};
+  static constexpr std::string_view kEncrypt[] = {"plaintext", "context", "version"};
+  static constexpr std::string_view kDecrypt[] = {"ciphertext", "context", "version"};
+  static constexpr std::string_view kHmac[] = {"message", "version"};
   std::span<const std::string_view> names;
   switch (id) {
     case RouteId::kKeyGenerate:
@@ -321,14 +401,16 @@ asio::awaitable<Response> KeyCrypto(const Request& req, const State& st, Service
       break;
   }
   const auto bad_body = [] { return Response::Error(400, "invalid request body"); };
-  std::vector<std::vector<uint8_t>> values(names.size());
+  std::vector<std::vector<uint8_t>> values(names.size() - 1);
+  std::string pinned;  // "" = not pinned
   // Generate reads its body only when there is one (api.md §3.5.6).
   const bool read_body = id != RouteId::kKeyGenerate || req.body_present;
   if (read_body) {
     if (req.body_too_large) co_return bad_body();
     auto fields = DecodeJsonFields(req.body, names);
     if (!fields) co_return bad_body();
-    for (size_t i = 0; i < names.size(); ++i) {
+    pinned = fields->values.back().value_or("");
+    for (size_t i = 0; i < values.size(); ++i) {
       auto v = DecodeBase64Field(fields->values[i]);
       if (fields->values[i]) crypto::Zeroize(fields->values[i]->data(), fields->values[i]->size());
       if (!v) co_return bad_body();
@@ -344,7 +426,30 @@ asio::awaitable<Response> KeyCrypto(const Request& req, const State& st, Service
 
   auto key = co_await LoadKey(st, sv, req);
   if (!key.ok()) co_return BackendError(key.status(), "failed to read key", req, sv);
-  const crypto::KeyVersion& kv = **key;
+  uint32_t version = (*key)->latest();
+  if (id == RouteId::kKeyDecrypt) {
+    // The ciphertext names its version; a sent one is ignored (§5.2).
+    auto header = crypto::ParseVersionHeader(values[0]);
+    if (header && header->version > (*key)->latest()) {
+      key = co_await RefreshKey(st, sv, req, header->version);
+      if (!key.ok()) co_return BackendError(key.status(), "failed to read key", req, sv);
+    }
+  } else {
+    // HMAC stays on version 1 unless pinned: MinIO derives credentials
+    // from it (rotation.md §3).
+    if (id == RouteId::kKeyHmac) version = 1;
+    // A never-rotated key ignores the field, as upstream does (I1), unless
+    // it names a version another server may just have added.
+    const bool may_pin = (*key)->rotated() || keystore::ParseVersionNumber(pinned).value_or(0) > 1;
+    if (!pinned.empty() && may_pin) {
+      auto v = co_await PinnedVersion(st, sv, req, pinned, id != RouteId::kKeyHmac,
+                                      /*ignore_if_unrotated=*/true, key);
+      if (!v.ok()) co_return RingError(v.status(), "failed to read key", req, sv);
+      version = *v;
+    }
+  }
+  const keystore::KeyRing& ring = **key;
+  const crypto::KeyVersion& kv = *ring.version(version);
 
   size_t largest = crypto::kKeySize;
   for (const auto& v : values) largest = std::max(largest, v.size());
@@ -353,32 +458,37 @@ asio::awaitable<Response> KeyCrypto(const Request& req, const State& st, Service
   switch (id) {
     case RouteId::kKeyGenerate: {
       // One CSPRNG draw for DEK, iv and nonce (see docs/performance.md).
-      auto dk = kv.key.GenerateDataKey(values[0]);
+      auto dk = keystore::GenerateWithRing(ring, version, values[0]);
       if (!dk.ok()) co_return Response::Error(500, "failed to generate encryption key");
       w.BeginObject()
           .Key("plaintext")
           .Bytes(dk->plaintext.span())
           .Key("ciphertext")
-          .Bytes(dk->ciphertext)
-          .EndObject();
+          .Bytes(dk->ciphertext);
+      WriteVersion(w, ring, version);
+      w.EndObject();
       break;
     }
     case RouteId::kKeyEncrypt: {
-      auto ct = kv.key.Encrypt(values[0], values[1]);
+      auto ct = keystore::EncryptWithRing(ring, version, values[0], values[1]);
       if (!ct.ok()) co_return Response::Error(500, "failed to encrypt plaintext");
-      w.BeginObject().Key("ciphertext").Bytes(*ct).EndObject();
+      w.BeginObject().Key("ciphertext").Bytes(*ct);
+      WriteVersion(w, ring, version);
+      w.EndObject();
       break;
     }
     case RouteId::kKeyDecrypt: {
-      auto pt = kv.key.Decrypt(values[0], values[1]);
+      auto pt = keystore::DecryptWithRing(ring, values[0], values[1]);
       if (!pt.ok()) co_return DecryptFailure(pt.status());
-      w.BeginObject().Key("plaintext").Bytes(pt->span()).EndObject();
+      w.BeginObject().Key("plaintext").Bytes(pt->plaintext.span()).EndObject();
       break;
     }
     default: {
       if (!kv.hmac) co_return Response::Error(409, "key does not support HMAC");
       auto sum = kv.hmac->Sum(values[0]);
-      w.BeginObject().Key("hmac").Bytes(sum).EndObject();
+      w.BeginObject().Key("hmac").Bytes(sum);
+      WriteVersion(w, ring, version);
+      w.EndObject();
       crypto::Zeroize(sum.data(), sum.size());
       break;
     }
@@ -420,22 +530,171 @@ asio::awaitable<Response> KeyBulkDecrypt(const Request& req, const State& st, Se
 
   auto key = co_await LoadKey(st, sv, req);
   if (!key.ok()) co_return BackendError(key.status(), "failed to read key", req, sv);
-  const crypto::KeyVersion& kv = **key;
+  // Each ciphertext names its version; one refresh covers the highest.
+  uint32_t highest = 0;
+  for (const auto& input : inputs) {
+    if (auto header = crypto::ParseVersionHeader(input.first))
+      highest = std::max(highest, header->version);
+  }
+  if (highest > (*key)->latest()) {
+    key = co_await RefreshKey(st, sv, req, highest);
+    if (!key.ok()) co_return BackendError(key.status(), "failed to read key", req, sv);
+  }
+  const keystore::KeyRing& ring = **key;
 
   Response resp = SensitiveJson(answer_size);
   JsonWriter w(resp.body);
   w.BeginArray();
   for (const auto& [ct, ctx] : inputs) {
-    auto pt = kv.key.Decrypt(ct, ctx);
+    auto pt = keystore::DecryptWithRing(ring, ct, ctx);
     if (!pt.ok()) {
       crypto::Zeroize(resp.body.data(), resp.body.size());
       co_return DecryptFailure(pt.status());
     }
-    w.BeginObject().Key("plaintext").Bytes(pt->span()).EndObject();
+    w.BeginObject().Key("plaintext").Bytes(pt->plaintext.span()).EndObject();
   }
   w.EndArray();
   resp.body += '\n';
   co_return resp;
+}
+
+// --- key versions (kes-cpp extension, rotation.md §6) ---------------------------
+
+void WriteVersionInfo(JsonWriter& w, const crypto::KeyVersion& kv) {
+  w.Key("algorithm")
+      .String(crypto::KeyTypeName(kv.key.type()))
+      .Key("created_at")
+      .String(kv.created_at.ToRfc3339());
+  if (!kv.created_by.empty()) w.Key("created_by").String(kv.created_by);
+}
+
+asio::awaitable<Response> KeyRotate(const Request& req, const State& st, Services& sv) {
+  if (!identity::IsValidName(req.resource))
+    co_return Response::Error(400, InvalidKeyName(req.resource));
+  auto ring = co_await Offload(
+      *sv.workers, [&] { return st.cache->Rotate(req.resource, req.identity, req.deadline); });
+  if (!ring.ok()) co_return RingError(ring.status(), "failed to rotate key", req, sv);
+  const std::string version = std::to_string(ring->number);
+  AuditKeyEvent(req, sv, "rotated to version " + version,
+                AuditedRing{ring->number, ring->min_decryption_version});
+  std::string body;
+  JsonWriter w(body);
+  w.BeginObject().Key("name").String(req.resource).Key("version").String(version);
+  WriteVersionInfo(w, ring->key);
+  w.EndObject();
+  co_return Response::Json(std::move(body));
+}
+
+asio::awaitable<Response> KeyVersions(const Request& req, const State& st, Services& sv) {
+  if (!identity::IsValidName(req.resource))
+    co_return Response::Error(400, InvalidKeyName(req.resource));
+  auto key = co_await LoadKey(st, sv, req);
+  if (!key.ok()) co_return BackendError(key.status(), "failed to read key", req, sv);
+  const keystore::KeyRing& ring = **key;
+  std::string body;
+  JsonWriter w(body);
+  w.BeginObject()
+      .Key("name")
+      .String(req.resource)
+      .Key("latest_version")
+      .String(std::to_string(ring.latest()))
+      .Key("min_decryption_version")
+      .String(std::to_string(ring.min_decryption_version))
+      .Key("versions")
+      .BeginArray();
+  for (uint32_t v = 1; v <= ring.latest(); ++v) {
+    w.BeginObject().Key("version").String(std::to_string(v));
+    WriteVersionInfo(w, *ring.version(v));
+    w.Key("enabled").Bool(v >= ring.min_decryption_version).EndObject();
+  }
+  w.EndArray().EndObject();
+  co_return Response::Json(std::move(body));
+}
+
+// {"min_decryption_version": "2"} or 2; unknown fields ignored. 0 when the
+// value is missing or not a whole number (answered as out of range).
+std::optional<uint32_t> ParseMinDecryptionVersion(std::string_view body) {
+  auto doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object()) return std::nullopt;
+  for (const auto& [k, v] : doc.items()) {
+    if (!EqualFoldAscii(k, "min_decryption_version")) continue;
+    if (v.is_number_unsigned()) {
+      const uint64_t n = v.get<uint64_t>();
+      return n > UINT32_MAX ? 0 : static_cast<uint32_t>(n);
+    }
+    if (v.is_string()) return keystore::ParseVersionNumber(v.get<std::string>()).value_or(0);
+    return 0;
+  }
+  return 0;
+}
+
+asio::awaitable<Response> KeyConfigure(const Request& req, const State& st, Services& sv) {
+  if (!identity::IsValidName(req.resource))
+    co_return Response::Error(400, InvalidKeyName(req.resource));
+  if (req.body_too_large) co_return Response::Error(400, "invalid request body");
+  const std::optional<uint32_t> m = ParseMinDecryptionVersion(req.body);
+  if (!m) co_return Response::Error(400, "invalid request body");
+  auto ring = co_await Offload(*sv.workers, [&] {
+    return st.cache->Configure(req.resource, *m, req.identity, req.deadline);
+  });
+  if (!ring.ok()) co_return RingError(ring.status(), "failed to update key", req, sv);
+  AuditEvent(req, sv,
+             "minimum decryption version of secret key '" + req.resource + "' set to " +
+                 std::to_string(ring->min_decryption_version),
+             AuditedRing{ring->latest, ring->min_decryption_version});
+  std::string body;
+  JsonWriter(body)
+      .BeginObject()
+      .Key("name")
+      .String(req.resource)
+      .Key("latest_version")
+      .String(std::to_string(ring->latest))
+      .Key("min_decryption_version")
+      .String(std::to_string(ring->min_decryption_version))
+      .EndObject();
+  co_return Response::Json(std::move(body));
+}
+
+asio::awaitable<Response> KeyRewrap(const Request& req, const State& st, Services& sv) {
+  if (!identity::IsValidName(req.resource))
+    co_return Response::Error(400, InvalidKeyName(req.resource));
+  static constexpr std::string_view kFields[] = {"ciphertext", "context", "version"};
+  const auto bad_body = [] { return Response::Error(400, "invalid request body"); };
+  if (req.body_too_large) co_return bad_body();
+  auto fields = DecodeJsonFields(req.body, kFields);
+  if (!fields) co_return bad_body();
+  auto ciphertext = DecodeBase64Field(fields->values[0]);
+  auto context = DecodeBase64Field(fields->values[1]);
+  if (!ciphertext || !context) co_return bad_body();
+  const std::string pinned = fields->values[2].value_or("");
+
+  auto key = co_await LoadKey(st, sv, req);
+  if (!key.ok()) co_return BackendError(key.status(), "failed to read key", req, sv);
+  auto header = crypto::ParseVersionHeader(*ciphertext);
+  if (header && header->version > (*key)->latest()) {
+    key = co_await RefreshKey(st, sv, req, header->version);
+    if (!key.ok()) co_return BackendError(key.status(), "failed to read key", req, sv);
+  }
+  uint32_t target = (*key)->latest();
+  if (!pinned.empty()) {
+    auto v = co_await PinnedVersion(st, sv, req, pinned, /*enforce_minimum=*/true,
+                                    /*ignore_if_unrotated=*/false, key);
+    if (!v.ok()) co_return RingError(v.status(), "failed to read key", req, sv);
+    target = *v;
+  }
+  auto pt = keystore::DecryptWithRing(**key, *ciphertext, *context);
+  if (!pt.ok()) co_return DecryptFailure(pt.status());
+  auto ct = keystore::EncryptWithRing(**key, target, pt->plaintext.span(), *context);
+  if (!ct.ok()) co_return Response::Error(500, "failed to encrypt plaintext");
+  std::string body;
+  JsonWriter(body)
+      .BeginObject()
+      .Key("ciphertext")
+      .Bytes(*ct)
+      .Key("version")
+      .String(std::to_string(target))
+      .EndObject();
+  co_return Response::Json(std::move(body));
 }
 
 // --- policies and identities ---------------------------------------------------------
@@ -685,6 +944,14 @@ asio::awaitable<Response> Handle(const Request& req, const State& st, Services& 
       co_return co_await KeyCrypto(req, st, sv);
     case RouteId::kKeyBulkDecrypt:
       co_return co_await KeyBulkDecrypt(req, st, sv);
+    case RouteId::kKeyRotate:
+      co_return co_await KeyRotate(req, st, sv);
+    case RouteId::kKeyVersions:
+      co_return co_await KeyVersions(req, st, sv);
+    case RouteId::kKeyConfig:
+      co_return co_await KeyConfigure(req, st, sv);
+    case RouteId::kKeyRewrap:
+      co_return co_await KeyRewrap(req, st, sv);
     case RouteId::kPolicyDescribe:
     case RouteId::kPolicyRead:
       co_return PolicyDescribeOrRead(req, st);

@@ -140,7 +140,13 @@ void Logs::Audit(const AuditEvent& e) {
   if (!e.identity.empty()) w.Key("identity").String(e.identity);
   w.EndObject();
   w.Key("response").BeginObject().Key("code").Int(e.code).Key("time").Int(e.elapsed_ns / 1000000);
-  w.EndObject().EndObject();
+  w.EndObject();
+  if (!e.key_name.empty()) {
+    w.Key("key").BeginObject().Key("name").String(e.key_name);
+    w.Key("version").String(e.key_version);
+    w.Key("min_decryption_version").String(e.key_min_decryption_version).EndObject();
+  }
+  w.EndObject();
   Publish(LogStream::kAudit, json);
 }
 

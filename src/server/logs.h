@@ -69,6 +69,11 @@ class Logs {
     std::string_view identity;
     int code = 200;
     int64_t elapsed_ns = 0;
+    // Key-version events (rotation.md §8) add a "key" object to the stream
+    // event: {"name", "version", "min_decryption_version"}. Empty: none.
+    std::string_view key_name;
+    std::string_view key_version;
+    std::string_view key_min_decryption_version;
   };
   void Audit(const AuditEvent& event);
 

@@ -27,6 +27,10 @@ enum class RouteId {
   kKeyEncrypt,
   kKeyDecrypt,
   kKeyHmac,
+  kKeyRotate,
+  kKeyVersions,
+  kKeyConfig,
+  kKeyRewrap,
   kPolicyDescribe,
   kPolicyRead,
   kPolicyList,
@@ -37,7 +41,7 @@ enum class RouteId {
   kLogAudit,
   kKeyBulkDecrypt,  // api.md §6: removed upstream in 2023-10, still used by older MinIO
 };
-inline constexpr size_t kRouteCount = 23;
+inline constexpr size_t kRouteCount = 27;
 
 enum class AuthKind {
   kOpen,          // never authenticates (/version)
@@ -57,7 +61,7 @@ struct Route {
   bool subtree() const { return !path.empty() && path.back() == '/'; }
 };
 
-// All 23 routes, in a fixed order (index == RouteId).
+// All 27 routes, in a fixed order (index == RouteId).
 const std::array<Route, kRouteCount>& Routes();
 inline const Route& RouteOf(RouteId id) { return Routes()[static_cast<size_t>(id)]; }
 // The route registered under exactly `path` (as in the config's api: keys).

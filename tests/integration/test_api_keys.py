@@ -344,3 +344,30 @@ def test_bulk_decrypt_for_older_minio(kes_server, certs):
 
     # Not in upstream's current route table.
     assert all(e["path"] != "/v1/key/bulk/decrypt/" for e in srv.get("/v1/api").json())
+
+
+def test_key_version_routes_and_bulk_decrypt_of_a_rotated_key(kes_server):
+    """The key-version routes (rotation.md §6) through this file's protocol
+    (HTTP/1.1, and HTTP/2 in the .h2 run); bulk decrypt opens every version
+    of the ring and honours the minimum decryption version."""
+    srv = kes_server()
+    assert srv.put("/v1/key/create/ring").status_code == 200
+    old = srv.post("/v1/key/generate/ring", json={}).json()
+    r = srv.put("/v1/key/rotate/ring")
+    assert r.status_code == 200 and r.json()["version"] == "2", r.content
+    new = srv.post("/v1/key/generate/ring", json={}).json()
+    assert new["version"] == "2"
+    versions = srv.get("/v1/key/versions/ring").json()
+    assert versions["latest_version"] == "2" and len(versions["versions"]) == 2
+    r = srv.post("/v1/key/bulk/decrypt/ring",
+                 json=[{"ciphertext": old["ciphertext"]}, {"ciphertext": new["ciphertext"]}])
+    assert r.status_code == 200, r.content
+    assert r.json() == [{"plaintext": old["plaintext"]}, {"plaintext": new["plaintext"]}]
+    r = srv.post("/v1/key/rewrap/ring", json={"ciphertext": old["ciphertext"]})
+    assert r.status_code == 200 and r.json()["version"] == "2", r.content
+    r = srv.put("/v1/key/config/ring", json={"min_decryption_version": "2"})
+    assert r.json() == {"name": "ring", "latest_version": "2", "min_decryption_version": "2"}
+    r = srv.post("/v1/key/bulk/decrypt/ring", json=[{"ciphertext": old["ciphertext"]}])
+    assert r.status_code == 400
+    assert r.content == error_body(
+        "decryption failed: key version is below the minimum decryption version")

@@ -256,7 +256,10 @@ def keep_working_until_refreshed(srv, endpoint, prefix):
         roundtrip(srv, "%s-%d" % (prefix, i))
         i += 1
         time.sleep(0.5)
-    assert not [c for c in sm_calls(endpoint) if c.get("status") != 200]
+    # A cache fill also probes the key's version entries (rotation.md §4.4),
+    # which are absent here: those are the only non-200 answers.
+    assert not [c for c in sm_calls(endpoint) if c.get("status") != 200 and not (
+        c.get("operation") == "GetSecretValue" and c.get("code") == "ResourceNotFoundException")]
 
 
 def access_keys_used(endpoint):

@@ -182,6 +182,38 @@ def test_a_delete_on_one_node_evicts_the_key_on_the_others_within_two_seconds(no
     assert decrypts(b, name, dek)
 
 
+def test_a_rotation_on_one_node_reaches_the_others_through_the_watch(nodes):
+    """rotation.md §7 with the etcd watch: the new version entry ("<name>-v2-")
+    and configuration record ("<name>-c1-") evict the whole ring of <name> on
+    every other node, although their cache would keep it for 10 minutes."""
+    a, b, _ = nodes()
+    name = unique("rotate")
+    assert a.put("/v1/key/create/" + name).status_code == 200
+    old = generate(b, name)  # b caches the one-version ring
+    assert "version" not in old
+    r = a.put("/v1/key/rotate/" + name)
+    assert r.status_code == 200 and r.json()["version"] == "2", r.text
+
+    def b_generates_version_2():
+        dek = generate(b, name)
+        return dek.get("version") == "2" and decrypts(a, name, dek)
+
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline and not b_generates_version_2():
+        time.sleep(0.05)
+    assert b_generates_version_2()
+    # A new minimum decryption version is enforced by b as quickly.
+    r = a.put("/v1/key/config/" + name, data=json.dumps({"min_decryption_version": "2"}))
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline and decrypts(b, name, old):
+        time.sleep(0.05)
+    r = b.post("/v1/key/decrypt/" + name, data=json.dumps({"ciphertext": old["ciphertext"]}))
+    assert r.status_code == 400, r.text
+    assert r.json()["message"] == ("decryption failed: key version is below the minimum "
+                                   "decryption version")
+
+
 class LostAnswerProxy:
     """Forwards HTTP requests to etcd but drops the answer to the first
     /v3/kv/txn: the write happens, the client never hears of it."""

@@ -6,6 +6,7 @@ read back with the endpoint's root token, as Vault would show it.
 
 Nothing here reaches a real Vault: loopback only, dummy credentials.
 """
+import base64
 import json
 import os
 import socket
@@ -380,3 +381,44 @@ def test_vault_rate_limit(vault, start_kes, monkeypatch):
     monkeypatch.setenv("VAULT_RATE_LIMIT", "fast")
     with pytest.raises(RuntimeError, match='could not parse "VAULT_RATE_LIMIT"'):
         start_kes(vault_section(vault))
+
+
+@pytest.mark.parametrize("version", ["v2", "v1"])
+def test_key_rotation_on_vault(vault, start_kes, version):
+    """Key versions (rotation.md §4.1, §4.8) on Vault: each internal entry is
+    one more secret with one field named after it; K/V v2's `cas: 0` makes
+    concurrent rotations through two servers lose no version (409 for the
+    losers); on K/V v1 (check-then-write) rotations of one server queue."""
+    import concurrent.futures
+    v2 = version == "v2"
+    section = vault_section(vault, version=version, namespace="ns1" if v2 else "")
+    a = start_kes(section)
+    assert a.put("/v1/key/create/rot").status_code == 200
+    old = use_key(a, "rot")
+    r = a.put("/v1/key/rotate/rot")
+    assert r.status_code == 200 and r.json()["version"] == "2", r.text
+    assert use_key(a, "rot")["version"] == "2"
+    r = a.put("/v1/key/decrypt/rot", json={"ciphertext": old["ciphertext"],
+                                           "context": base64.b64encode(b"ctx").decode()})
+    assert r.status_code == 200 and r.json()["plaintext"] == old["plaintext"]
+    path = ("secret/data/tenant-1/" if v2 else "kv/tenant-1/") + "rot-v2-"
+    status, body = vault_api(vault, "GET", path, namespace="ns1" if v2 else "")
+    assert status == 200
+    assert set(body["data"]["data"] if v2 else body["data"]) == {"rot-v2-"}
+    assert a.get("/v1/key/list/*").json()["names"] == ["rot"]
+
+    servers = [a, start_kes(section)] if v2 else [a]
+
+    def one(i):
+        return servers[i % len(servers)].put("/v1/key/rotate/rot")
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(one, range(8)))
+    wins = sorted(int(r.json()["version"]) for r in results if r.status_code == 200)
+    assert all(r.status_code == 409 and r.json()["message"] == "key version conflict"
+               for r in results if r.status_code != 200)
+    assert wins == list(range(3, 3 + len(wins))) and wins
+    assert a.get("/v1/key/versions/rot").json()["latest_version"] == str(2 + len(wins))
+    assert a.delete("/v1/key/delete/rot").status_code == 200
+    status, _ = vault_api(vault, "GET", path, namespace="ns1" if v2 else "")
+    assert status == 404

@@ -474,6 +474,23 @@ TEST(KeyCache, ChangeFeedEvictsAndReportsItsState) {
   EXPECT_EQ(cache.watching(), std::optional<bool>(false));
 }
 
+// Another node's rotation shows in the feed as its new internal entry
+// ("k-v2-", "k-c1-"): the ring of "k" is evicted, other keys stay.
+TEST(KeyCache, ChangeOfAnInternalEntryEvictsItsKey) {
+  auto shared = std::make_shared<FakeStore::Shared>();
+  shared->values["k"] = kStoredKey;
+  shared->values["k-v2"] = kStoredKey;  // a key whose name looks like an entry
+  KeyCache cache(std::make_unique<FakeStore>(shared), NoTimers());
+  ASSERT_NE(shared->listener, nullptr);
+  for (std::string_view entry : {"k-v2-", "k-c1-"}) {
+    ASSERT_TRUE(cache.Get("k", kNoDeadline).ok());
+    ASSERT_TRUE(cache.Get("k-v2", kNoDeadline).ok());
+    shared->listener->Changed(entry, 0);
+    EXPECT_EQ(cache.TryGet("k"), nullptr) << entry;
+    EXPECT_NE(cache.TryGet("k-v2"), nullptr) << entry;
+  }
+}
+
 // The cached value's revision orders it against the feed's events: only a
 // newer change evicts it.
 TEST(KeyCache, ChangesNoNewerThanTheCachedValueKeepIt) {
@@ -506,7 +523,7 @@ TEST(KeyCache, ACreateWithARevisionIsCachedAndOutlivesItsOwnEvent) {
   shared->listener->Changed("k", shared->revs["k"]);
   KeyRef cached = cache.TryGet("k");
   ASSERT_NE(cached, nullptr);
-  EXPECT_EQ(crypto::EncodeKeyVersion(*cached).value(), kStoredKey);
+  EXPECT_EQ(crypto::EncodeKeyVersion(*cached->version(1)).value(), kStoredKey);
   EXPECT_EQ(cache.Create("k", *kv, kNoDeadline), Status::KeyExists());
   EXPECT_EQ(cache.backend_gets(), 0u);
 }
@@ -579,7 +596,9 @@ TEST(KeyCache, SingleFlightOnMiss) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok.load(), kThreads);
-  EXPECT_EQ(shared->gets.load(), 1);
+  // One fill: the key plus the two not-found probes of its ring
+  // (`k-v2-`, `k-c1-`; rotation.md §4.4).
+  EXPECT_EQ(shared->gets.load(), 3);
   EXPECT_EQ(cache.backend_gets(), 1u);
   for (const KeyRef& r : refs) EXPECT_EQ(r, refs[0]);  // one parsed key shared by all
   // A warm cache makes no backend call.
@@ -604,7 +623,8 @@ TEST(KeyCache, AWaiterGivesUpAtItsDeadlineWhileAnotherFetchHangs) {
   }
   shared->cv.notify_all();
   first.join();
-  EXPECT_EQ(shared->gets.load(), 1);
+  // One fill only: the key and its two ring probes (rotation.md §4.4).
+  EXPECT_EQ(shared->gets.load(), 3);
 }
 
 TEST(KeyCache, MissesAreNotCachedAndErrorsPropagate) {
