@@ -45,11 +45,16 @@ import botocore.session  # noqa: E402
 import botocore.utils  # noqa: E402
 from botocore.awsrequest import AWSRequest  # noqa: E402
 
+from kes_harness import tool_module  # noqa: E402
+
+# The endpoint's own modules import each other by plain name (its directory
+# first on sys.path); the launcher by file, as every endpoint has one.
 sys.path.insert(0, str(ENDPOINT_DIR))
 import envelope  # noqa: E402
 import sigv4_verify  # noqa: E402
-from launcher import AwsTestEndpoint  # noqa: E402
 from errors import AwsError  # noqa: E402
+
+AwsTestEndpoint = tool_module("aws-test-endpoint").AwsTestEndpoint
 
 
 # ---- the endpoint process ---------------------------------------------------------
