@@ -94,10 +94,15 @@ def kes_tty(args: List[str], env: Dict[str, str], cwd=None, timeout=60):
     return os.waitstatus_to_exitcode(status), text
 
 
-def migrate_round_trip(tmp_path, certs, server_cert, keystore: dict, check_stored) -> None:
+def migrate_round_trip(tmp_path, certs, server_cert, keystore: dict, check_stored,
+                       env: Optional[Dict[str, str]] = None) -> None:
     """`kes migrate` of an upstream and a legacy key from an fs keystore to
     `keystore` (a config's `keystore:` section), `check_stored()` on the
-    backend, and back to a fresh fs keystore: the values come back unchanged."""
+    backend, and back to a fresh fs keystore: the values come back unchanged.
+    `env` is the CLI's environment (default clean_env(), e.g. one with
+    SSL_CERT_FILE for a backend whose CA the config cannot name)."""
+    if env is None:
+        env = clean_env()
     src_dir = tmp_path / "src-keys"
     src_dir.mkdir()
     (src_dir / "upstream").write_text(UPSTREAM_VALUE)
@@ -112,11 +117,11 @@ def migrate_round_trip(tmp_path, certs, server_cert, keystore: dict, check_store
     back_cfg = tmp_path / "back.yml"
     back_cfg.write_text(yaml.safe_dump(base_config(certs, server_cert, back_dir)))
 
-    p = kes(["migrate", "--from", str(fs_cfg), "--to", str(to_cfg)], clean_env())
+    p = kes(["migrate", "--from", str(fs_cfg), "--to", str(to_cfg)], env)
     assert p.returncode == 0, p.stderr
     assert "Migrated      2 keys successfully!" in out(p)
     check_stored()
-    p = kes(["migrate", "--from", str(to_cfg), "--to", str(back_cfg)], clean_env())
+    p = kes(["migrate", "--from", str(to_cfg), "--to", str(back_cfg)], env)
     assert p.returncode == 0, p.stderr
     assert (back_dir / "upstream").read_text() == UPSTREAM_VALUE
     assert (back_dir / "legacy").read_text() == LEGACY_VALUE

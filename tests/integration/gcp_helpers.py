@@ -1,35 +1,22 @@
 """Shared by the GCP test files: a dummy service account (a fresh RSA key
 pair made here) and the loopback Secret Manager test endpoint
 (tools/gcp-test-endpoint) that verifies its JWTs."""
-import importlib.util
 import json
 import os
 import ssl
-import sys
 import urllib.request
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
-ENDPOINT_DIR = SOURCE_DIR / "tools" / "gcp-test-endpoint"
+from kes_harness import tool_module
+
 PROJECT = "kes-test"
 PROJECT_NUMBER = 123456789012
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 
-
-def _load_launcher():
-    # By file, under its own name: other endpoints have a `launcher` module too.
-    sys.path.insert(0, str(ENDPOINT_DIR))
-    spec = importlib.util.spec_from_file_location("gcp_endpoint_launcher",
-                                                  ENDPOINT_DIR / "launcher.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.GcpTestEndpoint
-
-
-GcpTestEndpoint = _load_launcher()
+GcpTestEndpoint = tool_module("gcp-test-endpoint").GcpTestEndpoint
 
 
 class ServiceAccount:

@@ -45,11 +45,16 @@ import botocore.session  # noqa: E402
 import botocore.utils  # noqa: E402
 from botocore.awsrequest import AWSRequest  # noqa: E402
 
+from kes_harness import tool_module  # noqa: E402
+
+# The endpoint's own modules import each other by plain name (its directory
+# first on sys.path); the launcher by file, as every endpoint has one.
 sys.path.insert(0, str(ENDPOINT_DIR))
 import envelope  # noqa: E402
 import sigv4_verify  # noqa: E402
-from launcher import AwsTestEndpoint  # noqa: E402
 from errors import AwsError  # noqa: E402
+
+AwsTestEndpoint = tool_module("aws-test-endpoint").AwsTestEndpoint
 
 
 # ---- the endpoint process ---------------------------------------------------------
@@ -836,7 +841,10 @@ def test_ecs_container_credentials_with_botocore_provider(ep, tmp_path):
     frozen = provider.load().get_frozen_credentials()
     client(ep, "secretsmanager", (frozen.access_key, frozen.secret_key,
                                   frozen.token)).list_secrets(MaxResults=1)
-    assert ep.requests_log()[-2]["authorization"] == "ecs-secret-token"
+    # The last ECS call, not the log's second to last entry: more entries
+    # (e.g. a retried ListSecrets) may follow it on a loaded machine.
+    ecs = [r for r in ep.requests_log() if r.get("service") == "ecs"]
+    assert ecs[-1]["authorization"] == "ecs-secret-token"
     wrong = botocore.credentials.ContainerProvider(environ={
         "AWS_CONTAINER_CREDENTIALS_FULL_URI": url,
         "AWS_CONTAINER_AUTHORIZATION_TOKEN": "wrong"})

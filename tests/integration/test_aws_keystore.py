@@ -11,18 +11,14 @@ import base64
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, KesServer, base_config, use_key
+from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, KesServer, base_config, tool_module, use_key
 
-SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
-ENDPOINT_DIR = SOURCE_DIR / "tools" / "aws-test-endpoint"
-sys.path.insert(0, str(ENDPOINT_DIR))
-from launcher import AwsTestEndpoint  # noqa: E402
+AwsTestEndpoint = tool_module("aws-test-endpoint").AwsTestEndpoint
 
 AKID = "AKIDEXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"

@@ -9,14 +9,11 @@ kv.localhost, the resource is https://localhost:<port>.
 Nothing here reaches Azure: loopback only, dummy credentials.
 """
 import time
-from pathlib import Path
 
 import pytest
-import yaml
 
-from cli_helpers import clean_env, kes, out
-from kes_harness import (LEGACY_VALUE, UPSTREAM_VALUE, CreateTraffic, KesServer, base_config,
-                         tool_module, use_key)
+from cli_helpers import clean_env, migrate_round_trip
+from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, CreateTraffic, tool_module, use_key
 
 AzureTestEndpoint = tool_module("azure-test-endpoint").AzureTestEndpoint
 MI_CLIENT = "22222222-2222-2222-2222-2222222222a1"
@@ -50,19 +47,8 @@ def secret_section(ep):
 
 
 @pytest.fixture
-def start_kes(tmp_path, certs, server_cert):
-    started = []
-
-    def start(section, **extra):
-        cfg = base_config(certs, server_cert, Path("/nonexistent"), **extra)
-        cfg["keystore"] = {"azure": {"keyvault": section}}
-        srv = KesServer(tmp_path / ("kes%d" % len(started)), cfg, server_cert, certs)
-        started.append(srv)
-        return srv.start()
-
-    yield start
-    for srv in started:
-        srv.stop()
+def start_kes(keystore_kes):
+    return lambda section, **extra: keystore_kes({"azure": {"keyvault": section}}, **extra)
 
 
 def stored(ep, name):
@@ -233,26 +219,9 @@ def test_token_renewal_and_revocation_under_traffic(azure, start_kes):
 
 
 def test_migrate_fs_to_azure_and_back(azure, tmp_path, certs, server_cert):
-    src_dir = tmp_path / "src-keys"
-    src_dir.mkdir()
-    (src_dir / "upstream").write_text(UPSTREAM_VALUE)
-    (src_dir / "legacy").write_text(LEGACY_VALUE)
-    fs_cfg = tmp_path / "fs.yml"
-    fs_cfg.write_text(yaml.safe_dump(base_config(certs, server_cert, src_dir)))
-    az_cfg = tmp_path / "azure.yml"
-    cfg = base_config(certs, server_cert, Path("/nonexistent"))
-    cfg["keystore"] = {"azure": {"keyvault": secret_section(azure)}}
-    az_cfg.write_text(yaml.safe_dump(cfg))
-    back_dir = tmp_path / "back-keys"
-    back_cfg = tmp_path / "back.yml"
-    back_cfg.write_text(yaml.safe_dump(base_config(certs, server_cert, back_dir)))
-    env = clean_env(SSL_CERT_FILE=azure.ca, AZURE_AUTHORITY_HOST=azure.url + "/")
+    def check_stored():
+        assert stored(azure, "legacy") == [LEGACY_VALUE]  # copied unchanged
 
-    p = kes(["migrate", "--from", str(fs_cfg), "--to", str(az_cfg)], env)
-    assert p.returncode == 0, p.stderr
-    assert "Migrated      2 keys successfully!" in out(p)
-    assert stored(azure, "legacy") == [LEGACY_VALUE]  # copied unchanged
-    p = kes(["migrate", "--from", str(az_cfg), "--to", str(back_cfg)], env)
-    assert p.returncode == 0, p.stderr
-    assert (back_dir / "upstream").read_text() == UPSTREAM_VALUE
-    assert (back_dir / "legacy").read_text() == LEGACY_VALUE
+    migrate_round_trip(tmp_path, certs, server_cert, {"azure": {"keyvault": secret_section(azure)}},
+                       check_stored,
+                       env=clean_env(SSL_CERT_FILE=azure.ca, AZURE_AUTHORITY_HOST=azure.url + "/"))

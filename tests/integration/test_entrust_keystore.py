@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import migrate_round_trip
-from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, CreateTraffic, base_config, tool_module, use_key
+from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, CreateTraffic, tool_module, use_key
 
 EntrustTestEndpoint = tool_module("entrust-test-endpoint").EntrustTestEndpoint
 
@@ -57,13 +57,8 @@ def endpoint(tmp_path, cert_factory):
 
 
 @pytest.fixture
-def start_kes(kes_server, certs, server_cert):
-    def start(section, **extra):
-        cfg = base_config(certs, server_cert, Path("/nonexistent"), **extra)
-        cfg["keystore"] = {"entrust": section}
-        return kes_server(config=cfg)
-
-    return start
+def start_kes(keystore_kes):
+    return lambda section, **extra: keystore_kes({"entrust": section}, **extra)
 
 
 def test_upstream_config_starts_and_serves_keys(endpoint, start_kes):

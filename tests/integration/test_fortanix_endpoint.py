@@ -12,25 +12,19 @@ Nothing leaves loopback; every credential is a dummy made up by the endpoint.
 """
 import base64
 import http.client
-import importlib.util
 import json
 import os
 import socket
 import ssl
 import time
 import uuid
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
-SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
-# By file: other endpoint test files import a `launcher` module too.
-_spec = importlib.util.spec_from_file_location(
-    "fortanix_endpoint_launcher", SOURCE_DIR / "tools" / "fortanix-test-endpoint" / "launcher.py")
-_launcher = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_launcher)
-FortanixTestEndpoint = _launcher.FortanixTestEndpoint
+from kes_harness import tool_module
+
+FortanixTestEndpoint = tool_module("fortanix-test-endpoint").FortanixTestEndpoint
 
 
 @pytest.fixture(scope="module")

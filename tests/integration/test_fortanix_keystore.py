@@ -8,24 +8,17 @@ show it.
 Nothing here reaches a real DSM: loopback only, dummy credentials.
 """
 import base64
-import importlib.util
 import json
-import os
 import time
 from pathlib import Path
 
 import pytest
 
 from cli_helpers import migrate_round_trip
-from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, CreateTraffic, spec_dir, use_key
+from kes_harness import (LEGACY_VALUE, UPSTREAM_VALUE, CreateTraffic, spec_dir, tool_module,
+                         use_key)
 
-SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
-_spec = importlib.util.spec_from_file_location(
-    "fortanix_keystore_launcher",
-    SOURCE_DIR / "tools" / "fortanix-test-endpoint" / "launcher.py")
-_launcher = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_launcher)
-FortanixTestEndpoint = _launcher.FortanixTestEndpoint
+FortanixTestEndpoint = tool_module("fortanix-test-endpoint").FortanixTestEndpoint
 
 GROUP = "kes-group"
 

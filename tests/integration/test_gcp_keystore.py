@@ -14,12 +14,10 @@ import time
 
 import pytest
 
-from cli_helpers import clean_env
+from cli_helpers import clean_env, migrate_round_trip
 from gcp_helpers import (CLOUD_PLATFORM, PROJECT, PROJECT_NUMBER, ServiceAccount, admin,
                          start_endpoint, state)
-from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE
-from keystore_helpers import (KeystoreServers, failures_under_create_traffic,
-                              migrate_fs_to_and_back, use_key)
+from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, CreateTraffic, use_key
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +50,8 @@ def section(gcp, account=None, endpoint=None):
 
 
 @pytest.fixture
-def start_kes(tmp_path, certs, server_cert):
-    servers = KeystoreServers(tmp_path, certs, server_cert)
-    yield lambda sec, **extra: servers.start({"gcp": {"secretmanager": sec}}, **extra)
-    servers.stop_all()
+def start_kes(keystore_kes):
+    return lambda sec, **extra: keystore_kes({"gcp": {"secretmanager": sec}}, **extra)
 
 
 def api_log(gcp):
@@ -160,16 +156,12 @@ def test_metadata_credentials_renewed_and_replaced_under_traffic(gcp, start_kes,
     monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:%d" % gcp.metadata_port)
     admin(gcp, "POST", "/__admin/token-ttl", {"seconds": 2, "valid_for": 1.8})
     srv = start_kes(section(gcp))
-    before_revoke = 0
-
-    def revoke_midway():
-        nonlocal before_revoke
+    with CreateTraffic(srv) as traffic:
         time.sleep(3.5)
         before_revoke = len(admin(gcp, "GET", "/__admin/requests")["requests"])
         admin(gcp, "POST", "/__admin/revoke")
         time.sleep(1.5)
-
-    assert not failures_under_create_traffic(srv, revoke_midway)
+    assert not traffic.failures
     log = admin(gcp, "GET", "/__admin/requests")["requests"]
     fetches = [r for r in log if r["service"] == "metadata" and r["path"].endswith("/token")]
     assert len(fetches) >= 3
@@ -223,9 +215,10 @@ def test_rejected_jwt_is_a_backend_error(gcp, account, start_kes, tmp_path):
 
 
 def test_migrate_fs_to_gcp_and_back(gcp, account, tls, tmp_path, certs, server_cert):
-    def stored(name):
-        return base64.b64decode(state(gcp)[name]["versions"][0]["data"]).decode()
+    def check_stored():
+        stored = base64.b64decode(state(gcp)["legacy"]["versions"][0]["data"]).decode()
+        assert stored == LEGACY_VALUE  # copied unchanged
 
     keystore = {"gcp": {"secretmanager": section(gcp, account)}}
-    migrate_fs_to_and_back(tmp_path, certs, server_cert, keystore,
-                           clean_env(SSL_CERT_FILE=tls.ca), stored)
+    migrate_round_trip(tmp_path, certs, server_cert, keystore, check_stored,
+                       env=clean_env(SSL_CERT_FILE=tls.ca))

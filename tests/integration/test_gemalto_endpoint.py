@@ -9,22 +9,15 @@ the 404 a denied delete gets, and the fault injection the keystore tests use.
 Loopback only; the refresh token is a dummy.
 """
 import http.client
-import importlib.util
 import json
-import os
 import ssl
 import time
-from pathlib import Path
 
 import pytest
 
-SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
-ENDPOINT_DIR = SOURCE_DIR / "tools" / "gemalto-test-endpoint"
-_spec = importlib.util.spec_from_file_location("gemalto_endpoint_launcher",
-                                               ENDPOINT_DIR / "launcher.py")
-_launcher = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_launcher)
-GemaltoTestEndpoint = _launcher.GemaltoTestEndpoint
+from kes_harness import tool_module
+
+GemaltoTestEndpoint = tool_module("gemalto-test-endpoint").GemaltoTestEndpoint
 
 
 @pytest.fixture(scope="module")

@@ -9,25 +9,17 @@ Loopback only; the refresh token is a dummy.
 """
 import base64
 import http.client
-import importlib.util
 import json
-import os
 import ssl
 import time
 from pathlib import Path
 
 import pytest
 
-from keystore_e2e import KesStarter, Traffic, migrate_fs_and_back, use_key
-from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE
+from cli_helpers import migrate_round_trip
+from kes_harness import LEGACY_VALUE, UPSTREAM_VALUE, CreateTraffic, tool_module, use_key
 
-SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
-ENDPOINT_DIR = SOURCE_DIR / "tools" / "gemalto-test-endpoint"
-_spec = importlib.util.spec_from_file_location("gemalto_keystore_launcher",
-                                               ENDPOINT_DIR / "launcher.py")
-_launcher = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_launcher)
-GemaltoTestEndpoint = _launcher.GemaltoTestEndpoint
+GemaltoTestEndpoint = tool_module("gemalto-test-endpoint").GemaltoTestEndpoint
 
 DOMAIN = "kes-domain"
 
@@ -88,10 +80,8 @@ def stored(ep):
 
 
 @pytest.fixture
-def start_kes(tmp_path, certs, server_cert):
-    starter = KesStarter(tmp_path, certs, server_cert)
-    yield lambda keystore, **extra: starter.start({"gemalto": keystore}, **extra)
-    starter.stop_all()
+def start_kes(keystore_kes):
+    return lambda keystore, **extra: keystore_kes({"gemalto": keystore}, **extra)
 
 
 def poll(cond, timeout=60):
@@ -179,7 +169,7 @@ def test_jwt_renewal_while_traffic_flows_and_revoked_jwts_are_replaced(tmp_path,
     with start_endpoint(tmp_path / "short", tls, "--duration", "3") as short:
         short.ctx = ssl.create_default_context(cafile=tls.ca)
         srv = start_kes(section(short, tls))
-        with Traffic(srv) as traffic:
+        with CreateTraffic(srv) as traffic:
             # JWTs live 3 s: the loop logs in again every 1.5 s.
             assert poll(lambda: admin(short, "GET", "/__admin/state")["logins"] >= 3)
             log = admin(short, "GET", "/__admin/requests")["requests"]
@@ -244,5 +234,9 @@ def test_delete_that_the_server_denies_reads_as_success_like_upstream(ep, tls, s
 
 
 def test_migrate_fs_to_gemalto_and_back(ep, tls, tmp_path, certs, server_cert):
-    migrate_fs_and_back(tmp_path, certs, server_cert, {"gemalto": section(ep, tls)},
-                        lambda name: stored(ep)[name]["material"])
+    def check_stored():
+        assert stored(ep)["legacy"]["material"] == LEGACY_VALUE  # copied unchanged
+        assert stored(ep)["upstream"]["material"] == UPSTREAM_VALUE
+
+    migrate_round_trip(tmp_path, certs, server_cert, {"gemalto": section(ep, tls)},
+                       check_stored)

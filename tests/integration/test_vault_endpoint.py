@@ -8,12 +8,10 @@ state, fault injection and HTTPS with client certificates.
 Nothing leaves loopback; every credential is a dummy made up by the test.
 """
 import base64
-import importlib.util
 import os
 import re
 import ssl
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -24,17 +22,13 @@ import requests
 hvac = pytest.importorskip("hvac")  # Debian's python3-hvac
 import hvac.exceptions  # noqa: E402
 
+from kes_harness import tool_module  # noqa: E402
+
 SOURCE_DIR = Path(os.environ.get("KES_SOURCE_DIR", Path(__file__).resolve().parents[2]))
 SPEC_DIR = Path(os.environ.get("KES_SPEC_DIR", SOURCE_DIR / "spec"))
 ENDPOINT_DIR = SOURCE_DIR / "tools" / "vault-test-endpoint"
-sys.path.insert(0, str(ENDPOINT_DIR))
-# By file: test_aws_endpoint.py imports the AWS endpoint's `launcher` module,
-# and both files may run in one pytest process.
-_spec = importlib.util.spec_from_file_location("vault_endpoint_launcher",
-                                               ENDPOINT_DIR / "launcher.py")
-_launcher = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_launcher)
-VaultTestEndpoint = _launcher.VaultTestEndpoint
+
+VaultTestEndpoint = tool_module("vault-test-endpoint").VaultTestEndpoint
 
 NS = "team-a"
 CAS_MISMATCH = ["check-and-set parameter did not match the current version"]
