@@ -283,7 +283,9 @@ TEST(FortanixResponse, ParsersAcceptAnyBytes) {
                                 "{\"access_token\":\"\"}", "[1]", "{\"name\":\"x\"}"}) {
     EXPECT_FALSE(ParseSessionToken(junk).ok()) << junk;
     EXPECT_FALSE(ParseSobject(junk).ok()) << junk;
-    if (junk != "[]") EXPECT_FALSE(ParseNames(junk).ok()) << junk;
+    if (junk != "[]") {
+      EXPECT_FALSE(ParseNames(junk).ok()) << junk;
+    }
   }
   EXPECT_EQ(*ParseSessionToken(R"({"token_type":"Bearer","access_token":"t"})"), "t");
   auto s = ParseSobject(R"({"kid":"k1","name":"n","enabled":true,"value":"dg=="})");
