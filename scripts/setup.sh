@@ -29,6 +29,7 @@ packages=(
   # benchmarks
   nginx-light apache2-utils util-linux
   golang-go  # bench/goclient: the Go SDK's HTTP transport, standard library only
+  iproute2  # VAULT_SRV_LOOKUP test: `ip link set lo up` in its own network namespace
 )
 
 missing=()

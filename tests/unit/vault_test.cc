@@ -496,6 +496,7 @@ TEST(VaultKeystore, EnvironmentVariables) {
                                                         {"VAULT_RATE_LIMIT", "0"},
                                                         {"VAULT_RATE_LIMIT", "4:x"},
                                                         {"VAULT_DISABLE_REDIRECTS", "maybe"},
+                                                        {"VAULT_SRV_LOOKUP", "maybe"},
                                                         {"VAULT_HTTP_PROXY", "proxy"},
                                                         {"VAULT_PROXY_ADDR", "ftp://proxy"}}) {
     EXPECT_EQ(Open(BaseConfig(v, "v1"), env({{name, value}}), Fast()).status().message(),

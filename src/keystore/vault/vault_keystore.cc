@@ -21,6 +21,7 @@
 #include "keystore/list.h"
 #include "keystore/vault/response.h"
 #include "net/http_client.h"
+#include "net/srv_lookup.h"
 
 namespace kes::keystore::vault {
 namespace {
@@ -75,6 +76,45 @@ std::optional<bool> ParseGoBool(std::string_view s) {
   if (s == "0" || s == "f" || s == "F" || s == "FALSE" || s == "false" || s == "False")
     return false;
   return std::nullopt;
+}
+
+// True when the endpoint text names a port ("host:8200", "[::1]:8200"): the
+// SDK's url.Port() != "", which turns VAULT_SRV_LOOKUP off.
+bool HasExplicitPort(std::string_view endpoint) {
+  if (size_t scheme = endpoint.find("://"); scheme != std::string_view::npos) {
+    endpoint.remove_prefix(scheme + 3);
+  }
+  std::string_view authority = endpoint.substr(0, endpoint.find_first_of("/?#"));
+  if (size_t at = authority.rfind('@'); at != std::string_view::npos) {
+    authority.remove_prefix(at + 1);
+  }
+  if (size_t bracket = authority.rfind(']'); bracket != std::string_view::npos) {
+    authority.remove_prefix(bracket + 1);
+  }
+  const size_t colon = authority.rfind(':');
+  return colon != std::string_view::npos && colon + 1 < authority.size();
+}
+
+// VAULT_SRV_LOOKUP, as the SDK: the SRV record _http._tcp.<host> replaces
+// the host and port connected to (so TLS verifies the SRV target's name)
+// while the Host header keeps the configured host. No answer: the endpoint
+// is used as written. Returns that Host header, or "" when nothing changed.
+std::string ApplySrvLookup(net::Url* endpoint, net::HttpClientOptions* http) {
+  auto srv = net::LookupSrv("http", "tcp", endpoint->host);
+  if (!srv) {
+    spdlog::info("vault: no SRV record _http._tcp.{}: using the endpoint as written",
+                 endpoint->host);
+    return "";
+  }
+  spdlog::info("vault: SRV record _http._tcp.{} points to {}:{}", endpoint->host, srv->host,
+               srv->port);
+  std::string host_header = endpoint->HostHeader();
+  endpoint->host = std::move(srv->host);
+  endpoint->port = srv->port;
+  if (endpoint->scheme == "http" && !net::IsLoopbackHost(endpoint->host)) {
+    http->plain_http_host = endpoint->host;
+  }
+  return host_header;
 }
 
 // "vault:v<digits>:..." (any transit key version; upstream knew only v1).
@@ -174,11 +214,12 @@ bool ParseRateLimit(const std::string& text, std::unique_ptr<RateLimiter>* out) 
 
 class VaultKeyStore : public KeyStore {
  public:
-  VaultKeyStore(const Config& config, net::Url endpoint, std::string ns,
+  VaultKeyStore(const Config& config, net::Url endpoint, std::string host_header, std::string ns,
                 net::HttpClientOptions http_options, int max_retries,
                 std::unique_ptr<RateLimiter> limiter, const Timing& timing)
       : config_(config),
         endpoint_(std::move(endpoint)),
+        host_header_(std::move(host_header)),
         namespace_(std::move(ns)),
         http_(std::move(http_options)),
         max_retries_(max_retries),
@@ -427,6 +468,7 @@ class VaultKeyStore : public KeyStore {
     req.body = body;
     req.deadline = deadline;
     req.headers.emplace_back("X-Vault-Request", "true");
+    if (!host_header_.empty()) req.headers.emplace_back("Host", host_header_);
     if (authenticated) req.headers.emplace_back("X-Vault-Token", token ? *token : Token());
     if (!ns.empty()) req.headers.emplace_back("X-Vault-Namespace", ns);
     Result<net::HttpResponse> resp = kes::Status::Internal("vault: no attempt");
@@ -646,6 +688,7 @@ class VaultKeyStore : public KeyStore {
 
   const Config config_;
   const net::Url endpoint_;
+  const std::string host_header_;  // non-empty after an SRV lookup: the configured host
   const std::string namespace_;
   net::HttpClient http_;
   const int max_retries_;
@@ -740,7 +783,15 @@ Result<std::unique_ptr<KeyStore>> Open(const Config& config,
     http.insecure_skip_verify = *b;
     if (*b) spdlog::warn("vault: VAULT_SKIP_VERIFY is set: Vault's certificate is not verified");
   }
-  for (const char* ignored : {"VAULT_AGENT_ADDR", "VAULT_WRAP_TTL", "VAULT_SRV_LOOKUP"}) {
+  std::string host_header;
+  if (std::string v = env("VAULT_SRV_LOOKUP"); !v.empty()) {
+    auto b = ParseGoBool(v);
+    if (!b) return bad_env("VAULT_SRV_LOOKUP");
+    if (*b && !unix_socket && !HasExplicitPort(config.endpoint)) {
+      host_header = ApplySrvLookup(&*endpoint, &http);
+    }
+  }
+  for (const char* ignored : {"VAULT_AGENT_ADDR", "VAULT_WRAP_TTL"}) {
     if (!env(ignored).empty()) spdlog::warn("vault: {} is set and ignored by kes-cpp", ignored);
   }
 
@@ -771,14 +822,13 @@ Result<std::unique_ptr<KeyStore>> Open(const Config& config,
   }
 
   std::string ns = config.namespace_.empty() ? env("VAULT_NAMESPACE") : config.namespace_;
-  auto store = std::make_unique<VaultKeyStore>(config, *endpoint, std::move(ns), std::move(http),
-                                               max_retries, std::move(limiter), timing);
+  auto store =
+      std::make_unique<VaultKeyStore>(config, *endpoint, std::move(host_header), std::move(ns),
+                                      std::move(http), max_retries, std::move(limiter), timing);
   KES_TRY(store->Start());
   return std::unique_ptr<KeyStore>(std::move(store));
 }
 
-Result<std::unique_ptr<KeyStore>> Open(const Config& config) {
-  return Open(config, GetEnv);
-}
+Result<std::unique_ptr<KeyStore>> Open(const Config& config) { return Open(config, GetEnv); }
 
 }  // namespace kes::keystore::vault
