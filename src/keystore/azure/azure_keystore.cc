@@ -3,16 +3,17 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
-#include <condition_variable>
 #include <ctime>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 
 #include "common/os.h"
+#include "common/stop_signal.h"
 #include "crypto/secret_bytes.h"
 #include "keystore/azure/response.h"
 #include "keystore/list.h"
+#include "keystore/status_probe.h"
 #include "net/http_client.h"
 
 namespace kes::keystore::azure {
@@ -103,14 +104,7 @@ class AzureKeyStore : public KeyStore {
     req.deadline = deadline;
     req.timeout = seconds(10);
     const auto start = Clock::now();
-    auto resp = http_.Do(req);
-    if (!resp.ok()) {
-      if (resp.status().code() == Code::kUnreachable || Expired(deadline)) {
-        return kes::Status::Unreachable("kes: keystore unreachable: " + resp.status().message());
-      }
-      return resp.status();
-    }
-    return KeyStoreState{Clock::now() - start};
+    return ProbeState(http_.Do(req), start, deadline);
   }
 
   kes::Status Create(std::string_view name, std::string_view value, Deadline deadline) override {
@@ -270,13 +264,7 @@ class AzureKeyStore : public KeyStore {
     return ListAll(std::move(names), prefix, limit);
   }
 
-  void Close() override {
-    {
-      std::lock_guard lock(stop_mu_);
-      stopping_ = true;
-    }
-    stop_cv_.notify_all();
-  }
+  void Close() override { stop_.Stop(); }
 
  private:
   net::Url SecretUrl(const std::string& name, const std::string& suffix) const {
@@ -312,7 +300,7 @@ class AzureKeyStore : public KeyStore {
                                                 timing_.purge_wait_max.count());
     const milliseconds wait(pick(rng));
     if (TimeLeft(deadline, wait) < wait) return false;
-    return !Stopping(wait);
+    return !stop_.Wait(wait);
   }
 
   std::string Scope() {
@@ -392,7 +380,7 @@ class AzureKeyStore : public KeyStore {
       if (!retry || attempt > timing_.max_retries) break;
       milliseconds wait = resp.ok() ? RetryAfter(*resp) : milliseconds(-1);
       if (wait.count() < 0) wait = Backoff(attempt);
-      if (TimeLeft(deadline, wait) < wait || Stopping(wait)) break;
+      if (TimeLeft(deadline, wait) < wait || stop_.Wait(wait)) break;
     }
     crypto::Zeroize(req.body.data(), req.body.size());
     for (auto& [k, v] : req.headers) crypto::Zeroize(v.data(), v.size());
@@ -407,12 +395,6 @@ class AzureKeyStore : public KeyStore {
     return std::min(milliseconds(static_cast<int64_t>(d)), timing_.retry_cap);
   }
 
-  // Waits `d` unless Close() comes first; true when stopping.
-  bool Stopping(milliseconds d) {
-    std::unique_lock lock(stop_mu_);
-    return stop_cv_.wait_for(lock, d, [this] { return stopping_; });
-  }
-
   const Config config_;
   net::Url endpoint_;
   net::HttpClient http_;
@@ -423,9 +405,7 @@ class AzureKeyStore : public KeyStore {
   std::mutex scope_mu_;
   std::string scope_;  // learnt from the first challenge
 
-  std::mutex stop_mu_;
-  std::condition_variable stop_cv_;
-  bool stopping_ = false;
+  StopSignal stop_;  // Close() ends the retry and purge waits
 };
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "crypto/secret_bytes.h"
 #include "keystore/fortanix/response.h"
 #include "keystore/list.h"
+#include "keystore/status_probe.h"
 #include "net/ca_bundle.h"
 #include "net/http_client.h"
 #include "net/retry.h"
@@ -98,14 +99,7 @@ class FortanixKeyStore : public KeyStore {
     req.url = base_;
     req.timeout = kProbeTimeout;
     req.deadline = deadline;
-    auto resp = net::DoWithRetry(http_, req);
-    if (!resp.ok()) {
-      if (resp.status().code() == Code::kUnreachable || Expired(deadline)) {
-        return kes::Status::Unreachable("kes: keystore unreachable: " + resp.status().message());
-      }
-      return resp.status();
-    }
-    return KeyStoreState{Clock::now() - start};
+    return ProbeState(net::DoWithRetry(http_, req), start, deadline);
   }
 
   kes::Status Create(std::string_view name, std::string_view value, Deadline deadline) override {

@@ -3,12 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <nlohmann/json.hpp>
 #include <random>
 
 #include "aws/sigv4.h"  // UriEncode
 #include "common/json_members.h"
+#include "common/stop_signal.h"
 #include "crypto/encoding.h"
 #include "crypto/secret_bytes.h"
 #include "keystore/list.h"
@@ -120,7 +120,7 @@ class SecretManagerKeyStore : public KeyStore {
       const milliseconds pause(
           static_cast<int64_t>(std::uniform_real_distribution<double>(0.5, 1.0)(rng) *
                                static_cast<double>(wait.count())));
-      if (TimeLeft(deadline, pause) < pause || Stopping(pause)) break;
+      if (TimeLeft(deadline, pause) < pause || stop_.Wait(pause)) break;
       wait = std::min(timing_.retry_max, milliseconds(wait.count() * 2));
     }
     const std::string context = "gcp: failed to read '" + std::string(name) + "'";
@@ -184,11 +184,7 @@ class SecretManagerKeyStore : public KeyStore {
     return ListAll(std::move(names), prefix, limit);
   }
 
-  void Close() override {
-    std::lock_guard lock(stop_mu_);
-    stopping_ = true;
-    stop_cv_.notify_all();
-  }
+  void Close() override { stop_.Stop(); }
 
  private:
   // The caller's deadline, but never more than upstream's 60 s per call.
@@ -251,20 +247,12 @@ class SecretManagerKeyStore : public KeyStore {
     return resp;
   }
 
-  // Waits `d` unless Close() comes first; true when stopping.
-  bool Stopping(milliseconds d) {
-    std::unique_lock lock(stop_mu_);
-    return stop_cv_.wait_for(lock, d, [this] { return stopping_; });
-  }
-
   const std::string project_;
   const net::Url origin_;
   net::HttpClient http_;
   CachedToken token_;
   const Timing timing_;
-  std::mutex stop_mu_;
-  std::condition_variable stop_cv_;
-  bool stopping_ = false;
+  StopSignal stop_;  // Close() ends the retry waits
 };
 
 }  // namespace

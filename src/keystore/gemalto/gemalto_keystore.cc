@@ -1,14 +1,15 @@
 #include "keystore/gemalto/gemalto_keystore.h"
 
-#include <condition_variable>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "aws/sigv4.h"
+#include "common/stop_signal.h"
 #include "crypto/secret_bytes.h"
 #include "keystore/gemalto/response.h"
 #include "keystore/list.h"
+#include "keystore/status_probe.h"
 #include "net/ca_bundle.h"
 #include "net/http_client.h"
 #include "net/retry.h"
@@ -66,11 +67,7 @@ class GemaltoKeyStore : public KeyStore {
     net::HttpRequest req = Request("GET", "", "", deadline);
     req.url.path = endpoint_.path;
     req.timeout = timing_.status_timeout;
-    auto resp = net::DoWithRetry(http_, req);
-    if (!resp.ok()) {
-      return kes::Status::Unreachable("kes: keystore unreachable: " + resp.status().message());
-    }
-    return KeyStoreState{Clock::now() - start};
+    return ProbeState(net::DoWithRetry(http_, req), start, deadline);
   }
 
   kes::Status Create(std::string_view name, std::string_view value, Deadline deadline) override {
@@ -147,12 +144,7 @@ class GemaltoKeyStore : public KeyStore {
   }
 
   void Close() override {
-    {
-      std::lock_guard lock(stop_mu_);
-      if (stopping_) return;
-      stopping_ = true;
-    }
-    stop_cv_.notify_all();
+    if (!stop_.Stop()) return;
     if (renew_.joinable()) renew_.join();
     std::lock_guard lock(jwt_mu_);
     crypto::Zeroize(jwt_.data(), jwt_.size());
@@ -246,16 +238,10 @@ class GemaltoKeyStore : public KeyStore {
     ++jwt_generation_;
   }
 
-  // Waits `d` unless Close() comes first; true when stopping.
-  bool Stopping(milliseconds d) {
-    std::unique_lock lock(stop_mu_);
-    return stop_cv_.wait_for(lock, d, [this] { return stopping_; });
-  }
-
   // §3.1: log in again at half the JWT's lifetime; after a failure every 5 s.
   // Failures are not logged (as upstream): the API calls report them.
   void RenewLoop(milliseconds wait) {
-    while (!Stopping(wait)) {
+    while (!stop_.Wait(wait)) {
       std::lock_guard login_lock(login_mu_);
       auto login = LogIn(DeadlineIn(timing_.login_deadline));
       if (!login.ok()) {
@@ -279,9 +265,7 @@ class GemaltoKeyStore : public KeyStore {
   uint64_t jwt_generation_ = 0;
   std::mutex login_mu_;  // one login at a time
 
-  std::mutex stop_mu_;
-  std::condition_variable stop_cv_;
-  bool stopping_ = false;
+  StopSignal stop_;
   std::thread renew_;
 };
 

@@ -19,6 +19,7 @@
 #include "crypto/encoding.h"
 #include "crypto/secret_bytes.h"
 #include "keystore/list.h"
+#include "keystore/status_probe.h"
 #include "keystore/vault/response.h"
 #include "net/http_client.h"
 #include "net/srv_lookup.h"
@@ -246,12 +247,7 @@ class VaultKeyStore : public KeyStore {
   Result<KeyStoreState> Status(Deadline deadline) override {
     const auto start = Clock::now();
     auto resp = Send("GET", HealthPath(), "", "", deadline, /*authenticated=*/false);
-    if (!resp.ok()) {
-      if (resp.status().code() == Code::kUnreachable || Expired(deadline)) {
-        return kes::Status::Unreachable("kes: keystore unreachable: " + resp.status().message());
-      }
-      return resp.status();
-    }
+    if (!resp.ok()) return ProbeFailure(resp.status(), deadline);
     auto health = ParseHealth(resp->body);
     if (!health.ok()) return health.status();
     sealed_.store(health->sealed);
